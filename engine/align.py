@@ -1,0 +1,99 @@
+"""Face alignment: 5-point similarity transforms and a differentiable warp.
+
+Why differentiable: the cloak is optimized on full-resolution pixels, and the only way
+from those pixels to an extractor is the alignment warp. :func:`warp_faces` is built from
+``avg_pool2d`` + ``grid_sample`` so gradients flow back to every source pixel; the
+average pooling first brings the source near the crop's scale, so that a large face is
+not sampled through a sparse grid of pixels (which would both alias the extractor's view
+and concentrate the cloak on a dot pattern).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` points to ``dst`` (Umeyama).
+
+    Returns the 2×3 matrix ``M`` with ``dst ≈ M @ [x, y, 1]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    cov = d_c.T @ s_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    r = u @ np.diag(d) @ vt
+    var_s = (s_c**2).sum() / len(src)
+    scale = (sig * d).sum() / var_s
+    t = mu_d - scale * r @ mu_s
+    return np.hstack([scale * r, t[:, None]])
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    full = np.vstack([m, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
+
+
+def transform_scale(m: np.ndarray) -> float:
+    """How many crop pixels one source pixel becomes (≈ crop size / face size)."""
+    return float(math.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
+def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
+    """Differentiably warp ``images`` (N×C×H×W) into N×C×size×size crops.
+
+    ``matrices`` (N×2×3) map source pixel coordinates to crop pixel coordinates, as for
+    ``cv2.warpAffine``. Pixel centres follow OpenCV's convention (integer coordinates).
+    Areas outside the source are filled with the nearest border pixel.
+    """
+    if isinstance(matrices, np.ndarray):
+        matrices = torch.as_tensor(matrices, dtype=images.dtype, device=images.device)
+    n, _, h, w = images.shape
+    out: list[torch.Tensor] = []
+    for i in range(n):
+        m = matrices[i].detach().cpu().double().numpy()
+        scale = transform_scale(m)
+        pool = max(1, int(math.floor(1.0 / max(scale, 1e-6) / 1.5)))
+        img = images[i : i + 1]
+        if pool > 1:
+            img = F.avg_pool2d(img, pool, pool, ceil_mode=True, count_include_pad=False)
+            # Pixel i of the pooled image covers source pixels [i*pool, (i+1)*pool).
+            pre = np.array([[pool, 0.0, (pool - 1) / 2.0], [0.0, pool, (pool - 1) / 2.0], [0.0, 0.0, 1.0]])
+            m = (np.vstack([m, [0, 0, 1]]) @ pre)[:2]
+        ph, pw = img.shape[-2:]
+        inv = invert_affine(m)  # crop pixel -> source pixel
+        # grid_sample with align_corners=False: normalized x = (2*px + 1)/W - 1.
+        to_norm_src = np.array([[2.0 / pw, 0, 1.0 / pw - 1], [0, 2.0 / ph, 1.0 / ph - 1], [0, 0, 1]])
+        from_norm_dst = np.array([[size / 2.0, 0, size / 2.0 - 0.5], [0, size / 2.0, size / 2.0 - 0.5], [0, 0, 1]])
+        theta = to_norm_src @ np.vstack([inv, [0, 0, 1]]) @ from_norm_dst
+        theta_t = torch.as_tensor(theta[:2], dtype=images.dtype, device=images.device).unsqueeze(0)
+        grid = F.affine_grid(theta_t, [1, images.shape[1], size, size], align_corners=False)
+        out.append(F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False))
+    return torch.cat(out, 0)
+
+
+def align_numpy(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
+    """Align one face with OpenCV (inference-only paths: no gradients needed)."""
+    import cv2
+
+    m = similarity_transform(landmarks, template)
+    scale = transform_scale(m)
+    if scale < 0.66:  # shrink large faces with area averaging first, as warp_faces does
+        return (
+            warp_faces(torch.from_numpy(image).permute(2, 0, 1)[None].float(), m[None], size)[0]
+            .permute(1, 2, 0)
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+            .numpy()
+        )
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,59 @@
+"""Face feature extractors: a small registry in the style of ``timm.create_model``.
+
+``get_extractor("sface")`` returns a shared instance; ``list_extractors()`` names the
+built-ins; ``register_onnx_extractor`` adds a user-supplied ONNX file under a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .base import Extractor
+from .dlib_model import DlibResNetExtractor
+from .onnx_user import OnnxExtractor, OnnxInputSpec
+from .sface import SFace
+from .spec import ARCFACE_112, ExtractorSpec
+
+_FACTORIES: dict[str, Callable[[], Extractor]] = {
+    "sface": SFace,
+    "dlib": DlibResNetExtractor,
+}
+_INSTANCES: dict[str, Extractor] = {}
+
+
+def register(name: str, factory: Callable[[], Extractor]) -> None:
+    _FACTORIES[name] = factory
+    _INSTANCES.pop(name, None)
+
+
+def register_onnx_extractor(name: str, path: str | Path, input_spec: OnnxInputSpec) -> Extractor:
+    ext = OnnxExtractor(name, path, input_spec)
+    _FACTORIES[name] = lambda: ext
+    _INSTANCES[name] = ext
+    return ext
+
+
+def list_extractors() -> list[str]:
+    return list(_FACTORIES)
+
+
+def get_extractor(name: str) -> Extractor:
+    if name not in _FACTORIES:
+        raise KeyError(f"unknown extractor {name!r}; known: {', '.join(_FACTORIES)}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _FACTORIES[name]()
+    return _INSTANCES[name]
+
+
+__all__ = [
+    "ARCFACE_112",
+    "Extractor",
+    "ExtractorSpec",
+    "OnnxExtractor",
+    "OnnxInputSpec",
+    "get_extractor",
+    "list_extractors",
+    "register",
+    "register_onnx_extractor",
+]
