@@ -62,7 +62,7 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
     for i in range(n):
         m = matrices[i].detach().cpu().double().numpy()
         scale = transform_scale(m)
-        pool = max(1, int(math.floor(1.0 / max(scale, 1e-6) / 1.5)))
+        pool = max(1, int(round(1.0 / max(scale, 1e-6))))
         img = images[i : i + 1]
         if pool > 1:
             img = F.avg_pool2d(img, pool, pool, ceil_mode=True, count_include_pad=False)
@@ -97,3 +97,15 @@ def align_numpy(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, 
             .numpy()
         )
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def is_aligned_crop(shape: tuple[int, ...], size: int = 112) -> bool:
+    """Pre-aligned ArcFace-style crops (e.g. the dev set's 112×112 faces) need no detection."""
+    return shape[0] == size and shape[1] == size
+
+
+def aligned_crop_landmarks(shape: tuple[int, ...]) -> np.ndarray:
+    """Landmarks of an already-aligned ArcFace-style crop of any square size."""
+    from engine.models.spec import ARCFACE_112
+
+    return ARCFACE_112 * (shape[1] / 112.0)

@@ -62,7 +62,7 @@ class FaceDetector:
         score_threshold: float = 0.7,
         nms_threshold: float = 0.3,
         max_side: int = 1024,
-        min_face: int = 24,
+        min_face: int = 12,
         model_path: Path | None = None,
     ) -> None:
         self.score_threshold = score_threshold

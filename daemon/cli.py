@@ -1,0 +1,67 @@
+"""The ``fawkes`` command line: one subcommand per job, each a thin shell over engine/daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.models import get_extractor, list_extractors
+
+    table = Table(title="Face feature extractors")
+    for col in ("name", "input", "dim", "metric", "licence", "provenance", "cache"):
+        table.add_column(col, overflow="fold")
+    for name in list_extractors():
+        ext = get_extractor(name)
+        s = ext.spec
+        if args.build:
+            ext.onnx_path()
+        cached = "built" if ext.is_cached() else "not built"
+        table.add_row(
+            s.name,
+            f"{s.input_size}×{s.input_size} {s.channel_order}",
+            str(s.embedding_dim),
+            s.metric,
+            s.license,
+            s.source,
+            cached,
+        )
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fawkes", description="Cloak your photos against unauthorized face recognition.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list face feature extractors and their provenance")
+    m.add_argument("--build", action="store_true", help="build missing cached ONNX files now")
+    m.set_defaults(func=cmd_models)
+
+    from daemon import commands
+
+    commands.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

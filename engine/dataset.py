@@ -1,0 +1,76 @@
+"""Labelled face folders (one sub-folder per identity) and their faces, for evaluation and tests.
+
+Why here and not in tests: `fawkes eval`, the target-bank builder and the tests all need
+the same answer to "where is this person's face in this photo": pre-aligned 112×112 crops
+are used as they are, other photos go through YuNet and the face nearest the centre (the
+labelled person in LFW-style photos) is taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.align import aligned_crop_landmarks, align_numpy, is_aligned_crop
+from engine.faces import FaceDetector
+from engine.photo_io import EXTENSIONS, PhotoError, read_photo
+
+
+@dataclass
+class LabelledFace:
+    path: Path
+    identity: str
+    rgb: np.ndarray  # the whole (upright) photo
+    landmarks: np.ndarray  # 5×2 in photo pixels
+    pre_aligned: bool
+
+
+def list_identities(root: str | Path, min_images: int = 1) -> dict[str, list[Path]]:
+    root = Path(root)
+    out: dict[str, list[Path]] = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted((f for f in d.iterdir() if f.suffix.lower() in EXTENSIONS), key=_natural)
+        if len(files) >= min_images:
+            out[d.name] = files
+    return out
+
+
+def _natural(p: Path) -> tuple:
+    stem = p.stem
+    return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
+
+
+def central_face(path: Path, detector: FaceDetector) -> LabelledFace | None:
+    """The labelled person's face: the whole crop if pre-aligned, else the detected face nearest the centre."""
+    try:
+        photo = read_photo(path)
+    except PhotoError:
+        return None
+    rgb = photo.rgb8()
+    if is_aligned_crop(rgb.shape):
+        return LabelledFace(path, path.parent.name, rgb, aligned_crop_landmarks(rgb.shape), True)
+    faces = detector.detect(rgb).faces
+    if not faces:
+        return None
+    h, w = rgb.shape[:2]
+    centre = np.array([w / 2, h / 2])
+    best = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre) - 0.2 * f.box[2])
+    return LabelledFace(path, path.parent.name, rgb, best.landmarks, False)
+
+
+def load_faces(root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None) -> list[LabelledFace]:
+    detector = detector or FaceDetector(min_face=16)
+    out: list[LabelledFace] = []
+    for ident, files in list_identities(root, min_images).items():
+        for f in files[:per_identity]:
+            face = central_face(f, detector)
+            if face is not None:
+                out.append(face)
+    return out
+
+
+def crops_for(faces: list[LabelledFace], template: np.ndarray, size: int) -> np.ndarray:
+    """Aligned N×size×size×3 uint8 crops of the labelled faces for one extractor's template."""
+    return np.stack([align_numpy(f.rgb, f.landmarks, template, size) for f in faces]) if faces else np.zeros((0, size, size, 3), np.uint8)

@@ -1,0 +1,292 @@
+"""Reading and writing photos without losing what makes them the user's photos.
+
+Why this module is strict: a cloaked copy replaces the original wherever it is shared, so
+it must look the same (orientation applied, colour profile kept, no visible recompression)
+and must not leak more than the user chose (metadata policy). Anything we cannot decode
+faithfully — truncated files, decompression bombs, animations, non-images — is refused
+with a one-line reason instead of being written out half-right.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+try:  # HEIC/HEIF/AVIF through libheif
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except Exception:  # pragma: no cover - optional at import time
+    HEIF_AVAILABLE = False
+
+MetadataPolicy = Literal["strip-location", "keep", "strip-all"]
+METADATA_POLICIES: tuple[str, ...] = ("strip-location", "keep", "strip-all")
+
+# 200 MP: beyond any phone or consumer camera; more is treated as a decompression bomb.
+MAX_PIXELS = 200_000_000
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "HEIF", "MPO"}
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif"}
+_GPS_IFD = 0x8825
+_ORIENTATION = 0x0112
+# XMP properties that locate the photo.
+_XMP_LOCATION = re.compile(
+    rb"""\s(?:exif:GPS\w+|photoshop:(?:City|State|Country)|Iptc4xmpCore:(?:Location|CountryCode)|"""
+    rb"""Iptc4xmpExt:(?:LocationShown|LocationCreated)|xmp:Location)\s*=\s*"[^"]*"|"""
+    rb"""<(exif:GPS\w+|photoshop:(?:City|State|Country)|Iptc4xmpCore:(?:Location|CountryCode)|"""
+    rb"""Iptc4xmpExt:(?:LocationShown|LocationCreated))\b[^>]*>.*?</\1>""",
+    re.DOTALL,
+)
+
+
+class PhotoError(Exception):
+    """A photo that cannot be read or written faithfully; ``str()`` is a one-line reason."""
+
+
+@dataclass
+class Photo:
+    """A decoded photo: upright RGB pixels plus everything needed to write it back alike."""
+
+    rgb: np.ndarray  # H×W×3, uint8 or uint16 (16-bit sources), orientation applied
+    format: str  # PIL format name of the source (JPEG, PNG, WEBP, TIFF, HEIF)
+    path: Path | None = None
+    alpha: np.ndarray | None = field(default=None, repr=False)
+    icc: bytes | None = field(default=None, repr=False)
+    exif: bytes | None = field(default=None, repr=False)
+    xmp: bytes | None = field(default=None, repr=False)
+    dpi: tuple[float, float] | None = None
+    source_mode: str = "RGB"
+
+    @property
+    def max_value(self) -> int:
+        return 65535 if self.rgb.dtype == np.uint16 else 255
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def rgb8(self) -> np.ndarray:
+        """8-bit view for detection."""
+        if self.rgb.dtype == np.uint8:
+            return self.rgb
+        return (self.rgb.astype(np.float32) / 257.0).round().astype(np.uint8)
+
+    def with_pixels(self, rgb: np.ndarray) -> "Photo":
+        return Photo(rgb, self.format, self.path, self.alpha, self.icc, self.exif, self.xmp, self.dpi, self.source_mode)
+
+
+def _fail(path: Path | str | None, reason: str) -> PhotoError:
+    return PhotoError(f"{path}: {reason}" if path else reason)
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Decode a photo file. Raises :class:`PhotoError` with a clear reason for anything unusable."""
+    path = Path(path)
+    if path.is_dir():
+        raise _fail(path, "is a directory, not a photo")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise _fail(path, f"cannot be read ({e.strerror or e})") from e
+    if size == 0:
+        raise _fail(path, "is empty (0 bytes)")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise _fail(path, f"cannot be read ({e.strerror or e})") from e
+    return decode_photo(data, path)
+
+
+def decode_photo(data: bytes, path: Path | None = None) -> Photo:
+    old_max = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(io.BytesIO(data))
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                raise _fail(path, f"refused as a decompression bomb ({e})") from e
+            except Exception as e:
+                raise _fail(path, "is not a supported image (unrecognized data)") from e
+            fmt = im.format or ""
+            if fmt not in SUPPORTED_FORMATS:
+                raise _fail(path, f"format {fmt or 'unknown'} is not supported (JPEG, PNG, WebP, TIFF, HEIC)")
+            if getattr(im, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "TIFF"):
+                raise _fail(path, f"animated {fmt} ({im.n_frames} frames) is not supported")
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise _fail(path, f"refused as a decompression bomb ({w}×{h} pixels > {MAX_PIXELS})")
+            try:
+                im.load()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                raise _fail(path, f"refused as a decompression bomb ({e})") from e
+            except OSError as e:
+                raise _fail(path, f"is truncated or corrupt ({e})") from e
+            except Exception as e:
+                raise _fail(path, f"could not be decoded ({e})") from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_max
+    info = im.info
+    icc = info.get("icc_profile") or None
+    exif_bytes = _exif_bytes(im)
+    xmp = info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    dpi = info.get("dpi")
+    source_mode = im.mode
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:
+        pass  # malformed orientation tag: keep pixels as stored
+    rgb, alpha, icc = _to_rgb(im, icc, path)
+    return Photo(rgb, "JPEG" if fmt == "MPO" else fmt, path, alpha, icc, exif_bytes, xmp, dpi, source_mode)
+
+
+def _exif_bytes(im: Image.Image) -> bytes | None:
+    try:
+        exif = im.getexif()
+    except Exception:
+        return None
+    if not exif and not exif.get_ifd(_GPS_IFD):
+        return None
+    try:
+        return exif.tobytes()
+    except Exception:
+        return None
+
+
+def _to_rgb(im: Image.Image, icc: bytes | None, path: Path | None) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
+    mode = im.mode
+    alpha = None
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.int64)
+        arr16 = np.clip(arr, 0, 65535).astype(np.uint16)
+        return np.repeat(arr16[:, :, None], 3, axis=2), None, icc
+    if mode == "CMYK":
+        if icc:
+            try:
+                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                dst = ImageCms.createProfile("sRGB")
+                im = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+                icc = None  # pixels are now sRGB; writing the CMYK profile would be wrong
+            except Exception:
+                im = im.convert("RGB")
+                icc = None
+        else:
+            im = im.convert("RGB")
+        return np.asarray(im, dtype=np.uint8).copy(), None, icc
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        arr = np.asarray(rgba, dtype=np.uint8)
+        return arr[:, :, :3].copy(), arr[:, :, 3].copy(), icc
+    if mode == "RGB":
+        return np.asarray(im, dtype=np.uint8).copy(), None, icc
+    if mode in ("RGB;16", "RGBA;16"):  # pragma: no cover - Pillow exposes these rarely
+        raise _fail(path, f"pixel mode {mode} is not supported")
+    try:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy(), None, icc
+    except Exception as e:
+        raise _fail(path, f"pixel mode {mode} could not be converted to RGB ({e})") from e
+
+
+def apply_metadata_policy(exif: bytes | None, xmp: bytes | None, policy: MetadataPolicy) -> tuple[bytes | None, bytes | None]:
+    """Return (exif, xmp) as they should be written: orientation always reset to 1."""
+    if policy not in METADATA_POLICIES:
+        raise ValueError(f"unknown metadata policy {policy!r}")
+    if policy == "strip-all":
+        return None, None
+    out_exif = None
+    if exif:
+        e = Image.Exif()
+        try:
+            e.load(exif)
+        except Exception:
+            e = Image.Exif()
+        if _ORIENTATION in e:
+            e[_ORIENTATION] = 1
+        if policy == "strip-location":
+            if _GPS_IFD in e:
+                del e[_GPS_IFD]
+            e.get_ifd(_GPS_IFD).clear()
+        out_exif = e.tobytes()
+    out_xmp = xmp
+    if xmp and policy == "strip-location":
+        out_xmp = _XMP_LOCATION.sub(b"", xmp)
+    return out_exif, out_xmp
+
+
+def output_format(photo: Photo) -> str:
+    return photo.format if photo.format in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF") else "PNG"
+
+
+def encode_photo(photo: Photo, policy: MetadataPolicy = "strip-location", jpeg_quality: int = 95, fmt: str | None = None) -> bytes:
+    """Encode pixels + kept metadata in the source's format (or ``fmt``)."""
+    fmt = fmt or output_format(photo)
+    exif, xmp = apply_metadata_policy(photo.exif, photo.xmp, policy)
+    rgb = photo.rgb
+    if rgb.dtype == np.uint16:
+        if fmt in ("PNG", "TIFF"):  # 16-bit sources are grayscale in Pillow: keep the cloak's luminance
+            gray = rgb.astype(np.float32).mean(axis=2).round().astype(np.uint16)
+            im = Image.fromarray(gray, mode="I;16")
+        else:
+            im = Image.fromarray((rgb.astype(np.float32) / 257.0).round().astype(np.uint8), "RGB")
+    else:
+        im = Image.fromarray(rgb, "RGB")
+    if photo.alpha is not None and fmt in ("PNG", "WEBP", "TIFF", "HEIF"):
+        im = im.convert("RGBA")
+        im.putalpha(Image.fromarray(photo.alpha, "L"))
+    kwargs: dict = {}
+    if photo.icc:
+        kwargs["icc_profile"] = photo.icc
+    if exif:
+        kwargs["exif"] = exif
+    if xmp and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF"):
+        kwargs["xmp"] = xmp
+    if photo.dpi and fmt in ("JPEG", "PNG", "TIFF"):
+        kwargs["dpi"] = photo.dpi
+    if fmt == "JPEG":
+        kwargs.update(quality=max(95, jpeg_quality), subsampling=0, optimize=True)
+    elif fmt == "WEBP":
+        kwargs.update(quality=95, method=4)
+    elif fmt == "HEIF":
+        kwargs.update(quality=95)
+    elif fmt == "PNG":
+        kwargs.update(optimize=False, compress_level=6)
+    elif fmt == "TIFF":
+        kwargs.update(compression="tiff_deflate")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def write_photo(photo: Photo, path: str | Path, policy: MetadataPolicy = "strip-location", jpeg_quality: int = 95) -> Path:
+    """Encode, then write atomically (temporary file + rename) so no partial file is ever visible."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    data = encode_photo(photo, policy, jpeg_quality)
+    fd, tmp = tempfile.mkstemp(prefix=".fawkes-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def extension_for(fmt: str) -> str:
+    return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "HEIF": ".heic"}.get(fmt, ".png")

@@ -1,0 +1,115 @@
+"""Detection on real photos, alignment, and identification accuracy on real faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.align import similarity_transform, warp_faces
+from engine.dataset import crops_for, load_faces
+from engine.models import get_extractor
+from engine.models.spec import ARCFACE_112
+from engine.photo_io import read_photo
+
+# Photos in dev/photos that show at least one clear face (MANIFEST.md); the pool scene's
+# people are tiny and distant, so it is not among them.
+WITH_FACES = [
+    "bush_dog_group.jpg",
+    "couple.jpg",
+    "group_1.jpg",
+    "group_2.jpg",
+    "lady.jpg",
+    "nikon_d3s_rider.jpg",
+    "nikon_d700_two_faces.jpg",
+    "nokia_bothie_selfie.heic",
+    "nokia_crowd.heic",
+    "selfie_many_people.jpg",
+]
+
+
+@pytest.mark.parametrize("name", WITH_FACES)
+def test_faces_found_in_photos_with_faces(name: str, dev: Path, detector) -> None:
+    photo = read_photo(dev / "photos" / name)
+    det = detector.detect(photo.rgb8())
+    assert det.faces, f"{name}: no face found; skipped: {[s.reason for s in det.skipped]}"
+    h, w = photo.rgb.shape[:2]
+    for f in det.faces:  # full-resolution coordinates (landmarks of a face cut by the edge may lie outside)
+        cx, cy = f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2
+        assert 0 <= cx <= w and 0 <= cy <= h
+
+
+def test_no_faces_in_noface_photos(dev: Path, detector) -> None:
+    files = sorted((dev / "photos").glob("*noface*"))
+    assert len(files) >= 4
+    for f in files:
+        assert detector.detect(read_photo(f).rgb8()).faces == [], f.name
+
+
+def test_heic_photos_open(dev: Path) -> None:
+    for f in sorted((dev / "photos").glob("*.heic")):
+        photo = read_photo(f)
+        assert photo.format == "HEIF" and photo.rgb.ndim == 3 and photo.rgb.shape[2] == 3
+
+
+def test_small_faces_are_reported_with_a_reason(dev: Path) -> None:
+    from engine.faces import FaceDetector
+
+    det = FaceDetector(min_face=40).detect(read_photo(dev / "photos" / "group_1.jpg").rgb8())
+    assert det.skipped and all("minimum" in s.reason or "too small" in s.reason for s in det.skipped)
+
+
+def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
+    rgb = read_photo(dev / "photos" / "lady.jpg").rgb8()
+    from engine.faces import FaceDetector
+
+    face = FaceDetector().detect(rgb).faces[0]
+    m = similarity_transform(face.landmarks, ARCFACE_112)
+    ref = cv2.warpAffine(rgb, m, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    img = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().requires_grad_(True)
+    out = warp_faces(img, m[None], 112)
+    ours = out[0].permute(1, 2, 0).detach().numpy()
+    scale = np.sqrt(abs(np.linalg.det(m[:, :2])))
+    if scale > 0.66:  # no pre-pooling: must be OpenCV's bilinear warp
+        assert np.abs(ours - ref).mean() < 1.0
+    else:  # area pre-pooling: close to OpenCV's area-resampled view
+        assert np.abs(ours - ref).mean() < 8.0
+    out.sum().backward()
+    g = img.grad[0].abs().sum(0)
+    # every source pixel inside the crop's footprint (inner 80 %) receives gradient
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+    ys, xs = np.mgrid[12:100:4, 12:100:4]
+    src = inv @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    sx, sy = np.round(src[0]).astype(int), np.round(src[1]).astype(int)
+    ok = (sx >= 0) & (sy >= 0) & (sx < rgb.shape[1]) & (sy < rgb.shape[0])
+    assert float((g[sy[ok], sx[ok]] > 0).float().mean()) > 0.95, "gradient must reach every face pixel"
+    assert float(g[:, :5].sum()) == 0.0  # pixels far from the face get none
+
+
+def _loo_accuracy(emb: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    if metric == "cosine":
+        z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        d = 1 - z @ z.T
+    else:
+        d = np.linalg.norm(emb[:, None] - emb[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    return float((labels[d.argmin(1)] == labels).mean())
+
+
+@pytest.mark.parametrize("subset", ["dev", "lfw-dev"])
+def test_leave_one_out_identification(subset: str, dev: Path, lfw_dev: Path) -> None:
+    root = (dev if subset == "dev" else lfw_dev) / "faces"
+    faces = load_faces(root)
+    labels = np.array([f.identity for f in faces])
+    assert len(faces) >= (600 if subset == "dev" else 800)
+    for name in ("sface", "dlib"):
+        ext = get_extractor(name)
+        crops = crops_for(faces, ext.spec.template, ext.spec.input_size)
+        acc_onnx = _loo_accuracy(ext.embed_onnx(crops), labels, ext.spec.metric)
+        acc_torch = _loo_accuracy(ext.embed_torch(crops), labels, ext.spec.metric)
+        print(f"\n{subset} {name}: LOO 1-NN onnx {acc_onnx:.2%} torch {acc_torch:.2%} over {len(faces)} faces")
+        assert acc_onnx >= 0.90 and acc_torch >= 0.90
+        assert abs(acc_onnx - acc_torch) <= 0.002
