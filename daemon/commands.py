@@ -1,9 +1,11 @@
-"""Subcommands beyond `models`; each registers itself on the CLI parser."""
+"""Subcommands beyond `models`; each module registers its own parser."""
 
 from __future__ import annotations
 
 import argparse
 
+from daemon import cloak_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    cloak_command.register(sub)

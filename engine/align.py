@@ -2,10 +2,10 @@
 
 Why differentiable: the cloak is optimized on full-resolution pixels, and the only way
 from those pixels to an extractor is the alignment warp. :func:`warp_faces` is built from
-``avg_pool2d`` + ``grid_sample`` so gradients flow back to every source pixel; the
-average pooling first brings the source near the crop's scale, so that a large face is
-not sampled through a sparse grid of pixels (which would both alias the extractor's view
-and concentrate the cloak on a dot pattern).
+an antialiased resize + ``grid_sample`` so gradients flow back to every source pixel; the
+resize first brings the source near the crop's scale, so that a large face is not sampled
+through a sparse grid of pixels (which would both alias the extractor's view and
+concentrate the cloak on a dot or block pattern).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+# Below this scale (crop pixels per source pixel) the source is first resized with antialiasing.
+DOWNSCALE_BELOW = 0.75
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -62,12 +66,16 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
     for i in range(n):
         m = matrices[i].detach().cpu().double().numpy()
         scale = transform_scale(m)
-        pool = max(1, int(round(1.0 / max(scale, 1e-6))))
         img = images[i : i + 1]
-        if pool > 1:
-            img = F.avg_pool2d(img, pool, pool, ceil_mode=True, count_include_pad=False)
-            # Pixel i of the pooled image covers source pixels [i*pool, (i+1)*pool).
-            pre = np.array([[pool, 0.0, (pool - 1) / 2.0], [0.0, pool, (pool - 1) / 2.0], [0.0, 0.0, 1.0]])
+        if scale < DOWNSCALE_BELOW:
+            # Antialiased resize to about the crop's scale first: its backward pass spreads each
+            # crop pixel's gradient smoothly over the source pixels it summarizes.
+            hh, ww = img.shape[-2:]
+            nh, nw = max(2, round(hh * scale)), max(2, round(ww * scale))
+            img = F.interpolate(img, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+            fy, fx = nh / hh, nw / ww
+            # resized pixel j has its centre at source coordinate (j + 0.5) / f − 0.5
+            pre = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
             m = (np.vstack([m, [0, 0, 1]]) @ pre)[:2]
         ph, pw = img.shape[-2:]
         inv = invert_affine(m)  # crop pixel -> source pixel
@@ -87,7 +95,7 @@ def align_numpy(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, 
 
     m = similarity_transform(landmarks, template)
     scale = transform_scale(m)
-    if scale < 0.66:  # shrink large faces with area averaging first, as warp_faces does
+    if scale < DOWNSCALE_BELOW:  # large faces: the same antialiased path as warp_faces
         return (
             warp_faces(torch.from_numpy(image).permute(2, 0, 1)[None].float(), m[None], size)[0]
             .permute(1, 2, 0)

@@ -276,6 +276,7 @@ def write_photo(photo: Photo, path: str | Path, policy: MetadataPolicy = "strip-
     data = encode_photo(photo, policy, jpeg_quality)
     fd, tmp = tempfile.mkstemp(prefix=".fawkes-", suffix=".part", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a photo for sharing should read like any other file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

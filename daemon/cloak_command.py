@@ -1,0 +1,174 @@
+"""`fawkes cloak PATH...`: one-shot cloaking of files and folders.
+
+Why it lives in daemon/: it decides where files go (beside the input or under --out),
+which the engine deliberately does not. Failures are per file: each is reported in one
+line, the rest carry on, and the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.cloak import MODES, CloakOptions
+from engine.photo_io import EXTENSIONS, METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
+
+log = logging.getLogger(__name__)
+CLOAKED_SUFFIX = "_cloaked"
+
+
+def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into photo files; report paths that do not exist."""
+    files: list[Path] = []
+    missing: list[tuple[Path, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and not f.stem.endswith(CLOAKED_SUFFIX))
+        elif p.exists():
+            files.append(p)
+        else:
+            missing.append((p, "no such file or directory"))
+    return files, missing
+
+
+def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = None) -> Path:
+    """``<stem>_cloaked.<ext>`` beside the input or under ``out_dir``; never the input, never an existing file."""
+    folder = out_dir if out_dir is not None else src.parent
+    if out_dir is not None and root is not None:
+        try:
+            folder = out_dir / src.parent.relative_to(root)
+        except ValueError:
+            pass
+    ext = src.suffix if src.suffix.lower() in {extension_for(fmt), ".jpeg", ".heif", ".tiff"} else extension_for(fmt)
+    candidate = folder / f"{src.stem}{CLOAKED_SUFFIX}{ext}"
+    n = 1
+    while candidate.exists() or candidate.resolve() == src.resolve():
+        candidate = folder / f"{src.stem}{CLOAKED_SUFFIX}-{n}{ext}"
+        n += 1
+    return candidate
+
+
+def cmd_cloak(args: argparse.Namespace) -> int:
+    from engine.pipeline import PhotoCloaker, diff_image
+
+    console = Console(stderr=True)
+    options = CloakOptions(
+        mode=args.mode,
+        dssim_budget=args.budget,
+        steps=args.steps,
+        extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
+        target_mode=args.target_mode,
+        target_identity=args.target,
+        seed=args.seed,
+        device=args.device,
+    )
+    try:
+        options.validate()
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 2
+    files, missing = collect(args.paths)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    cloaker = PhotoCloaker(options)
+    report: list[dict] = []
+    failures = 0
+    for p, reason in missing:
+        console.print(f"[red]failed[/red] {p}: {reason}")
+        report.append({"source": str(p), "status": "failed", "error": reason})
+        failures += 1
+    roots = {Path(r) for r in args.paths if Path(r).is_dir()}
+    table = Table(title="fawkes cloak")
+    for col in ("file", "status", "faces", "DSSIM per face", "feature shift", "seconds"):
+        table.add_column(col)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("cloaking", total=len(files))
+        for src in files:
+            progress.update(task, description=f"cloaking {src.name}")
+            entry: dict = {"source": str(src)}
+            try:
+                photo = read_photo(src)
+                result = cloaker.cloak([photo])[0]
+                root = next((r for r in roots if r in src.parents), None)
+                if result.has_faces:
+                    dst = output_path(src, out_dir, output_format(photo), root)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    write_photo(result.photo, dst, args.metadata)
+                    entry.update(status="cloaked", output=str(dst))
+                    if args.diff_image:
+                        entry["diff_image"] = str(diff_image(photo, result, dst.with_name(dst.stem + "_diff.png")))
+                elif out_dir is not None:
+                    dst = output_path(src, out_dir, output_format(photo), root)
+                    dst = dst.with_name(dst.name.replace(CLOAKED_SUFFIX, "", 1))
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    if args.metadata == "keep":
+                        shutil.copy2(src, dst)
+                    else:
+                        write_photo(photo, dst, args.metadata)
+                    entry.update(status="no-face", output=str(dst))
+                else:
+                    entry.update(status="no-face", output=None)
+                entry.update(result.summary())
+                shifts = [min(f.feature_shift.values()) for f in result.faces]
+                table.add_row(
+                    src.name,
+                    entry["status"],
+                    str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
+                    ", ".join(f"{f.dssim:.4f}" for f in result.faces) or "-",
+                    ", ".join(f"{s:.2f}" for s in shifts) or "-",
+                    f"{result.seconds:.1f}",
+                )
+            except PhotoError as e:
+                failures += 1
+                entry.update(status="failed", error=str(e))
+                console.print(f"[red]failed[/red] {e}")
+                table.add_row(src.name, "failed", "-", "-", "-", "-")
+            except Exception as e:  # one bad file must not stop the rest
+                failures += 1
+                entry.update(status="failed", error=f"{src}: {type(e).__name__}: {e}")
+                console.print(f"[red]failed[/red] {src}: {type(e).__name__}: {e}")
+                log.debug("cloak failed", exc_info=True)
+                table.add_row(src.name, "failed", "-", "-", "-", "-")
+            report.append(entry)
+            progress.advance(task)
+    Console().print(table)
+    if args.report:
+        Path(args.report).write_text(json.dumps({"options": _options_dict(options), "files": report}, indent=2, default=str))
+    return 1 if failures else 0
+
+
+def _options_dict(o: CloakOptions) -> dict:
+    from dataclasses import asdict
+
+    d = asdict(o)
+    d["budget"] = o.budget
+    d["steps_used"] = o.n_steps
+    return d
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    c = sub.add_parser("cloak", help="cloak photos (files or folders) once")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("--out", metavar="DIR", help="write outputs here (default: beside each input)")
+    c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
+    c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
+    c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
+    c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")
+    c.add_argument("--target-mode", choices=["farthest", "fixed", "untargeted"], default="farthest")
+    c.add_argument("--target", metavar="IDENTITY", help="target identity for --target-mode fixed")
+    c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--report", metavar="FILE.json", help="write per-file and per-face results as JSON")
+    c.add_argument("--diff-image", action="store_true", help="also write <stem>_cloaked_diff.png: original | cloaked | amplified difference")
+    c.set_defaults(func=cmd_cloak)
+

@@ -1,0 +1,391 @@
+"""The Fawkes cloak (paper eq. 2), computed on full-resolution face regions.
+
+For every face we optimize a perturbation of its full-resolution region (the detection
+box grown by ``region_margin``) in tanh space with Adam:
+
+    minimize  Σ_e ‖φ_e(align_e(x ⊕ δ)) − φ_e(x_T)‖ + λ · max(DSSIM(x, x ⊕ δ) − ρ, 0)
+
+where ``e`` runs over the extractors of the cloaking set (an ensemble by default),
+features are L2-normalized, ``align_e`` is the differentiable similarity warp to that
+extractor's template, and DSSIM is measured on the full-resolution region. Because the
+perturbation lives at full resolution and reaches each extractor only through the warp,
+there is no upsampled low-resolution pattern (the original tool's visible blotches).
+
+Input diversity (on by default): at each step each extractor sees the face rescaled,
+shifted and blurred at random, which makes the cloak survive resampling and JPEG and
+transfer better to extractors it was not optimized against. Pixels outside face regions
+are never changed. All faces of all photos in a call are optimized together as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.align import similarity_transform, warp_faces
+from engine.faces import Face
+from engine.models import get_extractor
+from engine.ssim import dssim, gaussian_blur
+from engine.targets import TargetBank, identity_index, select_target
+
+log = logging.getLogger(__name__)
+
+TargetMode = Literal["farthest", "fixed", "untargeted"]
+
+
+@dataclass(frozen=True)
+class ModeSettings:
+    dssim_budget: float
+    steps: int
+
+
+# Budgets: the original tool's "low" and the paper's ρ; steps chosen by measurement (README).
+MODES: dict[str, ModeSettings] = {
+    "low": ModeSettings(0.004, 40),
+    "mid": ModeSettings(0.007, 60),
+    "high": ModeSettings(0.012, 100),
+}
+DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+
+
+@dataclass(frozen=True)
+class CloakOptions:
+    mode: str = "mid"
+    dssim_budget: float | None = None  # overrides the mode's budget
+    steps: int | None = None  # overrides the mode's steps
+    extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
+    extractor_weights: tuple[float, ...] | None = None
+    target_mode: TargetMode = "farthest"
+    target_identity: str | None = None  # for target_mode="fixed"
+    top_k: int = 5
+    learning_rate: float = 0.02
+    penalty: float = 2000.0  # λ
+    project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
+    diversity: bool = True
+    diversity_scale: tuple[float, float] = (0.8, 1.2)
+    diversity_shift: float = 0.04  # fraction of the crop size
+    diversity_blur: float = 1.0  # max Gaussian σ in crop pixels
+    region_margin: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def budget(self) -> float:
+        return self.dssim_budget if self.dssim_budget is not None else MODES[self.mode].dssim_budget
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps if self.steps is not None else MODES[self.mode].steps
+
+    def validate(self) -> None:
+        if self.mode not in MODES and self.dssim_budget is None:
+            raise ValueError(f"unknown mode {self.mode!r}; choose {', '.join(MODES)} or set a custom budget")
+        if not 0 < self.budget < 0.5:
+            raise ValueError(f"DSSIM budget must be in (0, 0.5), got {self.budget}")
+        if self.target_mode == "fixed" and not self.target_identity:
+            raise ValueError("target_mode 'fixed' needs target_identity")
+        if not self.extractors:
+            raise ValueError("the cloaking set needs at least one extractor")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class FaceJob:
+    """One face to cloak: the photo it is in and its landmarks (full-resolution pixels)."""
+
+    image: np.ndarray  # H×W×3 uint8 or uint16, shared by the faces of one photo
+    face: Face
+
+
+@dataclass
+class FaceResult:
+    box: tuple[float, float, float, float]
+    region: tuple[int, int, int, int]
+    dssim: float
+    target: str | None
+    # per extractor: normalized-feature distance original→cloaked, and to the target before/after
+    feature_shift: dict[str, float] = field(default_factory=dict)
+    target_distance_before: dict[str, float] = field(default_factory=dict)
+    target_distance_after: dict[str, float] = field(default_factory=dict)
+    best_step: int = 0
+
+
+def face_region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
+    return face.region(shape, margin)
+
+
+def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
+    """The source window every extractor's (diversified) crop can see: union of inverse crop footprints."""
+    h, w = shape[:2]
+    xs, ys = [], []
+    for template, size in templates:
+        m = similarity_transform(face.landmarks, template)
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+        c = size / 2.0
+        half = c * scale_max + 2
+        corners = np.array([[c - half, c - half, 1], [c + half, c - half, 1], [c - half, c + half, 1], [c + half, c + half, 1]]).T
+        src = inv @ corners
+        xs += list(src[0])
+        ys += list(src[1])
+    return max(0, int(min(xs)) - 1), max(0, int(min(ys)) - 1), min(w, int(math.ceil(max(xs))) + 2), min(h, int(math.ceil(max(ys))) + 2)
+
+
+def _to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device=device, dtype=torch.float32).unsqueeze(0) / max_value
+
+
+def _atanh_space(x: torch.Tensor) -> torch.Tensor:
+    return torch.atanh((x * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+
+
+def _from_tanh(w: torch.Tensor) -> torch.Tensor:
+    return (torch.tanh(w) + 1) / 2
+
+
+def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOptions) -> tuple[np.ndarray, float]:
+    """Random rescale about the crop centre and shift, composed after the alignment; plus a blur σ."""
+    s = rng.uniform(*opts.diversity_scale)
+    dx, dy = rng.uniform(-opts.diversity_shift, opts.diversity_shift, 2) * size
+    c = (size - 1) / 2.0
+    t = np.array([[s, 0, c - s * c + dx], [0, s, c - s * c + dy], [0, 0, 1]])
+    sigma = float(rng.uniform(0, opts.diversity_blur))
+    return (t @ np.vstack([m, [0, 0, 1]]))[:2], sigma
+
+
+class Cloaker:
+    """Computes cloaks for batches of faces. Holds the extractors and the target bank."""
+
+    def __init__(self, options: CloakOptions | None = None, bank: TargetBank | None = None) -> None:
+        self.options = options or CloakOptions()
+        self.options.validate()
+        self.device = resolve_device(self.options.device)
+        self.extractors = [get_extractor(n) for n in self.options.extractors]
+        weights = self.options.extractor_weights or tuple(1.0 for _ in self.extractors)
+        if len(weights) != len(self.extractors):
+            raise ValueError("extractor_weights must match extractors")
+        self.weights = [float(w) for w in weights]
+        self.modules = [e.torch_module(self.device) for e in self.extractors]
+        self._bank = bank
+
+    @property
+    def bank(self) -> TargetBank:
+        if self._bank is None:
+            self._bank = TargetBank.load()
+        return self._bank
+
+    # -- features -------------------------------------------------------------
+    @torch.no_grad()
+    def features(self, jobs: list[FaceJob]) -> dict[str, np.ndarray]:
+        """Clean, normalized embeddings of the faces for every extractor of the set."""
+        out: dict[str, np.ndarray] = {}
+        for ext, mod in zip(self.extractors, self.modules):
+            crops = []
+            for job in jobs:
+                m = similarity_transform(job.face.landmarks, ext.spec.template)
+                x0, y0, x1, y1 = _context_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
+                mv = 65535 if job.image.dtype == np.uint16 else 255
+                ctx = _to_unit(job.image[y0:y1, x0:x1], mv, self.device)
+                mm = m.copy()
+                mm[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+                crops.append(warp_faces(ctx, mm[None], ext.spec.input_size))
+            emb = mod(torch.cat(crops)) if crops else torch.zeros(0, ext.spec.embedding_dim)
+            out[ext.name] = F.normalize(emb, dim=1).cpu().numpy()
+        return out
+
+    # -- targets -------------------------------------------------------------------
+    def choose_target(self, feats: dict[str, np.ndarray], seed: int) -> int | None:
+        o = self.options
+        if o.target_mode == "untargeted":
+            return None
+        if o.target_mode == "fixed":
+            return identity_index(self.bank, o.target_identity or "")
+        return select_target(self.bank, feats, o.top_k, seed)
+
+    # -- the optimization ------------------------------------------------------------
+    def cloak_faces(self, jobs: list[FaceJob], target_groups: list[int] | None = None) -> tuple[list[np.ndarray], list[FaceResult]]:
+        """Cloak ``jobs`` together. Returns each face's cloaked region (same dtype as the image) and its result.
+
+        ``target_groups`` assigns faces that belong to the same person (e.g. one user's photos)
+        to one target; by default every face chooses its own.
+        """
+        o = self.options
+        if not jobs:
+            return [], []
+        torch.manual_seed(o.seed)
+        rng = np.random.default_rng(o.seed)
+        dev = self.device
+        feats = self.features(jobs)
+        groups = target_groups if target_groups is not None else list(range(len(jobs)))
+        targets: dict[int, int | None] = {}
+        for g in sorted(set(groups)):
+            idx = [i for i, gg in enumerate(groups) if gg == g]
+            targets[g] = self.choose_target({k: v[idx] for k, v in feats.items()}, o.seed + g)
+        # per face, per extractor: the feature to approach (targeted) or leave (untargeted)
+        goal: list[torch.Tensor] = []
+        target_names: list[str | None] = []
+        for e_i, ext in enumerate(self.extractors):
+            rows = []
+            for j in range(len(jobs)):
+                t = targets[groups[j]]
+                if t is None:
+                    rows.append(feats[ext.name][j])
+                else:
+                    imgs = self.bank.images_of(t)
+                    pick = imgs[(o.seed + j) % len(imgs)]
+                    rows.append(self.bank.embeddings[ext.name][pick])
+            goal.append(torch.from_numpy(np.stack(rows)).to(dev))
+        for j in range(len(jobs)):
+            t = targets[groups[j]]
+            target_names.append(None if t is None else self.bank.identities[t])
+        sign = -1.0 if o.target_mode == "untargeted" else 1.0
+
+        templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
+        scale_max = o.diversity_scale[0] if o.diversity else 1.0
+        regions, contexts, originals, ws, mats = [], [], [], [], []
+        for job in jobs:
+            mv = 65535 if job.image.dtype == np.uint16 else 255
+            rx0, ry0, rx1, ry1 = face_region(job.face, job.image.shape, o.region_margin)
+            cx0, cy0, cx1, cy1 = _context_window(job.face, job.image.shape, templates, 1.0 / max(scale_max, 0.5))
+            cx0, cy0 = min(cx0, rx0), min(cy0, ry0)
+            cx1, cy1 = max(cx1, rx1), max(cy1, ry1)
+            regions.append((rx0, ry0, rx1, ry1))
+            ctx = _to_unit(job.image[cy0:cy1, cx0:cx1], mv, dev)
+            contexts.append((ctx, (cx0, cy0)))
+            orig = ctx[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0].clone()
+            originals.append(orig)
+            ws.append(_atanh_space(orig).clone().requires_grad_(True))
+            per_ext = []
+            for template, _size in templates:
+                m = similarity_transform(job.face.landmarks, template)
+                m[:, 2] += m[:, 0] * cx0 + m[:, 1] * cy0  # context-window coordinates
+                per_ext.append(m)
+            mats.append(per_ext)
+        opt = torch.optim.Adam(ws, lr=o.learning_rate)
+        # cosine decay to 10 %: big early moves, fine steps near the budget boundary
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(k, o.n_steps) / max(o.n_steps, 1)))
+        )
+        budget = o.budget
+        n = len(jobs)
+        best_loss = [math.inf] * n
+        best_step = [0] * n
+        best_pixels: list[torch.Tensor] = [orig.clone() for orig in originals]
+
+        for step in range(o.n_steps + 1):
+            advs = [_from_tanh(w) for w in ws]
+            crops_per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
+            for j in range(n):
+                ctx, (cx0, cy0) = contexts[j]
+                rx0, ry0, rx1, ry1 = regions[j]
+                full = ctx.clone()
+                full[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0] = advs[j]
+                for e_i, ext in enumerate(self.extractors):
+                    m = mats[j][e_i]
+                    sigma = 0.0
+                    if o.diversity and step > 0:
+                        m, sigma = _diverse(m, ext.spec.input_size, rng, o)
+                    crop = warp_faces(full, m[None], ext.spec.input_size)
+                    if sigma > 0:
+                        crop = gaussian_blur(crop, sigma)
+                    crops_per_ext[e_i].append(crop)
+            feat_loss = torch.zeros(n, device=dev)
+            for e_i, mod in enumerate(self.modules):
+                emb = F.normalize(mod(torch.cat(crops_per_ext[e_i])), dim=1)
+                feat_loss = feat_loss + self.weights[e_i] * sign * (emb - goal[e_i]).norm(dim=1)
+            d = torch.stack([dssim(advs[j], originals[j])[0] for j in range(n)])
+            loss_each = feat_loss + o.penalty * torch.relu(d - budget)
+            with torch.no_grad():
+                for j in range(n):
+                    if float(d[j]) <= budget and float(feat_loss[j]) < best_loss[j]:
+                        best_loss[j] = float(feat_loss[j])
+                        best_step[j] = step
+                        best_pixels[j] = advs[j].detach().clone()
+            if step == o.n_steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            loss_each.sum().backward()
+            opt.step()
+            sched.step()
+            if o.project:
+                self._project(ws, originals, budget)
+
+        # quantize to the image's bit depth, then measure what will be written
+        out_pixels: list[np.ndarray] = []
+        results: list[FaceResult] = []
+        for j, job in enumerate(jobs):
+            mv = 65535 if job.image.dtype == np.uint16 else 255
+            q, final_d = _quantize_within_budget(best_pixels[j], originals[j], mv, budget)
+            arr = q[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
+            out_pixels.append(arr)
+            results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j]))
+        self._measure(jobs, out_pixels, results, feats, goal, regions)
+        return out_pixels, results
+
+    @staticmethod
+    @torch.no_grad()
+    def _project(ws: list[torch.Tensor], originals: list[torch.Tensor], budget: float) -> None:
+        """Pull each perturbation back inside the DSSIM budget by shrinking it (DSSIM ≈ quadratic in δ)."""
+        for w, orig in zip(ws, originals):
+            x = _from_tanh(w)
+            d = float(dssim(x, orig)[0])
+            if d <= budget * 0.97:
+                continue
+            delta = x - orig
+            c = math.sqrt(budget * 0.95 / d)
+            for _ in range(4):
+                cand = (orig + c * delta).clamp(0, 1)
+                if float(dssim(cand, orig)[0]) <= budget * 0.97:
+                    break
+                c *= 0.85
+            w.copy_(_atanh_space(cand))
+
+    @torch.no_grad()
+    def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
+        cloaked_jobs = []
+        for job, px, (rx0, ry0, rx1, ry1) in zip(jobs, out_pixels, regions):
+            img = job.image.copy()
+            img[ry0:ry1, rx0:rx1] = px
+            cloaked_jobs.append(replace(job, image=img))
+        after = self.features(cloaked_jobs)
+        for e_i, ext in enumerate(self.extractors):
+            g = goal[e_i].cpu().numpy()
+            for j, r in enumerate(results):
+                r.feature_shift[ext.name] = float(np.linalg.norm(after[ext.name][j] - feats[ext.name][j]))
+                if r.target is not None:
+                    r.target_distance_before[ext.name] = float(np.linalg.norm(feats[ext.name][j] - g[j]))
+                    r.target_distance_after[ext.name] = float(np.linalg.norm(after[ext.name][j] - g[j]))
+
+
+@torch.no_grad()
+def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float) -> tuple[torch.Tensor, float]:
+    """Round to the image's levels; if rounding pushed DSSIM over the budget, shrink δ until it fits."""
+    base = (orig * max_value).round()
+    delta = x * max_value - base
+    c = 1.0
+    for _ in range(30):
+        q = (base + c * delta).round().clamp(0, max_value)
+        d = float(dssim(q / max_value, base / max_value)[0])
+        if d <= budget:
+            return q, d
+        c *= 0.9
+    return base, 0.0
+
+
+def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], pixels: list[np.ndarray]) -> np.ndarray:
+    """A copy of ``image`` with each cloaked region written in (later faces win where regions overlap)."""
+    out = image.copy()
+    for (x0, y0, x1, y1), px in zip(regions, pixels):
+        out[y0:y1, x0:x1] = px
+    return out
+

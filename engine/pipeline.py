@@ -1,0 +1,123 @@
+"""Photos in, cloaked photos and measurements out: the engine's one-call entry point.
+
+Each stage hands the next a plain value (beets-style): decode (:mod:`engine.photo_io`) →
+detect (:mod:`engine.faces`) → cloak all faces of the batch together
+(:mod:`engine.cloak`) → compose the cloaked regions into a copy of the pixels. Writing is
+the caller's business (the CLI writes beside the input, the daemon into staging), so the
+engine never decides where files go.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.align import aligned_crop_landmarks, is_aligned_crop
+from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
+from engine.faces import Face, FaceDetector, SkippedFace
+from engine.photo_io import Photo
+
+
+@dataclass
+class CloakedPhoto:
+    """The outcome for one photo. ``photo`` holds the cloaked pixels (the input's, if no face)."""
+
+    photo: Photo
+    faces: list[FaceResult] = field(default_factory=list)
+    skipped: list[SkippedFace] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def has_faces(self) -> bool:
+        return bool(self.faces)
+
+    def summary(self) -> dict:
+        return {
+            "faces": [asdict(f) for f in self.faces],
+            "skipped_faces": [asdict(s) for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def faces_in(photo: Photo, detector: FaceDetector, assume_aligned: bool = True) -> tuple[list[Face], list[SkippedFace]]:
+    """Detected faces; a pre-aligned 112×112 crop is one face at the ArcFace template."""
+    rgb = photo.rgb8()
+    if assume_aligned and is_aligned_crop(rgb.shape):
+        lm = aligned_crop_landmarks(rgb.shape)
+        h, w = rgb.shape[:2]
+        return [Face((0.0, 0.0, float(w), float(h)), lm, 1.0)], []
+    det = detector.detect(rgb)
+    return det.faces, det.skipped
+
+
+class PhotoCloaker:
+    """Detect and cloak batches of photos with one set of options."""
+
+    def __init__(self, options: CloakOptions | None = None, detector: FaceDetector | None = None, cloaker: Cloaker | None = None) -> None:
+        self.cloaker = cloaker or Cloaker(options)
+        self.detector = detector or FaceDetector()
+
+    @property
+    def options(self) -> CloakOptions:
+        return self.cloaker.options
+
+    def cloak(self, photos: list[Photo], faces: list[list[Face]] | None = None) -> list[CloakedPhoto]:
+        """Cloak every face of every photo in one optimization batch."""
+        t0 = time.perf_counter()
+        jobs: list[FaceJob] = []
+        owners: list[int] = []
+        skipped: list[list[SkippedFace]] = []
+        for i, photo in enumerate(photos):
+            if faces is not None:
+                found, skip = faces[i], []
+            else:
+                found, skip = faces_in(photo, self.detector)
+            skipped.append(skip)
+            for f in found:
+                jobs.append(FaceJob(photo.rgb, f))
+                owners.append(i)
+        pixels, results = self.cloaker.cloak_faces(jobs)
+        elapsed = time.perf_counter() - t0
+        out: list[CloakedPhoto] = []
+        for i, photo in enumerate(photos):
+            mine = [j for j, o in enumerate(owners) if o == i]
+            if mine:
+                rgb = apply_regions(photo.rgb, [results[j].region for j in mine], [pixels[j] for j in mine])
+                new = photo.with_pixels(rgb)
+            else:
+                new = photo
+            out.append(CloakedPhoto(new, [results[j] for j in mine], skipped[i], elapsed / max(len(photos), 1)))
+        return out
+
+
+def outside_regions_unchanged(before: np.ndarray, after: np.ndarray, regions: list[tuple[int, int, int, int]]) -> bool:
+    """True when every pixel outside the given regions is identical (a safety check for callers and tests)."""
+    mask = np.ones(before.shape[:2], bool)
+    for x0, y0, x1, y1 in regions:
+        mask[y0:y1, x0:x1] = False
+    return bool(np.array_equal(before[mask], after[mask]))
+
+
+def diff_image(original: Photo, cloaked: CloakedPhoto, path: str | Path, gain: float = 10.0) -> Path:
+    """Side-by-side PNG: original, cloaked, amplified difference (around the first face if any)."""
+    from PIL import Image
+
+    a = original.rgb8().astype(np.int16)
+    b = cloaked.photo.rgb8().astype(np.int16)
+    if cloaked.faces:
+        x0, y0, x1, y1 = cloaked.faces[0].region
+        pad = max(8, (x1 - x0) // 4)
+        h, w = a.shape[:2]
+        x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+        a, b = a[y0:y1, x0:x1], b[y0:y1, x0:x1]
+    diff = np.clip((b - a) * gain + 128, 0, 255).astype(np.uint8)
+    panel = np.concatenate([a.astype(np.uint8), b.astype(np.uint8), diff], axis=1)
+    im = Image.fromarray(panel, "RGB")
+    if im.width > 3000:
+        im = im.resize((3000, round(im.height * 3000 / im.width)), Image.LANCZOS)
+    path = Path(path)
+    im.save(path, format="PNG")
+    return path

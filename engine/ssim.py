@@ -1,0 +1,63 @@
+"""Differentiable image-similarity and filtering functions (kornia style: plain functions on tensors).
+
+DSSIM follows the Fawkes paper: ``(1 − SSIM) / 2`` with SSIM's usual 11-tap Gaussian
+window (σ = 1.5) on images in [0, 1], averaged over channels and positions. It is
+computed at whatever resolution it is given — the cloak gives it the full-resolution face
+region, so the budget describes what a viewer of the photo actually sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_C1 = 0.01**2
+_C2 = 0.03**2
+
+
+def gaussian_kernel1d(sigma: float, radius: int | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+    radius = radius if radius is not None else max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-(x**2) / (2 * sigma * sigma))
+    return k / k.sum()
+
+
+def _separable(x: torch.Tensor, k: torch.Tensor, padding: str) -> torch.Tensor:
+    c = x.shape[1]
+    kx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    ky = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    if padding == "reflect":
+        r = k.numel() // 2
+        x = F.pad(x, (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, kx, groups=c)
+    return F.conv2d(x, ky, groups=c)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """Blur N×C×H×W with a Gaussian; same size out (edges replicated)."""
+    s = float(sigma)
+    if s <= 0.05:
+        return x
+    return _separable(x, gaussian_kernel1d(s, device=x.device, dtype=x.dtype), padding="reflect")
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-pixel SSIM (valid positions only) of two N×C×H×W images in [0, 1]."""
+    window = min(window, x.shape[-1], x.shape[-2])
+    window = window if window % 2 == 1 else window - 1
+    k = gaussian_kernel1d(sigma, radius=window // 2, device=x.device, dtype=x.dtype)
+    mu_x = _separable(x, k, "valid")
+    mu_y = _separable(y, k, "valid")
+    sxx = _separable(x * x, k, "valid") - mu_x * mu_x
+    syy = _separable(y * y, k, "valid") - mu_y * mu_y
+    sxy = _separable(x * y, k, "valid") - mu_x * mu_y
+    num = (2 * mu_x * mu_y + _C1) * (2 * sxy + _C2)
+    den = (mu_x * mu_x + mu_y * mu_y + _C1) * (sxx + syy + _C2)
+    return num / den
+
+
+def dssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Structural dissimilarity per image: ``(1 − mean SSIM) / 2`` → shape N."""
+    return (1.0 - ssim_map(x, y).mean(dim=(1, 2, 3))) / 2.0

@@ -1,0 +1,121 @@
+"""The target bank and target selection (paper eq. 3).
+
+The bank holds, per extractor, the embeddings of every image of ~260 public LFW
+identities (never images: the package ships numbers only), with provenance. For a user's
+faces we pick the identity whose centroid is farthest from all of them — summed over the
+extractors of the cloaking set, on L2-normalized features — choosing among the farthest
+``top_k`` with a seeded draw so that the same person keeps getting the same target
+(cloaks only work if a person's photos all move the same way). Each face is then paired
+with one image of that identity (image-specific cloaks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+BANK_FILE = "target_bank.npz"
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@dataclass
+class TargetBank:
+    identities: list[str]
+    image_identity: np.ndarray  # image index -> identity index
+    embeddings: dict[str, np.ndarray]  # extractor -> images × dim (L2-normalized, float32)
+    provenance: dict
+
+    def centroids(self, extractor: str) -> np.ndarray:
+        emb = self.embeddings[extractor]
+        c = np.stack([emb[self.image_identity == i].mean(0) for i in range(len(self.identities))])
+        return _normalize(c)
+
+    def images_of(self, identity: int) -> np.ndarray:
+        return np.flatnonzero(self.image_identity == identity)
+
+    def save(self, path: str | Path) -> None:
+        arrays = {f"emb_{k}": v.astype(np.float16) for k, v in self.embeddings.items()}
+        np.savez_compressed(
+            path,
+            identities=np.array(self.identities),
+            image_identity=self.image_identity.astype(np.int32),
+            provenance=np.array(json.dumps(self.provenance)),
+            **arrays,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "TargetBank":
+        path = Path(path) if path else Path(str(resources.files("engine") / "data" / BANK_FILE))
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: target bank not found (build it with scripts/build_target_bank.py)")
+        with np.load(path, allow_pickle=False) as z:
+            emb = {k[4:]: _normalize(z[k].astype(np.float32)) for k in z.files if k.startswith("emb_")}
+            return cls(
+                identities=[str(s) for s in z["identities"]],
+                image_identity=z["image_identity"].astype(np.int64),
+                embeddings=emb,
+                provenance=json.loads(str(z["provenance"])),
+            )
+
+
+def rank_targets(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.ndarray:
+    """Identity indices, farthest first: score_k = Σ_extractors min over user faces ‖C_k − Φ(x)‖ (eq. 3)."""
+    score = np.zeros(len(bank.identities))
+    for name, feats in user_features.items():
+        if name not in bank.embeddings:
+            raise KeyError(f"target bank has no embeddings for extractor {name!r}; rebuild it")
+        c = bank.centroids(name)
+        d = np.linalg.norm(c[:, None, :] - _normalize(feats)[None], axis=-1)  # identities × faces
+        score += d.min(axis=1)
+    return np.argsort(-score)
+
+
+def select_target(
+    bank: TargetBank,
+    user_features: dict[str, np.ndarray],
+    top_k: int = 5,
+    seed: int = 0,
+    exclude: set[str] | None = None,
+) -> int:
+    """The target identity for these faces: a seeded pick among the ``top_k`` farthest."""
+    order = [i for i in rank_targets(bank, user_features) if not exclude or bank.identities[i] not in exclude]
+    k = max(1, min(top_k, len(order)))
+    return int(order[np.random.default_rng(seed).integers(k)])
+
+
+def identity_index(bank: TargetBank, name: str) -> int:
+    try:
+        return bank.identities.index(name)
+    except ValueError:
+        raise KeyError(f"target identity {name!r} is not in the bank") from None
+
+
+def build_bank(root: str | Path, extractors: list[str], min_images: int = 3) -> TargetBank:
+    """Embed every face of every identity under ``root`` (one folder per identity)."""
+    from engine.dataset import crops_for, load_faces
+    from engine.models import get_extractor
+
+    faces = load_faces(root, min_images=min_images)
+    names = sorted({f.identity for f in faces})
+    index = {n: i for i, n in enumerate(names)}
+    emb = {}
+    sources = {}
+    for name in extractors:
+        ext = get_extractor(name)
+        crops = crops_for(faces, ext.spec.template, ext.spec.input_size)
+        emb[name] = _normalize(ext.embed_onnx(crops))
+        sources[name] = {"source": ext.spec.source, "sha256": ext.source_sha256()}
+    provenance = {
+        "dataset": str(Path(root).name),
+        "description": "LFW identities reserved as cloak targets; never evaluation classes",
+        "images": [str(Path(f.path).relative_to(root)) for f in faces],
+        "extractors": sources,
+    }
+    return TargetBank(names, np.array([index[f.identity] for f in faces]), emb, provenance)
