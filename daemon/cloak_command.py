@@ -31,7 +31,9 @@ def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and not f.stem.endswith(CLOAKED_SUFFIX))
+            files += sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and CLOAKED_SUFFIX not in f.stem
+            )
         elif p.exists():
             files.append(p)
         else:
@@ -59,7 +61,7 @@ def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = N
 def cmd_cloak(args: argparse.Namespace) -> int:
     from engine.pipeline import PhotoCloaker, diff_image
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
     options = CloakOptions(
         mode=args.mode,
         dssim_budget=args.budget,

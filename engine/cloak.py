@@ -65,11 +65,11 @@ class CloakOptions:
     dssim_budget: float | None = None  # overrides the mode's budget
     steps: int | None = None  # overrides the mode's steps
     extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
-    extractor_weights: tuple[float, ...] | None = None
+    extractor_weights: tuple[float, ...] | None = None  # None: scale each by its typical identity spread
     target_mode: TargetMode = "farthest"
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
-    learning_rate: float = 0.03
+    learning_rate: float = 0.08
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
@@ -177,12 +177,34 @@ class Cloaker:
         self.options.validate()
         self.device = resolve_device(self.options.device)
         self.extractors = [get_extractor(n) for n in self.options.extractors]
-        weights = self.options.extractor_weights or tuple(1.0 for _ in self.extractors)
+        self._bank = bank
+        weights = self.options.extractor_weights or self._spread_weights()
         if len(weights) != len(self.extractors):
             raise ValueError("extractor_weights must match extractors")
         self.weights = [float(w) for w in weights]
         self.modules = [e.torch_module(self.device) for e in self.extractors]
-        self._bank = bank
+
+    def _spread_weights(self) -> tuple[float, ...]:
+        """Weights ∝ 1 / √(median distance between identity centroids), mean 1.
+
+        Extractors compress identities differently (dlib's normalized features sit about half
+        as far apart as SFace's); without this the widest-spread extractor dominates the sum.
+        Extractors missing from the bank get weight 1.
+        """
+        spreads = []
+        for e in self.extractors:
+            try:
+                c = self.bank.centroids(e.name)
+            except KeyError:
+                spreads.append(None)
+                continue
+            d = np.linalg.norm(c[:, None] - c[None], axis=-1)
+            spreads.append(float(np.median(d[np.triu_indices(len(c), 1)])))
+        known = [s for s in spreads if s]
+        ref = float(np.mean(known)) if known else 1.0
+        raw = [math.sqrt(ref / s) if s else 1.0 for s in spreads]  # square root: full inverse over-corrects (measured)
+        mean = sum(raw) / len(raw)
+        return tuple(r / mean for r in raw)
 
     @property
     def bank(self) -> TargetBank:

@@ -235,7 +235,7 @@ def encode_photo(photo: Photo, policy: MetadataPolicy = "strip-location", jpeg_q
     if rgb.dtype == np.uint16:
         if fmt in ("PNG", "TIFF"):  # 16-bit sources are grayscale in Pillow: keep the cloak's luminance
             gray = rgb.astype(np.float32).mean(axis=2).round().astype(np.uint16)
-            im = Image.fromarray(gray, mode="I;16")
+            im = Image.fromarray(gray)  # uint16 → mode I;16
         else:
             im = Image.fromarray((rgb.astype(np.float32) / 257.0).round().astype(np.uint8), "RGB")
     else:
@@ -267,13 +267,17 @@ def encode_photo(photo: Photo, policy: MetadataPolicy = "strip-location", jpeg_q
     return buf.getvalue()
 
 
+_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".heic": "HEIF", ".heif": "HEIF"}
+
+
 def write_photo(photo: Photo, path: str | Path, policy: MetadataPolicy = "strip-location", jpeg_quality: int = 95) -> Path:
-    """Encode, then write atomically (temporary file + rename) so no partial file is ever visible."""
+    """Encode in the format the file name says (else the source's), then write atomically
+    (temporary file + rename) so no partial file is ever visible."""
     import os
     import tempfile
 
     path = Path(path)
-    data = encode_photo(photo, policy, jpeg_quality)
+    data = encode_photo(photo, policy, jpeg_quality, _SUFFIX_FORMATS.get(path.suffix.lower()))
     fd, tmp = tempfile.mkstemp(prefix=".fawkes-", suffix=".part", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a photo for sharing should read like any other file

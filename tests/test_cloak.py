@@ -1,0 +1,166 @@
+"""The cloak on real dev photos: budget, effect after a real write/read/re-detect, locality, targets, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.align import align_numpy
+from engine.cloak import MODES, CloakOptions
+from engine.models import get_extractor
+from engine.pipeline import PhotoCloaker, faces_in, outside_regions_unchanged
+from engine.photo_io import read_photo, write_photo
+from engine.ssim import dssim
+from engine.targets import TargetBank, rank_targets, select_target
+
+
+def _region_dssim(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int]) -> float:
+    x0, y0, x1, y1 = region
+    ta = torch.from_numpy(a[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    tb = torch.from_numpy(b[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    return float(dssim(ta, tb)[0])
+
+
+def _nearest(faces, box):
+    c = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
+    return min(faces, key=lambda f: np.linalg.norm(np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - c))
+
+
+@pytest.fixture(scope="module")
+def cloaker_by_mode(detector):
+    return {m: PhotoCloaker(CloakOptions(mode=m), detector=detector) for m in MODES}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("source", ["photos/lady.jpg", "faces/Tom_Hanks/5.jpg"])
+def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, dev: Path, tmp_path: Path, cloaker_by_mode, detector) -> None:
+    pc = cloaker_by_mode[mode]
+    photo = read_photo(dev / source)
+    result = pc.cloak([photo])[0]
+    assert result.faces
+    budget = MODES[mode].dssim_budget
+    # budget on the full-resolution face region, measured independently, also on a lossless write
+    png = write_photo(result.photo, tmp_path / "cloaked.png")
+    written = read_photo(png).rgb
+    for f in result.faces:
+        assert f.dssim <= budget
+        assert _region_dssim(photo.rgb, written, f.region) <= budget + 1e-6
+    assert outside_regions_unchanged(photo.rgb, written, [f.region for f in result.faces])
+    # the effect survives a real JPEG write, read-back, re-detection and re-alignment
+    jpg = write_photo(result.photo, tmp_path / "cloaked.jpg")
+    back = read_photo(jpg)
+    back_faces, _ = faces_in(back, detector)
+    orig_faces, _ = faces_in(photo, detector)
+    bank = pc.cloaker.bank
+    for f in result.faces:
+        g, o = _nearest(back_faces, f.box), _nearest(orig_faces, f.box)
+        margins = {}
+        for name in pc.options.extractors:
+            ext = get_extractor(name)
+            s = ext.spec
+            emb = lambda img, face: ext.embed_onnx(align_numpy(img, face.landmarks, s.template, s.input_size)[None])[0]
+            a, b = emb(back.rgb8(), g), emb(photo.rgb8(), o)
+            a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+            t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))]
+            centroid = t.mean(0) / np.linalg.norm(t.mean(0))
+            before = float(np.linalg.norm(b - centroid))
+            after = float(np.linalg.norm(a - centroid))
+            margins[name] = float(np.linalg.norm(a - b) - after)
+            assert after < before - 0.05, f"{mode} {name}: cloak did not move the face toward its target ({before:.3f} → {after:.3f})"
+            assert float(np.linalg.norm(a - b)) > 0.1, f"{mode} {name}: features barely moved"
+        print(f"\n{mode} {source}: DSSIM {f.dssim:.4f}; own − target distance {margins}")
+        if mode == "high":  # at the high budget every face ends nearer its target than its own original
+            assert all(m > 0 for m in margins.values()), f"not nearer the target than its own original: {margins}"
+
+
+def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None:
+    photo = read_photo(dev / "photos" / "nikon_d700_two_faces.jpg")
+    result = PhotoCloaker(CloakOptions(mode="low", steps=4)).cloak([photo])[0]
+    assert len(result.faces) == 2
+    assert outside_regions_unchanged(photo.rgb, result.photo.rgb, [f.region for f in result.faces])
+    assert not np.array_equal(photo.rgb, result.photo.rgb)
+
+
+def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
+    photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
+    a = PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0]
+    b = PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0]
+    assert np.array_equal(a.photo.rgb, b.photo.rgb)
+
+
+def _toy_bank() -> TargetBank:
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8)
+    emb = np.concatenate([c + 0.01 * rng.standard_normal((3, 8)) for c in centres])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return TargetBank(["a", "b", "c", "d"], np.repeat(np.arange(4), 3), {"x": emb.astype(np.float32)}, {})
+
+
+def test_target_is_farthest_centroid_with_seeded_choice() -> None:
+    bank = _toy_bank()
+    user = {"x": np.array([[0.9, 0.1, 0.6, 0, 0, 0, 0, 0.0]])}  # near a and c, far from d, then b
+    order = rank_targets(bank, user)
+    assert [bank.identities[i] for i in order[:2]] == ["d", "b"]
+    assert bank.identities[select_target(bank, user, top_k=1)] == "d"
+    picks = {bank.identities[select_target(bank, user, top_k=2, seed=s)] for s in range(20)}
+    assert picks == {"d", "b"}
+    assert select_target(bank, user, top_k=2, seed=3) == select_target(bank, user, top_k=2, seed=3)
+
+
+def test_shipped_bank_has_provenance_and_no_evaluation_identities(dev: Path, lfw_dev: Path) -> None:
+    bank = TargetBank.load()
+    assert set(bank.embeddings) >= {"sface", "dlib"}
+    assert bank.provenance["dataset"] and bank.provenance["extractors"]["dlib"]["sha256"]
+    evaluation = {p.name for p in (lfw_dev / "faces").iterdir()} | {p.name for p in (dev / "faces").iterdir()}
+    assert not evaluation & set(bank.identities)
+
+
+def test_untargeted_and_fixed_modes(dev: Path) -> None:
+    photo = read_photo(dev / "faces" / "Will_Smith" / "3.jpg")
+    un = PhotoCloaker(CloakOptions(mode="mid", steps=8, target_mode="untargeted")).cloak([photo])[0]
+    assert un.faces[0].target is None and min(un.faces[0].feature_shift.values()) > 0.05
+    name = TargetBank.load().identities[5]
+    fx = PhotoCloaker(CloakOptions(mode="mid", steps=4, target_mode="fixed", target_identity=name)).cloak([photo])[0]
+    assert fx.faces[0].target == name
+
+
+def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> None:
+    from tests.test_photo_io import bad_inputs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "lady.jpg").write_bytes((dev / "photos" / "lady.jpg").read_bytes())
+    (src / "park_noface.jpg").write_bytes((dev / "photos" / "park_noface.jpg").read_bytes())
+    bad = bad_inputs(dev, src)
+    originals = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "cloak", str(src), str(src / "anim.gif"), str(src / "missing.jpg"), "--out", str(out), "--mode", "low", "--steps", "6", "--report", str(report), "--diff-image"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("failed")]
+    for name in [*bad, "missing.jpg"]:
+        assert any(name in line for line in errors), name
+    produced = sorted(p.name for p in out.iterdir())
+    assert produced == ["lady_cloaked.jpg", "lady_cloaked_diff.png", "park_noface.jpg"]
+    data = json.loads(report.read_text())
+    by_name = {Path(f["source"]).name: f for f in data["files"]}
+    assert by_name["lady.jpg"]["status"] == "cloaked" and by_name["lady.jpg"]["faces"][0]["dssim"] <= 0.004
+    assert by_name["park_noface.jpg"]["status"] == "no-face"
+    assert all(by_name[n]["status"] == "failed" for n in bad)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == originals  # originals untouched
+    # beside the input, never overwriting: a second run makes a new name
+    subprocess.run([sys.executable, "-m", "daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
+    assert (src / "lady_cloaked.jpg").exists() and (src / "lady_cloaked-1.jpg").exists()
+    assert (src / "lady.jpg").read_bytes() == originals["lady.jpg"]
