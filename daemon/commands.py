@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from daemon import cloak_command
+from daemon import cloak_command, eval_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cloak_command.register(sub)
+    eval_command.register(sub)

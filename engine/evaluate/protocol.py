@@ -1,0 +1,413 @@
+"""`fawkes eval`'s protocol: protect a user, train a tracker, test it on the user's clean photos.
+
+For a protected user U (paper §5.1): U's photos are split into a training part, which is
+cloaked, and a test part, which stays clean. The tracker trains on U's cloaked photos plus
+the other identities' clean training photos, and is tested on U's clean test photos
+(protection = share not identified as U) and on the others' test photos (normal
+accuracy). The same run without cloaking gives the baseline. Trackers re-detect and
+re-align every photo themselves, as a real tracker would; the tracker's extractor is
+chosen independently of the cloaking set.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.align import align_numpy, aligned_crop_landmarks, is_aligned_crop
+from engine.cloak import CloakOptions
+from engine.evaluate.trackers import UNKNOWN, EndToEndTracker, LinearTracker, SimilarityTracker, accuracy, protection_rate
+from engine.faces import Face, FaceDetector
+from engine.models import get_extractor
+from engine.pipeline import PhotoCloaker
+from engine.photo_io import EXTENSIONS, Photo, PhotoError, read_photo
+from engine.targets import TargetBank
+
+log = logging.getLogger(__name__)
+NATIVE_DLIB = "dlib-native"
+
+
+@dataclass
+class Sample:
+    path: Path
+    identity: str
+    rgb: np.ndarray
+    face: Face
+
+
+@dataclass
+class EvalConfig:
+    dataset: Path
+    users: list[str] | None = None  # None: every identity with ≥ min_images, up to max_users
+    max_users: int = 8
+    min_images: int = 8
+    train_fraction: float = 0.6
+    cloak: CloakOptions = field(default_factory=CloakOptions)
+    modes: list[str] = field(default_factory=lambda: ["mid"])
+    tracker_extractors: list[str] = field(default_factory=lambda: ["sface", "dlib"])
+    trackers: list[str] = field(default_factory=lambda: ["linear", "similarity"])
+    label_density: list[int] = field(default_factory=list)
+    leaked: list[float] = field(default_factory=list)
+    jpeg: list[int] = field(default_factory=list)
+    blur: list[float] = field(default_factory=list)
+    noise: list[float] = field(default_factory=list)  # std in 0-255 units
+    end_to_end_epochs: int = 3
+    seed: int = 0
+
+
+def _detect_central(rgb: np.ndarray, detector: FaceDetector) -> Face | None:
+    if is_aligned_crop(rgb.shape):
+        return Face((0.0, 0.0, float(rgb.shape[1]), float(rgb.shape[0])), aligned_crop_landmarks(rgb.shape), 1.0)
+    faces = detector.detect(rgb).faces
+    if not faces:
+        return None
+    c = np.array([rgb.shape[1] / 2, rgb.shape[0] / 2])
+    return min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - c) - 0.2 * f.box[2])
+
+
+def load_samples(root: Path, detector: FaceDetector) -> list[Sample]:
+    out = []
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in EXTENSIONS):
+            try:
+                rgb = read_photo(f).rgb8()
+            except PhotoError as e:
+                log.warning("%s", e)
+                continue
+            face = _detect_central(rgb, detector)
+            if face is not None:
+                out.append(Sample(f, d.name, rgb, face))
+    return out
+
+
+# -- countermeasures a tracker may apply to its training photos (paper §8) -------------------
+def jpeg(q: int) -> Callable[[np.ndarray], np.ndarray]:
+    def f(rgb: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=int(q))
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+    return f
+
+
+def blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    import cv2
+
+    return lambda rgb: cv2.GaussianBlur(rgb, (0, 0), float(sigma))
+
+
+def noise(std: float, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    def f(rgb: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(seed + rgb.size)
+        return np.clip(rgb.astype(np.float32) + rng.normal(0, std, rgb.shape), 0, 255).astype(np.uint8)
+
+    return f
+
+
+class FeatureView:
+    """How one tracker extractor sees photos: re-detect, re-align, embed (ONNX; dlib-bin for native)."""
+
+    def __init__(self, name: str, detector: FaceDetector) -> None:
+        self.name = name
+        self.detector = detector
+        self._native = None
+        if name == NATIVE_DLIB:
+            self._native = _NativeDlib()
+            self.metric, self.threshold = "euclidean", 0.6
+        else:
+            ext = get_extractor(name)
+            self.ext = ext
+            self.metric, self.threshold = ext.spec.metric, ext.spec.match_threshold
+
+    def crops(self, images: list[np.ndarray]) -> np.ndarray:
+        s = self.ext.spec
+        out = []
+        for rgb in images:
+            face = _detect_central(rgb, self.detector)
+            if face is None:  # the tracker finds no face: it looks at the middle of the photo
+                h, w = rgb.shape[:2]
+                side = min(h, w)
+                lm = s.template * (side / s.input_size) + np.array([(w - side) / 2, (h - side) / 2])
+                face = Face((0, 0, w, h), lm)
+            out.append(align_numpy(rgb, face.landmarks, s.template, s.input_size))
+        return np.stack(out)
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        if self._native is not None:
+            return self._native.embed(images)
+        return self.ext.embed_onnx(self.crops(images))
+
+
+class _NativeDlib:
+    """dlib's own pipeline end to end (HOG detector, 5-point landmarks, face chips, ResNet) from dlib-bin."""
+
+    def __init__(self) -> None:
+        from importlib import resources
+
+        import dlib
+
+        models = Path(str(resources.files("face_recognition_models") / "models"))
+        self.dlib = dlib
+        self.hog = dlib.get_frontal_face_detector()
+        self.sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self.rec = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        out = []
+        for rgb in images:
+            rgb = np.ascontiguousarray(rgb)
+            dets = self.hog(rgb, 1)
+            h, w = rgb.shape[:2]
+            if dets:
+                c = np.array([w / 2, h / 2])
+                rect = min(dets, key=lambda r: np.linalg.norm(np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2]) - c))
+            else:
+                rect = self.dlib.rectangle(0, 0, w - 1, h - 1)
+            shape = self.sp(rgb, rect)
+            out.append(np.array(self.rec.compute_face_descriptor(rgb, shape)))
+        return np.stack(out).astype(np.float32)
+
+
+@dataclass
+class Split:
+    train: list[int]
+    test: list[int]
+
+
+def split_identities(samples: list[Sample], fraction: float, seed: int) -> dict[str, Split]:
+    by_id: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_id.setdefault(s.identity, []).append(i)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for ident, idx in by_id.items():
+        idx = list(rng.permutation(idx))
+        n = max(1, int(round(len(idx) * fraction))) if len(idx) > 1 else 1
+        out[ident] = Split([int(i) for i in idx[:n]], [int(i) for i in idx[n:]])
+    return out
+
+
+class Evaluation:
+    """Holds the data, the cloaked photos (cached per mode) and the feature views for one run."""
+
+    def __init__(self, cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.say = progress or (lambda m: log.info("%s", m))
+        self.detector = FaceDetector()
+        t = time.perf_counter()
+        self.samples = load_samples(cfg.dataset, self.detector)
+        self.say(f"loaded {len(self.samples)} faces from {cfg.dataset} in {time.perf_counter() - t:.0f} s")
+        self.splits = split_identities(self.samples, cfg.train_fraction, cfg.seed)
+        counts = {k: len(v.train) + len(v.test) for k, v in self.splits.items()}
+        eligible = sorted(k for k, n in counts.items() if n >= cfg.min_images)
+        if cfg.users:
+            missing = [u for u in cfg.users if u not in counts]
+            if missing:
+                raise ValueError(f"users not in the dataset: {', '.join(missing)}")
+            self.users = list(cfg.users)
+        else:
+            rng = np.random.default_rng(cfg.seed)
+            self.users = sorted(rng.choice(eligible, size=min(cfg.max_users, len(eligible)), replace=False).tolist())
+        bank = TargetBank.load()
+        self.target_overlap = sorted(set(bank.identities) & set(self.splits))
+        self.views = {n: FeatureView(n, self.detector) for n in cfg.tracker_extractors}
+        self._clean: dict[str, np.ndarray] = {}
+        self._cloaked: dict[tuple, dict[int, np.ndarray]] = {}
+        self.cloak_seconds: dict[str, list[float]] = {}
+        self.dssim: dict[str, list[float]] = {}
+        self._baseline: dict[tuple, tuple[float, float]] = {}
+
+    # -- data -------------------------------------------------------------------------------
+    def clean_features(self, view: str) -> np.ndarray:
+        if view not in self._clean:
+            self._clean[view] = self.views[view].embed([s.rgb for s in self.samples])
+        return self._clean[view]
+
+    def cloaked_images(self, user: str, options: CloakOptions) -> dict[int, np.ndarray]:
+        key = (user, repr(options))
+        if key not in self._cloaked:
+            idx = self.splits[user].train
+            pc = PhotoCloaker(options, detector=self.detector)
+            photos = [Photo(self.samples[i].rgb, "PNG") for i in idx]
+            faces = [[self.samples[i].face] for i in idx]
+            t = time.perf_counter()
+            results = pc.cloak(photos, faces)
+            dt = time.perf_counter() - t
+            label = options.mode if options.dssim_budget is None else f"rho={options.dssim_budget}"
+            self.cloak_seconds.setdefault(label, []).append(dt / max(len(idx), 1))
+            self.dssim.setdefault(label, []).extend(f.dssim for r in results for f in r.faces)
+            self._cloaked[key] = {i: r.photo.rgb for i, r in zip(idx, results)}
+        return self._cloaked[key]
+
+    # -- one measurement --------------------------------------------------------------------
+    def measure(
+        self,
+        user: str,
+        view: str,
+        tracker: str,
+        options: CloakOptions | None,
+        classes: list[str] | None = None,
+        leaked: float = 0.0,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        transform_key: str = "",
+    ) -> tuple[float, float]:
+        """(protection, normal accuracy) for one user, tracker and condition; options=None is the baseline."""
+        if options is None:  # the baseline does not depend on cloak options or leaks: compute it once
+            key = (user, view, tracker, tuple(classes or ()), transform_key)
+            if key not in self._baseline:
+                self._baseline[key] = self._measure(user, view, tracker, None, classes, 0.0, transform)
+            return self._baseline[key]
+        return self._measure(user, view, tracker, options, classes, leaked, transform)
+
+    def _measure(self, user, view, tracker, options, classes, leaked, transform) -> tuple[float, float]:
+        classes = classes or sorted(self.splits)
+        clean = self.clean_features(view)
+        train_idx = [i for c in classes for i in self.splits[c].train]
+        test_user = self.splits[user].test
+        test_other = [i for c in classes if c != user for i in self.splits[c].test]
+        cloaked = self.cloaked_images(user, options) if options is not None else {}
+        user_train = self.splits[user].train
+        n_leak = int(round(leaked * len(user_train)))
+        leaked_idx = set(user_train[:n_leak])
+        images: dict[int, np.ndarray] = {}
+        for i in train_idx:
+            if i in cloaked and i not in leaked_idx:
+                images[i] = cloaked[i]
+        fv = self.views[view]
+        if transform is not None:
+            train_imgs = [transform(images.get(i, self.samples[i].rgb)) for i in train_idx]
+            train_feats = fv.embed(train_imgs)
+        else:
+            changed = [i for i in train_idx if i in images]
+            train_feats = clean[train_idx].copy()
+            if changed:
+                emb = fv.embed([images[i] for i in changed])
+                pos = {i: k for k, i in enumerate(train_idx)}
+                for i, e in zip(changed, emb):
+                    train_feats[pos[i]] = e
+        labels = [self.samples[i].identity for i in train_idx]
+        if tracker == "linear":
+            t = LinearTracker(seed=self.cfg.seed).fit(train_feats, labels)
+            pred_user, pred_other = t.predict(clean[test_user]), t.predict(clean[test_other])
+        elif tracker == "similarity":
+            t = SimilarityTracker(fv.threshold, fv.metric).fit(train_feats, labels)
+            pred_user, pred_other = t.predict(clean[test_user]), t.predict(clean[test_other])
+        elif tracker == "end-to-end":
+            if view == NATIVE_DLIB:
+                raise ValueError("end-to-end needs one of our extractors")
+            train_imgs = [transform(images.get(i, self.samples[i].rgb)) if transform else images.get(i, self.samples[i].rgb) for i in train_idx]
+            t = EndToEndTracker(fv.ext, epochs=self.cfg.end_to_end_epochs, seed=self.cfg.seed).fit(fv.crops(train_imgs), labels)
+            pred_user = t.predict(fv.crops([self.samples[i].rgb for i in test_user]))
+            pred_other = t.predict(fv.crops([self.samples[i].rgb for i in test_other]))
+        else:
+            raise ValueError(f"unknown tracker {tracker!r}")
+        truth_other = [self.samples[i].identity for i in test_other]
+        normal = accuracy([p if p != UNKNOWN else "" for p in pred_other], truth_other)
+        return protection_rate(pred_user, user), normal
+
+
+def _agg(values: list[float]) -> dict[str, float]:
+    a = np.array(values, dtype=float)
+    return {"mean": float(np.nanmean(a)), "std": float(np.nanstd(a)), "n": int(np.sum(~np.isnan(a)))}
+
+
+def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
+    """Run every configured scenario; returns a JSON-able dict of rows plus the configuration."""
+    ev = Evaluation(cfg, progress)
+    say = ev.say
+    say(f"protected users: {', '.join(ev.users)}")
+    say(
+        "target bank identities among tracker classes: "
+        + (", ".join(ev.target_overlap) + " (excluded from nothing: results may be optimistic)" if ev.target_overlap else "none")
+    )
+    rows: list[dict] = []
+
+    def record(scenario: str, variable: str, value, tracker: str, view: str, options: CloakOptions | None, **kw) -> None:
+        if "transform" in kw:
+            kw["transform_key"] = f"{scenario}={value}"
+        prot, norm, bprot, bnorm = [], [], [], []
+        for u in ev.users:
+            p, n = ev.measure(u, view, tracker, options, **kw)
+            bp, bn = ev.measure(u, view, tracker, None, **kw)
+            prot.append(p)
+            norm.append(n)
+            bprot.append(bp)
+            bnorm.append(bn)
+        row = {
+            "scenario": scenario,
+            "variable": variable,
+            "value": value,
+            "tracker": tracker,
+            "tracker_extractor": view,
+            "cloak": None if options is None else {"mode": options.mode, "budget": options.budget, "extractors": list(options.extractors)},
+            "protection": _agg(prot),
+            "normal_accuracy": _agg(norm),
+            "baseline_protection": _agg(bprot),
+            "baseline_normal_accuracy": _agg(bnorm),
+        }
+        rows.append(row)
+        say(
+            f"{scenario:<14} {variable}={value!s:<6} {tracker:<10} {view:<11} protection {row['protection']['mean']:.0%} "
+            f"(baseline {row['baseline_protection']['mean']:.0%}), normal acc {row['normal_accuracy']['mean']:.1%} "
+            f"(baseline {row['baseline_normal_accuracy']['mean']:.1%})"
+        )
+
+    base = cfg.cloak
+    for mode in cfg.modes:
+        opts = replace(base, mode=mode)
+        for view in cfg.tracker_extractors:
+            for tracker in cfg.trackers:
+                if tracker == "end-to-end" and view != cfg.tracker_extractors[0]:
+                    continue  # fine-tuning is the costly tracker: run it on the main tracker model only
+                record("mode", "mode", mode, tracker, view, opts)
+    default = replace(base, mode=cfg.modes[0])
+    main_view = cfg.tracker_extractors[0]
+    n_all = len(ev.splits)
+    for k in cfg.label_density:
+        rng = np.random.default_rng(cfg.seed + k)
+        others = sorted(c for c in ev.splits if c not in ev.users)
+
+        def classes_for(u: str) -> list[str]:
+            pick = rng.choice(others, size=min(max(k - 1, 1), len(others)), replace=False).tolist()
+            return sorted({u, *pick})
+
+        prot, norm = [], []
+        bprot, bnorm = [], []
+        for u in ev.users:
+            cls = classes_for(u)
+            p, n = ev.measure(u, main_view, "linear", default, classes=cls)
+            bp, bn = ev.measure(u, main_view, "linear", None, classes=cls)
+            prot.append(p), norm.append(n), bprot.append(bp), bnorm.append(bn)
+        rows.append({"scenario": "label_density", "variable": "identities", "value": min(k, n_all), "tracker": "linear",
+                     "tracker_extractor": main_view, "protection": _agg(prot), "normal_accuracy": _agg(norm),
+                     "baseline_protection": _agg(bprot), "baseline_normal_accuracy": _agg(bnorm)})
+        say(f"label_density  identities={k:<4} protection {np.mean(prot):.0%}, normal acc {np.nanmean(norm):.1%}")
+    for r in cfg.leaked:
+        for view in cfg.tracker_extractors:
+            record("leaked", "leaked_fraction", r, "linear", view, default, leaked=r)
+    for q in cfg.jpeg:
+        record("jpeg", "quality", q, "linear", main_view, default, transform=jpeg(q))
+    for s in cfg.blur:
+        record("blur", "sigma", s, "linear", main_view, default, transform=blur(s))
+    for s in cfg.noise:
+        record("noise", "std", s, "linear", main_view, default, transform=noise(s, cfg.seed))
+    cfgd = asdict(cfg)
+    cfgd["dataset"] = str(cfg.dataset)
+    return {
+        "config": cfgd,
+        "users": ev.users,
+        "identities": len(ev.splits),
+        "faces": len(ev.samples),
+        "target_bank_overlap": ev.target_overlap,
+        "cloak_seconds_per_face": {k: float(np.median(v)) for k, v in ev.cloak_seconds.items()},
+        "dssim": {k: _agg(v) for k, v in ev.dssim.items()},
+        "rows": rows,
+    }

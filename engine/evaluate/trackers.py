@@ -1,0 +1,150 @@
+"""The trackers a protected user faces (paper §5.1), each trained on a labelled training set.
+
+- :class:`LinearTracker` — transfer learning: a softmax classifier on a frozen extractor's
+  L2-normalized features (the paper's main setting).
+- :class:`SimilarityTracker` — what commercial APIs do: nearest gallery embedding, with the
+  extractor's match threshold; farther than that is "unknown".
+- :class:`EndToEndTracker` — the extractor's last layers fine-tuned with a softmax head.
+A tracker returns class labels; ``UNKNOWN`` means "no match".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+UNKNOWN = "<unknown>"
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class LinearTracker:
+    """Multinomial logistic regression on normalized features (full-batch L-BFGS, L2-regularized)."""
+
+    name = "linear"
+
+    def __init__(self, l2: float = 1e-3, seed: int = 0) -> None:
+        self.l2 = l2
+        self.seed = seed
+
+    def fit(self, feats: np.ndarray, labels: list[str]) -> "LinearTracker":
+        self.classes = sorted(set(labels))
+        idx = {c: i for i, c in enumerate(self.classes)}
+        x = torch.from_numpy(_norm(feats)).float()
+        y = torch.tensor([idx[c] for c in labels])
+        torch.manual_seed(self.seed)
+        self.w = torch.zeros(x.shape[1], len(self.classes), requires_grad=True)
+        self.b = torch.zeros(len(self.classes), requires_grad=True)
+        opt = torch.optim.LBFGS([self.w, self.b], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+        scale = 16.0  # features are unit vectors: a fixed temperature makes the problem well scaled
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(scale * x @ self.w + self.b, y) + self.l2 * (self.w**2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.scale = scale
+        return self
+
+    @torch.no_grad()
+    def predict(self, feats: np.ndarray) -> list[str]:
+        x = torch.from_numpy(_norm(feats)).float()
+        return [self.classes[i] for i in (self.scale * x @ self.w + self.b).argmax(1).tolist()]
+
+
+@dataclass
+class SimilarityTracker:
+    """Nearest gallery face; "unknown" beyond ``threshold`` (in the extractor's own metric)."""
+
+    threshold: float
+    metric: str = "cosine"
+    name: str = "similarity"
+
+    def fit(self, feats: np.ndarray, labels: list[str]) -> "SimilarityTracker":
+        self.gallery = feats.astype(np.float32)
+        self.labels = list(labels)
+        return self
+
+    def _dist(self, feats: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            return 1 - _norm(feats) @ _norm(self.gallery).T
+        return np.linalg.norm(feats[:, None] - self.gallery[None], axis=2)
+
+    def predict(self, feats: np.ndarray) -> list[str]:
+        d = self._dist(feats)
+        j = d.argmin(1)
+        return [self.labels[k] if d[i, k] <= self.threshold else UNKNOWN for i, k in enumerate(j)]
+
+
+class EndToEndTracker:
+    """Fine-tune a copy of the extractor (all weights) with a softmax head for a few epochs.
+
+    Works on aligned crops (N×S×S×3 uint8). The copy is built fresh from the weights file
+    (never shares memory with the frozen cloaking model).
+    """
+
+    name = "end-to-end"
+
+    def __init__(self, extractor, epochs: int = 3, lr: float = 2e-5, batch: int = 32, seed: int = 0) -> None:
+        self.extractor = extractor
+        self.epochs, self.lr, self.batch, self.seed = epochs, lr, batch, seed
+
+    def fit(self, crops: np.ndarray, labels: list[str]) -> "EndToEndTracker":
+        torch.manual_seed(self.seed)
+        self.classes = sorted(set(labels))
+        idx = {c: i for i, c in enumerate(self.classes)}
+        self.net = self.extractor.build_torch().train()
+        for m in self.net.modules():  # keep frozen statistics: tiny batches would wreck them
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.eval()
+        self.head = torch.nn.Linear(self.extractor.spec.embedding_dim, len(self.classes))
+        params = list(self.net.parameters()) + list(self.head.parameters())
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam([{"params": self.net.parameters(), "lr": self.lr}, {"params": self.head.parameters(), "lr": 1e-2}])
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        y = torch.tensor([idx[c] for c in labels])
+        g = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.epochs):
+            perm = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), self.batch):
+                b = perm[i : i + self.batch]
+                xb = x[b]
+                if torch.rand(1, generator=g).item() < 0.5:
+                    xb = xb.flip(3)
+                emb = F.normalize(self.net(xb), dim=1) * 16
+                loss = F.cross_entropy(self.head(emb), y[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.net.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, crops: np.ndarray) -> list[str]:
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        out = []
+        for i in range(0, len(x), 64):
+            emb = F.normalize(self.net(x[i : i + 64]), dim=1) * 16
+            out += self.head(emb).argmax(1).tolist()
+        return [self.classes[i] for i in out]
+
+
+def protection_rate(predictions: list[str], user: str) -> float:
+    """Share of the user's clean test photos the tracker does not identify as the user (paper §5.1)."""
+    if not predictions:
+        return float("nan")
+    return float(np.mean([p != user for p in predictions]))
+
+
+def accuracy(predictions: list[str], truth: list[str]) -> float:
+    if not truth:
+        return float("nan")
+    return float(np.mean([p == t for p, t in zip(predictions, truth)]))
