@@ -1,0 +1,138 @@
+"""Daemon configuration: YAML validated by pydantic, with a default for every key.
+
+Why strict: the daemon runs unattended for months; a typo in a key must stop it at start
+with a message naming the key, not silently fall back to a default that leaks photos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.cloak import MODES
+from engine.photo_io import METADATA_POLICIES
+
+APP = "fawkes-sync"
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP))
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "config.yaml"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` names the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    path: Path
+    name: str | None = None  # sub-folder of to-share; default: the folder's name
+    include: list[str] = Field(default_factory=lambda: ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.heic", "*.heif", "*.gif"])
+    exclude: list[str] = Field(default_factory=list)
+    polling: bool = False  # network filesystems (NFS, SMB) deliver no inotify events
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(v).expanduser()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.name
+
+
+class CloakConfig(_Strict):
+    mode: str = "mid"
+    dssim_budget: float | None = None
+    steps: int | None = Field(default=None, ge=1)
+    extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
+    seed: int = 0
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in MODES:
+            raise ValueError(f"must be one of {', '.join(MODES)}")
+        return v
+
+
+class Config(_Strict):
+    sources: list[SourceConfig]
+    to_share: Path
+    cloak: CloakConfig = Field(default_factory=CloakConfig)
+    device: str = "auto"
+    metadata: str = "strip-location"
+    no_face: Literal["pass", "hold"] = "pass"
+    on_source_removed: Literal["keep", "delete"] = "keep"
+    quiet_period: float = Field(default=5.0, ge=0)
+    batch_size: int = Field(default=8, ge=1)
+    rescan_interval: float = Field(default=900.0, gt=0)  # seconds between full rescans
+    max_attempts: int = Field(default=5, ge=1)
+    state_dir: Path = Field(default_factory=default_state_dir)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: str) -> str:
+        if v not in METADATA_POLICIES:
+            raise ValueError(f"must be one of {', '.join(METADATA_POLICIES)}")
+        return v
+
+    @field_validator("to_share", "state_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(v).expanduser()
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "Config":
+        if not self.sources:
+            raise ValueError("sources: at least one source folder is needed")
+        share = self.to_share.resolve()
+        labels = set()
+        for s in self.sources:
+            src = s.path.resolve()
+            if share == src or share in src.parents or src in share.parents:
+                raise ValueError(f"to_share ({self.to_share}) must not be inside or contain a source folder ({s.path})")
+            if s.label in labels:
+                raise ValueError(f"sources: two sources share the name {s.label!r}; set `name:` on one")
+            labels.add(s.label)
+        return self
+
+    @property
+    def staging_dir(self) -> Path:
+        """Outputs are written here first: beside to-share (same filesystem, so the rename is atomic), never inside it."""
+        return self.to_share.parent / f".{self.to_share.name}.fawkes-staging"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "queue.sqlite3"
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror or e})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{key}: {err['msg']}")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None

@@ -1,0 +1,155 @@
+"""`fawkes run | status | retry | release | backfill`: the daemon and its controls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from daemon.config import ConfigError, default_config_path, load_config
+
+log = logging.getLogger("fawkes")
+
+
+def _config(args: argparse.Namespace):
+    path = Path(args.config) if args.config else default_config_path()
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"fawkes: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _journald_logging(verbose: bool) -> None:
+    """One line per event on stderr; journald adds time and unit, so we add only the priority prefix."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    h = logging.StreamHandler(sys.stderr)
+
+    class _Fmt(logging.Formatter):
+        PRIO = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+        def format(self, record: logging.LogRecord) -> str:
+            return f"<{self.PRIO.get(record.levelno, 6)}>{record.name}: {record.getMessage()}"
+
+    h.setFormatter(_Fmt())
+    root.addHandler(h)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("watchdog").setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.runner import Daemon
+
+    cfg = _config(args)
+    _journald_logging(args.verbose)
+    d = Daemon(cfg)
+    d.install_signal_handlers()
+    d.run_forever()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon.queue import Queue
+
+    cfg = _config(args)
+    q = Queue(cfg.db_path)
+    counts = q.counts()
+    failed = q.rows("failed", 10)
+    held = q.rows("held", 50)
+    data = {
+        "counts": counts,
+        "throughput_per_hour": round(q.throughput(), 1),
+        "last_errors": [{"file": f"{r['source']}/{r['relpath']}", "error": r["error"]} for r in failed],
+        "held": [{"file": f"{r['source']}/{r['relpath']}", "reason": r["error"]} for r in held],
+        "to_share": str(cfg.to_share),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    c = Console(soft_wrap=True)
+    t = Table(title="queue")
+    for s in counts:
+        t.add_column(s)
+    t.add_row(*[str(v) for v in counts.values()])
+    c.print(t)
+    c.print(f"throughput: {data['throughput_per_hour']} files/hour (last hour)")
+    for e in data["last_errors"]:
+        c.print(f"[red]failed[/red] {e['error']}")
+    for h in data["held"]:
+        c.print(f"[yellow]held[/yellow] {h['file']}: {h['reason']}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from daemon.queue import Queue
+
+    n = Queue(_config(args).db_path).retry_failed()
+    print(f"{n} failed file(s) queued again")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from daemon.queue import Queue
+
+    cfg = _config(args)
+    q = Queue(cfg.db_path)
+    target = Path(args.path).expanduser().resolve()
+    for s in cfg.sources:
+        root = s.path.resolve()
+        if target == root or root in target.parents:
+            n = q.release(s.label, target.relative_to(root).as_posix())
+            print(f"{n} held file(s) released" if n else f"{args.path}: not held")
+            return 0 if n else 1
+    print(f"{args.path}: not in any source folder", file=sys.stderr)
+    return 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Queue everything already in the source folders (the running daemon, or the next start, cloaks it)."""
+    from rich.progress import Progress
+
+    from daemon.ignore import is_ignored, matches
+    from daemon.queue import Queue
+
+    cfg = _config(args)
+    q = Queue(cfg.db_path)
+    files = []
+    for s in cfg.sources:
+        for p in s.path.rglob("*"):
+            rel = p.relative_to(s.path)
+            if p.is_file() and not is_ignored(rel) and matches(rel, s.include, s.exclude):
+                files.append((s, p, rel))
+    added = 0
+    with Progress(console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("queueing", total=len(files))
+        for s, p, rel in files:
+            st = p.stat()
+            added += q.add(s.label, rel.as_posix(), st.st_size, st.st_mtime_ns)
+            progress.advance(task)
+    print(f"{added} new file(s) queued of {len(files)} found")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", metavar="FILE", help=f"config file (default: {default_config_path()})")
+        p.set_defaults(func=func)
+        return p
+
+    add("run", "run the daemon in the foreground (what the service units start)", cmd_run)
+    st = add("status", "queue counts, throughput, last errors, held files", cmd_status)
+    st.add_argument("--json", action="store_true")
+    add("retry", "queue failed files again", cmd_retry)
+    r = add("release", "let a held file (no face found) through to to-share", cmd_release)
+    r.add_argument("path")
+    add("backfill", "queue every photo already in the source folders", cmd_backfill)

@@ -1,0 +1,205 @@
+"""The durable work queue: one SQLite row per version of a source file.
+
+Why SQLite in WAL mode: the daemon must survive SIGKILL at any instant. Every state
+change is one committed transaction; rows left ``working`` by a killed process are put
+back to ``pending`` at the next start, and outputs only ever reach to-share by an atomic
+rename after the file was fully written, so a crash can leave a stray staging file but
+never a partial or duplicate output. The schema is versioned (``PRAGMA user_version``)
+with forward migrations.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+STATES = ("pending", "working", "done", "failed", "held")
+
+MIGRATIONS: list[str] = [
+    # v1
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        content_hash TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'working', 'done', 'failed', 'held')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        release INTEGER NOT NULL DEFAULT 0,
+        output TEXT,
+        faces INTEGER,
+        dssim REAL,
+        seconds REAL,
+        error TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (source, relpath, size, mtime_ns)
+    );
+    CREATE INDEX files_state ON files (state, next_attempt);
+    CREATE INDEX files_hash ON files (content_hash);
+    CREATE INDEX files_path ON files (source, relpath);
+    """,
+]
+
+
+@dataclass
+class Job:
+    id: int
+    source: str
+    relpath: str
+    size: int
+    mtime_ns: int
+    attempts: int
+    release: bool
+
+
+class Queue:
+    """Thread-safe access to the queue database (one connection, serialized by a lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.migrate()
+
+    # -- schema ------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        with self._lock:
+            v = self.version
+            for i, sql in enumerate(MIGRATIONS[v:], start=v + 1):
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in [s for s in sql.split(";") if s.strip()]:
+                        self.db.execute(stmt)
+                    self.db.execute(f"PRAGMA user_version={i}")
+                    self.db.execute("COMMIT")
+                except Exception:
+                    self.db.execute("ROLLBACK")
+                    raise
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # -- writes --------------------------------------------------------------------------------
+    def requeue_interrupted(self) -> int:
+        """Rows a killed or stopped process left in ``working`` go back to ``pending``."""
+        with self._lock:
+            cur = self.db.execute("UPDATE files SET state='pending', updated=? WHERE state='working'", (time.time(),))
+            return cur.rowcount
+
+    def add(self, source: str, relpath: str, size: int, mtime_ns: int) -> bool:
+        """Queue a file version unless this exact version is known. Returns True if newly queued."""
+        now = time.time()
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (source, relpath, size, mtime_ns, now, now),
+            )
+            return cur.rowcount == 1
+
+    def known(self, source: str, relpath: str, size: int, mtime_ns: int) -> bool:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT 1 FROM files WHERE source=? AND relpath=? AND size=? AND mtime_ns=?", (source, relpath, size, mtime_ns)
+            ).fetchone()
+            return row is not None
+
+    def claim(self, n: int) -> list[Job]:
+        """Move up to ``n`` due pending rows to ``working`` and return them (oldest first)."""
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self.db.execute(
+                    "SELECT id, source, relpath, size, mtime_ns, attempts, release FROM files "
+                    "WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?",
+                    (now, n),
+                ).fetchall()
+                self.db.executemany("UPDATE files SET state='working', updated=? WHERE id=?", [(now, r["id"]) for r in rows])
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+        return [Job(r["id"], r["source"], r["relpath"], r["size"], r["mtime_ns"], r["attempts"], bool(r["release"])) for r in rows]
+
+    def finish(self, job_id: int, state: str, **fields) -> None:
+        if state not in STATES:
+            raise ValueError(state)
+        cols = ["state=?", "updated=?"] + [f"{k}=?" for k in fields]
+        with self._lock:
+            self.db.execute(f"UPDATE files SET {', '.join(cols)} WHERE id=?", (state, time.time(), *fields.values(), job_id))
+
+    def retry_later(self, job_id: int, error: str, max_attempts: int, base_delay: float = 30.0) -> str:
+        """A transient failure: back off exponentially, or give up after ``max_attempts``."""
+        with self._lock:
+            row = self.db.execute("SELECT attempts FROM files WHERE id=?", (job_id,)).fetchone()
+            attempts = (row["attempts"] if row else 0) + 1
+            state = "failed" if attempts >= max_attempts else "pending"
+            delay = base_delay * 2 ** (attempts - 1)
+            self.db.execute(
+                "UPDATE files SET state=?, attempts=?, next_attempt=?, error=?, updated=? WHERE id=?",
+                (state, attempts, time.time() + delay, error, time.time(), job_id),
+            )
+            return state
+
+    def retry_failed(self) -> int:
+        with self._lock:
+            return self.db.execute(
+                "UPDATE files SET state='pending', attempts=0, next_attempt=0, error=NULL, updated=? WHERE state='failed'", (time.time(),)
+            ).rowcount
+
+    def release(self, source: str, relpath: str) -> int:
+        with self._lock:
+            return self.db.execute(
+                "UPDATE files SET state='pending', release=1, next_attempt=0, updated=? WHERE state='held' AND source=? AND relpath=?",
+                (time.time(), source, relpath),
+            ).rowcount
+
+    # -- reads ---------------------------------------------------------------------------------
+    def done_output_for_hash(self, content_hash: str) -> str | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT output FROM files WHERE content_hash=? AND state='done' AND output IS NOT NULL AND faces > 0 ORDER BY id LIMIT 1",
+                (content_hash,),
+            ).fetchone()
+            return row["output"] if row else None
+
+    def outputs_for(self, source: str, relpath: str) -> list[str]:
+        with self._lock:
+            return [r["output"] for r in self.db.execute("SELECT output FROM files WHERE source=? AND relpath=? AND output IS NOT NULL", (source, relpath))]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            out = {s: 0 for s in STATES}
+            for r in self.db.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
+                out[r["state"]] = r["n"]
+            return out
+
+    def rows(self, state: str | None = None, limit: int = 20, order: str = "updated DESC") -> list[dict]:
+        with self._lock:
+            q = "SELECT * FROM files" + (" WHERE state=?" if state else "") + f" ORDER BY {order} LIMIT ?"
+            args: Iterable = (state, limit) if state else (limit,)
+            return [dict(r) for r in self.db.execute(q, tuple(args))]
+
+    def throughput(self, window: float = 3600.0) -> float:
+        """Files finished per hour over the last ``window`` seconds."""
+        with self._lock:
+            n = self.db.execute("SELECT COUNT(*) FROM files WHERE state='done' AND updated>=?", (time.time() - window,)).fetchone()[0]
+            return n * 3600.0 / window
