@@ -105,6 +105,8 @@ def read_photo(path: str | Path) -> Photo:
 
 
 def decode_photo(data: bytes, path: Path | None = None) -> Photo:
+    if not data:
+        raise _fail(path, "is empty (0 bytes)")
     old_max = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:

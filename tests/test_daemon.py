@@ -1,0 +1,240 @@
+"""The daemon as a real process: real watchdog observer, real SQLite file, real files, SIGKILL restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from daemon.config import ConfigError, load_config
+from daemon.ignore import is_ignored
+from daemon.queue import Queue
+
+FAST = {"mode": "low", "steps": 2}
+
+
+def write_config(tmp: Path, **extra) -> Path:
+    cfg = {
+        "sources": [{"path": str(tmp / "src"), "name": "cam"}],
+        "to_share": str(tmp / "share"),
+        "cloak": FAST,
+        "quiet_period": 1,
+        "batch_size": 8,
+        "rescan_interval": 30,
+        "state_dir": str(tmp / "state"),
+        **extra,
+    }
+    (tmp / "src").mkdir(exist_ok=True)
+    path = tmp / "config.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class DaemonProc:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+        )
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        assert self.proc
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+
+def status(config: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--json", "--config", str(config)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def share_files(tmp: Path) -> list[Path]:
+    return sorted(p for p in (tmp / "share").rglob("*") if p.is_file())
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text(f"sources: [{{path: {tmp_path}}}]\nto_share: {tmp_path}/share\ncloak: {{mode: extreme}}\nquiet_perod: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    assert "cloak.mode" in str(e.value) and "quiet_perod" in str(e.value)
+    inside = tmp_path / "c2.yaml"
+    inside.write_text(f"sources: [{{path: {tmp_path}}}]\nto_share: {tmp_path}/share\n")
+    with pytest.raises(ConfigError, match="to_share"):
+        load_config(inside)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config.example.yaml")
+    assert cfg.cloak.mode == "mid" and cfg.no_face == "pass"
+
+
+def test_sync_tool_temporaries_are_ignored() -> None:
+    for name in [".syncthing.a.jpg.tmp", ".stversions/a.jpg", ".~lock.a.jpg", ".sync_123.db-wal", "a.jpg.part", "a.jpg.partial",
+                 "a.jpg.crdownload", ".dropbox.cache/a.jpg", ".a.jpg.icloud", "._a.jpg", ".DS_Store", "a.jpg.json"]:
+        assert is_ignored(name), name
+    assert not is_ignored("2024/holiday/a.jpg")
+
+
+def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
+    q = Queue(tmp_path / "q.sqlite3")
+    assert q.version == 1
+    assert q.add("cam", "a.jpg", 10, 1) and not q.add("cam", "a.jpg", 10, 1)
+    assert q.add("cam", "a.jpg", 11, 2)  # a new version of the same file is a new row
+    jobs = q.claim(5)
+    assert len(jobs) == 2 and q.counts()["working"] == 2
+    q.close()
+    q2 = Queue(tmp_path / "q.sqlite3")
+    assert q2.requeue_interrupted() == 2 and q2.counts()["pending"] == 2
+    assert q2.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    src = tmp_path / "src"
+    d = DaemonProc(cfg, tmp_path / "log")
+    d.start()
+    try:
+        faces = sorted((dev / "faces" / "Tom_Hanks").glob("*.jpg"))
+        shutil.copyfile(faces[0], src / "new.jpg")  # created
+        tmp_name = src / ".syncthing.renamed.jpg.tmp"  # Syncthing-style: temporary name, then rename
+        shutil.copyfile(faces[1], tmp_name)
+        os.replace(tmp_name, src / "renamed.jpg")
+        (src / "sub").mkdir()
+        data = faces[2].read_bytes()
+        with open(src / "sub" / "slow.jpg", "wb") as f:  # written slowly, in pieces, over ~3 s
+            for i in range(0, len(data), max(1, len(data) // 6)):
+                f.write(data[i : i + max(1, len(data) // 6)])
+                f.flush()
+                time.sleep(0.5)
+        (src / "photo.jpg.json").write_text("{}")  # Takeout sidecar
+        (src / "x.jpg.part").write_bytes(data)  # Nextcloud partial
+        (src / "._new.jpg").write_bytes(b"\0" * 10)  # AppleDouble
+        originals = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+        wait_for(lambda: len(share_files(tmp_path)) >= 3 and not status(cfg)["counts"]["pending"], 240, "three safe copies")
+        time.sleep(3)
+    finally:
+        assert d.stop() == 0
+    outs = [p.relative_to(tmp_path / "share").as_posix() for p in share_files(tmp_path)]
+    assert outs == ["cam/new.jpg", "cam/renamed.jpg", "cam/sub/slow.jpg"]
+    for p, b in originals.items():
+        assert p.read_bytes() == b  # originals byte-identical
+    # each safe copy differs from its original (it is cloaked), and the slow one is whole
+    assert (tmp_path / "share" / "cam" / "sub" / "slow.jpg").read_bytes() != data
+    assert Image.open(tmp_path / "share" / "cam" / "sub" / "slow.jpg").size == (112, 112)
+    log = (tmp_path / "log").read_text()
+    assert "stopped" in log
+
+
+def _uncloaked_face_copy(out: Path, original: Path) -> bool:
+    a = np.asarray(Image.open(out).convert("RGB"), dtype=np.int16)
+    b = np.asarray(Image.open(original).convert("RGB"), dtype=np.int16)
+    return a.shape == b.shape and np.abs(a - b).mean() < 0.3
+
+
+def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, batch_size=4)
+    src = tmp_path / "src"
+    faces = sorted((dev / "faces").glob("*/*.jpg"))
+    rng = random.Random(1)
+    chosen = rng.sample(faces, 100)
+    for i, f in enumerate(chosen):
+        shutil.copyfile(f, src / f"p{i:03d}.jpg")
+    originals = {p.name: p.read_bytes() for p in src.iterdir()}
+    d = DaemonProc(cfg, tmp_path / "log")
+    for _ in range(5):
+        d.start()
+        time.sleep(rng.uniform(6, 14))  # model load takes a few seconds; kill mid-work
+        d.kill()
+        leftovers = [p for p in share_files(tmp_path) if p.suffix in (".part", ".tmp")]
+        assert not leftovers
+    d.start()
+    try:
+        wait_for(lambda: status(cfg)["counts"]["done"] >= 100, 600, "all 100 photos")
+    finally:
+        assert d.stop() == 0
+    outs = share_files(tmp_path)
+    assert len(outs) == 100 and {p.name for p in outs} == set(originals)
+    assert all(p.suffix == ".jpg" for p in outs)
+    for p in outs:
+        assert not _uncloaked_face_copy(p, src / p.name), f"{p.name} is an uncloaked copy"
+        Image.open(p).load()  # whole, decodable
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == originals
+    st = status(cfg)
+    assert st["counts"]["pending"] == 0 and st["counts"]["working"] == 0 and st["counts"]["failed"] == 0
+
+
+def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Path) -> None:
+    from tests.test_photo_io import bad_inputs
+
+    cfg = write_config(tmp_path)
+    src = tmp_path / "src"
+    expected = bad_inputs(dev, src)  # truncated, zero-byte, text .jpg, bomb, animated GIF
+    base = Image.open(dev / "faces" / "Will_Smith" / "1.jpg").convert("RGB")
+    base.convert("CMYK").save(src / "cmyk.jpg", quality=95)
+    Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257)).save(src / "gray16.png")
+    outside = tmp_path / "outside.jpg"
+    shutil.copyfile(dev / "faces" / "Will_Smith" / "2.jpg", outside)
+    (src / "link.jpg").symlink_to(outside)
+    (src / "x.jpg").mkdir()
+    gone = src / "gone.jpg"
+    shutil.copyfile(dev / "faces" / "Will_Smith" / "3.jpg", gone)
+    unreadable = src / "unreadable.jpg"
+    shutil.copyfile(dev / "faces" / "Will_Smith" / "4.jpg", unreadable)
+    unreadable.chmod(0)
+    # queue everything first, then delete one file before the daemon ever sees it
+    subprocess.run([sys.executable, "-m", "daemon.cli", "backfill", "--config", str(cfg)], check=True, capture_output=True)
+    gone.unlink()
+    d = DaemonProc(cfg, tmp_path / "log")
+    d.start()
+    try:
+        def settled() -> bool:
+            c = status(cfg)["counts"]
+            return c["pending"] == 0 and c["working"] == 0 and c["done"] + c["failed"] >= 11
+        wait_for(settled, 240, "every bad input to get a state")
+        assert d.proc and d.proc.poll() is None  # still up
+        st = status(cfg)
+    finally:
+        assert d.stop() == 0
+    errors = {Path(e["file"]).name: e["error"] for e in st["last_errors"]}
+    q = Queue(tmp_path / "state" / "queue.sqlite3")
+    rows = {r["relpath"]: r for r in q.rows(limit=100)}
+    for name, words in expected.items():
+        assert rows[name]["state"] == "failed" and words in rows[name]["error"] and name in rows[name]["error"], rows[name]
+    assert rows["link.jpg"]["state"] == "failed" and "outside the source" in rows["link.jpg"]["error"]
+    assert rows["x.jpg"]["state"] == "failed" and "directory" in rows["x.jpg"]["error"]
+    assert rows["gone.jpg"]["state"] == "failed" and "deleted before" in rows["gone.jpg"]["error"]
+    if os.geteuid() != 0:  # root reads a mode-000 file anyway
+        assert rows["unreadable.jpg"]["state"] == "failed" and "permission" in rows["unreadable.jpg"]["error"]
+    # CMYK and 16-bit inputs are not failures: they come out cloaked
+    assert rows["cmyk.jpg"]["state"] == "done" and rows["gray16.png"]["state"] == "done"
+    written = {p.name for p in share_files(tmp_path)}
+    assert not written & (set(expected) | {"link.jpg", "gone.jpg"})
+    assert errors  # status shows the reasons
