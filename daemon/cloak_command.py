@@ -101,6 +101,8 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                 photo = read_photo(src)
                 result = cloaker.cloak([photo])[0]
                 root = next((r for r in roots if r in src.parents), None)
+                if result.has_faces and min(f.dssim for f in result.faces) <= 0.0:
+                    raise PhotoError(f"{src}: a face could not be cloaked (no change within the budget); nothing written")
                 if result.has_faces:
                     dst = output_path(src, out_dir, output_format(photo), root)
                     dst.parent.mkdir(parents=True, exist_ok=True)

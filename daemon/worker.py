@@ -150,7 +150,11 @@ class Worker:
         for item, res in zip(items, results):
             src = self._src_path(item.job)
             try:
-                if res.faces:
+                if res.faces and min(f.dssim for f in res.faces) <= 0.0:
+                    # a face the optimizer left untouched must never be published as "cloaked"
+                    state = self.queue.retry_later(item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts)
+                    log.warning("%s: a face could not be cloaked; %s", src, state)
+                elif res.faces:
                     ext = Path(item.job.relpath).suffix or ".jpg"
                     dest = item.dest.with_suffix(ext)
                     data = encode_photo(res.photo, self.config.metadata, fmt=output_format(res.photo))  # type: ignore[arg-type]

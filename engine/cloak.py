@@ -339,7 +339,8 @@ class Cloaker:
             loss_each = feat_loss + o.penalty * torch.relu(d - budget)
             with torch.no_grad():
                 for j in range(n):
-                    if float(d[j]) <= budget and float(feat_loss[j]) < best_loss[j]:
+                    # step 0 is the untouched face: never a candidate (a cloak must change something)
+                    if step > 0 and float(d[j]) <= budget and float(feat_loss[j]) < best_loss[j]:
                         best_loss[j] = float(feat_loss[j])
                         best_step[j] = step
                         best_pixels[j] = advs[j].detach().clone()
