@@ -95,13 +95,18 @@ def jpeg(q: int) -> Callable[[np.ndarray], np.ndarray]:
         Image.fromarray(rgb).save(buf, "JPEG", quality=int(q))
         return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
+    f.key = f"jpeg={q}"  # type: ignore[attr-defined]
     return f
 
 
 def blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
     import cv2
 
-    return lambda rgb: cv2.GaussianBlur(rgb, (0, 0), float(sigma))
+    def f(rgb: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(rgb, (0, 0), float(sigma))
+
+    f.key = f"blur={sigma}"  # type: ignore[attr-defined]
+    return f
 
 
 def noise(std: float, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
@@ -109,6 +114,7 @@ def noise(std: float, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         rng = np.random.default_rng(seed + rgb.size)
         return np.clip(rgb.astype(np.float32) + rng.normal(0, std, rgb.shape), 0, 255).astype(np.uint8)
 
+    f.key = f"noise={std}"  # type: ignore[attr-defined]
     return f
 
 
@@ -224,6 +230,7 @@ class Evaluation:
         self.cloak_seconds: dict[str, list[float]] = {}
         self.dssim: dict[str, list[float]] = {}
         self._baseline: dict[tuple, tuple[float, float]] = {}
+        self._transformed: dict[tuple, np.ndarray] = {}
 
     # -- data -------------------------------------------------------------------------------
     def clean_features(self, view: str) -> np.ndarray:
@@ -283,8 +290,15 @@ class Evaluation:
                 images[i] = cloaked[i]
         fv = self.views[view]
         if transform is not None:
-            train_imgs = [transform(images.get(i, self.samples[i].rgb)) for i in train_idx]
-            train_feats = fv.embed(train_imgs)
+            # clean photos' transformed features are shared by every user: cache them per condition
+            tkey = getattr(transform, "key", None) or id(transform)
+            need = [i for i in train_idx if i not in images and (view, tkey, i) not in self._transformed]
+            if need:
+                for i, e in zip(need, fv.embed([transform(self.samples[i].rgb) for i in need])):
+                    self._transformed[(view, tkey, i)] = e
+            mine = [i for i in train_idx if i in images]
+            mine_feats = dict(zip(mine, fv.embed([transform(images[i]) for i in mine]))) if mine else {}
+            train_feats = np.stack([mine_feats[i] if i in mine_feats else self._transformed[(view, tkey, i)] for i in train_idx])
         else:
             changed = [i for i in train_idx if i in images]
             train_feats = clean[train_idx].copy()
