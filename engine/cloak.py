@@ -372,10 +372,15 @@ class Cloaker:
         for w, orig, stride in zip(ws, originals, strides):
             x = _from_tanh(w)
             d = float(dssim(x, orig, stride)[0])
-            if d <= budget * 0.97:
-                continue
-            c = math.sqrt(budget * 0.95 / d)
-            w.copy_(_atanh_space((orig + c * (x - orig)).clamp(0, 1)))
+            c_total = 1.0
+            for _ in range(3):  # DSSIM is only roughly quadratic in δ: a few corrections
+                if d <= budget * 0.97:
+                    break
+                c_total *= math.sqrt(budget * 0.95 / d)
+                cand = (orig + c_total * (x - orig)).clamp(0, 1)
+                d = float(dssim(cand, orig, stride)[0])
+            if c_total < 1.0:
+                w.copy_(_atanh_space(cand))
 
     @torch.no_grad()
     def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
@@ -396,17 +401,32 @@ class Cloaker:
 
 @torch.no_grad()
 def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float) -> tuple[torch.Tensor, float]:
-    """Round to the image's levels, measure DSSIM exactly (stride 1); shrink δ until it fits the budget."""
+    """Round to the image's levels and measure DSSIM exactly (stride 1).
+
+    Rounding can push a perturbation just over the budget; then the largest scale c of δ
+    whose rounded result fits is found by bisection (uniform shrinking can collapse a small
+    δ to nothing through rounding).
+    """
     base = (orig * max_value).round()
     delta = x * max_value - base
-    c = 1.0
-    for _ in range(12):
+
+    def at(c: float) -> tuple[torch.Tensor, float]:
         q = (base + c * delta).round().clamp(0, max_value)
-        d = float(dssim(q / max_value, base / max_value)[0])
+        return q, float(dssim(q / max_value, base / max_value)[0])
+
+    q, d = at(1.0)
+    if d <= budget:
+        return q, d
+    lo, hi = 0.0, 1.0
+    best = (base, 0.0)
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        q, d = at(mid)
         if d <= budget:
-            return q, d
-        c *= math.sqrt(budget * 0.97 / d)  # DSSIM is about quadratic in δ
-    return base, 0.0
+            lo, best = mid, (q, d)
+        else:
+            hi = mid
+    return best
 
 
 def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], pixels: list[np.ndarray]) -> np.ndarray:
