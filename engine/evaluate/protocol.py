@@ -57,7 +57,7 @@ class EvalConfig:
     jpeg: list[int] = field(default_factory=list)
     blur: list[float] = field(default_factory=list)
     noise: list[float] = field(default_factory=list)  # std in 0-255 units
-    end_to_end_epochs: int = 3
+    end_to_end_epochs: int = 2
     seed: int = 0
 
 
@@ -379,8 +379,8 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         opts = replace(base, mode=mode)
         for view in cfg.tracker_extractors:
             for tracker in cfg.trackers:
-                if tracker == "end-to-end" and view != cfg.tracker_extractors[0]:
-                    continue  # fine-tuning is the costly tracker: run it on the main tracker model only
+                if tracker == "end-to-end" and (view != cfg.tracker_extractors[0] or mode != cfg.modes[0]):
+                    continue  # fine-tuning is the costly tracker: main tracker model, first mode only
                 record("mode", "mode", mode, tracker, view, opts)
     default = replace(base, mode=cfg.modes[0])
     main_view = cfg.tracker_extractors[0]
