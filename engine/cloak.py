@@ -57,6 +57,7 @@ MODES: dict[str, ModeSettings] = {
     "high": ModeSettings(0.012, 60),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+PROJECTION_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -312,9 +313,9 @@ class Cloaker:
         best_pixels: list[torch.Tensor] = [orig.clone() for orig in originals]
 
         strides = [loop_stride(orig.shape[-2], orig.shape[-1]) for orig in originals]
-        for step in range(o.n_steps + 1):
-            advs = [_from_tanh(w) for w in ws]
-            crops_per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
+
+        def crops(advs: list[torch.Tensor], diverse: bool) -> list[torch.Tensor]:
+            per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
             for j in range(n):
                 ctx, (cx0, cy0) = contexts[j]
                 rx0, ry0, rx1, ry1 = regions[j]
@@ -323,28 +324,45 @@ class Cloaker:
                 for e_i, ext in enumerate(self.extractors):
                     m = mats[j][e_i]
                     sigma = 0.0
-                    if o.diversity and step > 0:
+                    if diverse:
                         m, sigma = _diverse(m, ext.spec.input_size, rng, o)
                     crop = warp_faces(full, m[None], ext.spec.input_size)
                     if sigma > 0:
                         crop = gaussian_blur(crop, sigma)
-                    crops_per_ext[e_i].append(crop)
-            feat_loss = torch.zeros(n, device=dev)
+                    per_ext[e_i].append(crop)
+            return [torch.cat(c) for c in per_ext]
+
+        def feature_loss(crops_per_ext: list[torch.Tensor]) -> torch.Tensor:
+            loss = torch.zeros(n, device=dev)
             for e_i, mod in enumerate(self.modules):
-                emb = F.normalize(mod(torch.cat(crops_per_ext[e_i])), dim=1)
-                feat_loss = feat_loss + self.weights[e_i] * sign * (emb - goal[e_i]).norm(dim=1)
+                emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
+                loss = loss + self.weights[e_i] * sign * (emb - goal[e_i]).norm(dim=1)
                 if o.push_away and sign > 0:
-                    feat_loss = feat_loss - self.weights[e_i] * o.push_away * (emb - clean[e_i]).norm(dim=1)
+                    loss = loss - self.weights[e_i] * o.push_away * (emb - clean[e_i]).norm(dim=1)
+            return loss
+
+        # "Best step" is judged on the clean (undiversified) objective, over the last third of
+        # the steps: the diversified loss is too noisy to rank steps (it picked early ones).
+        judge_from = max(1, (2 * o.n_steps) // 3)
+        for step in range(o.n_steps + 1):
+            advs = [_from_tanh(w) for w in ws]
+            feat_loss = feature_loss(crops(advs, o.diversity and step > 0))
             d = torch.stack([dssim(advs[j], originals[j], strides[j])[0] for j in range(n)])
             loss_each = feat_loss + o.penalty * torch.relu(d - budget)
-            with torch.no_grad():
-                for j in range(n):
-                    # step 0 is the untouched face: never a candidate (a cloak must change something)
-                    if step > 0 and float(d[j]) <= budget and float(feat_loss[j]) < best_loss[j]:
-                        best_loss[j] = float(feat_loss[j])
-                        best_step[j] = step
-                        best_pixels[j] = advs[j].detach().clone()
+            if step >= judge_from:
+                with torch.no_grad():
+                    judged = feature_loss(crops([a.detach() for a in advs], False)) if o.diversity else feat_loss.detach()
+                    for j in range(n):
+                        # step 0 is the untouched face: never a candidate (a cloak must change something)
+                        if float(d[j]) <= budget and float(judged[j]) < best_loss[j]:
+                            best_loss[j] = float(judged[j])
+                            best_step[j] = step
+                            best_pixels[j] = advs[j].detach().clone()
             if step == o.n_steps:
+                for j in range(n):
+                    if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
+                        best_step[j] = step  # quantization below shrinks it into the budget
+                        best_pixels[j] = advs[j].detach().clone()
                 break
             opt.zero_grad(set_to_none=True)
             loss_each.sum().backward()
@@ -373,7 +391,7 @@ class Cloaker:
             x = _from_tanh(w)
             d = float(dssim(x, orig, stride)[0])
             c_total = 1.0
-            for _ in range(3):  # DSSIM is only roughly quadratic in δ: a few corrections
+            for _ in range(PROJECTION_ROUNDS):  # DSSIM is only roughly quadratic in δ
                 if d <= budget * 0.97:
                     break
                 c_total *= math.sqrt(budget * 0.95 / d)
