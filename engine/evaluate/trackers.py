@@ -105,12 +105,17 @@ class EndToEndTracker:
             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 m.eval()
         self.head = torch.nn.Linear(self.extractor.spec.embedding_dim, len(self.classes))
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        y = torch.tensor([idx[c] for c in labels])
+        with torch.no_grad():  # start the head at the class centroids: a few epochs then refine, not learn from scratch
+            emb0 = torch.cat([F.normalize(self.net(x[i : i + 64]), dim=1) for i in range(0, len(x), 64)])
+            cent = torch.stack([emb0[y == k].mean(0) for k in range(len(self.classes))])
+            self.head.weight.copy_(F.normalize(cent, dim=1))
+            self.head.bias.zero_()
         params = list(self.net.parameters()) + list(self.head.parameters())
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.Adam([{"params": self.net.parameters(), "lr": self.lr}, {"params": self.head.parameters(), "lr": 1e-2}])
-        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255)
-        y = torch.tensor([idx[c] for c in labels])
         g = torch.Generator().manual_seed(self.seed)
         for _ in range(self.epochs):
             perm = torch.randperm(len(x), generator=g)
