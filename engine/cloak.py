@@ -128,10 +128,6 @@ class FaceResult:
     best_step: int = 0
 
 
-def face_region(face: Face, shape: tuple[int, ...], margin: float) -> tuple[int, int, int, int]:
-    return face.region(shape, margin)
-
-
 def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
     """The source window every extractor's (diversified) crop can see: union of inverse crop footprints."""
     h, w = shape[:2]
@@ -285,7 +281,7 @@ class Cloaker:
         regions, contexts, originals, ws, mats = [], [], [], [], []
         for job in jobs:
             mv = 65535 if job.image.dtype == np.uint16 else 255
-            rx0, ry0, rx1, ry1 = face_region(job.face, job.image.shape, o.region_margin)
+            rx0, ry0, rx1, ry1 = job.face.region(job.image.shape, o.region_margin)
             cx0, cy0, cx1, cy1 = _context_window(job.face, job.image.shape, templates, 1.0 / max(scale_max, 0.5))
             cx0, cy0 = min(cx0, rx0), min(cy0, ry0)
             cx1, cy1 = max(cx1, rx1), max(cy1, ry1)

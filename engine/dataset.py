@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import aligned_crop_landmarks, align_numpy, is_aligned_crop
+from engine.align import align_numpy, is_aligned_crop
 from engine.faces import FaceDetector
+from engine.faces import central_face as find_central_face
 from engine.photo_io import EXTENSIONS, PhotoError, read_photo
 
 
@@ -49,15 +50,10 @@ def central_face(path: Path, detector: FaceDetector) -> LabelledFace | None:
     except PhotoError:
         return None
     rgb = photo.rgb8()
-    if is_aligned_crop(rgb.shape):
-        return LabelledFace(path, path.parent.name, rgb, aligned_crop_landmarks(rgb.shape), True)
-    faces = detector.detect(rgb).faces
-    if not faces:
+    face = find_central_face(rgb, detector)
+    if face is None:
         return None
-    h, w = rgb.shape[:2]
-    centre = np.array([w / 2, h / 2])
-    best = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre) - 0.2 * f.box[2])
-    return LabelledFace(path, path.parent.name, rgb, best.landmarks, False)
+    return LabelledFace(path, path.parent.name, rgb, face.landmarks, is_aligned_crop(rgb.shape))
 
 
 def load_faces(root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None) -> list[LabelledFace]:

@@ -54,6 +54,26 @@ class Detection:
     skipped: list[SkippedFace]
 
 
+def aligned_crop_face(shape: tuple[int, ...]) -> Face:
+    """A pre-aligned ArcFace-style crop is one face at the template: no detection needed."""
+    from engine.align import aligned_crop_landmarks
+
+    return Face((0.0, 0.0, float(shape[1]), float(shape[0])), aligned_crop_landmarks(shape), 1.0)
+
+
+def central_face(rgb: np.ndarray, detector: "FaceDetector") -> Face | None:
+    """The labelled person's face: the whole crop if pre-aligned, else the detected face nearest the centre."""
+    from engine.align import is_aligned_crop
+
+    if is_aligned_crop(rgb.shape):
+        return aligned_crop_face(rgb.shape)
+    faces = detector.detect(rgb).faces
+    if not faces:
+        return None
+    centre = np.array([rgb.shape[1] / 2, rgb.shape[0] / 2])
+    return min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - centre) - 0.2 * f.box[2])
+
+
 class FaceDetector:
     """YuNet through ``cv2.FaceDetectorYN``; one OpenCV instance per thread (it is not thread-safe)."""
 

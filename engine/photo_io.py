@@ -167,7 +167,6 @@ def _exif_bytes(im: Image.Image) -> bytes | None:
 
 def _to_rgb(im: Image.Image, icc: bytes | None, path: Path | None) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
     mode = im.mode
-    alpha = None
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.int64)
         arr16 = np.clip(arr, 0, 65535).astype(np.uint16)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import aligned_crop_landmarks, is_aligned_crop
+from engine.align import is_aligned_crop
 from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
-from engine.faces import Face, FaceDetector, SkippedFace
+from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from engine.photo_io import Photo
 
 
@@ -46,9 +46,7 @@ def faces_in(photo: Photo, detector: FaceDetector, assume_aligned: bool = True) 
     """Detected faces; a pre-aligned 112×112 crop is one face at the ArcFace template."""
     rgb = photo.rgb8()
     if assume_aligned and is_aligned_crop(rgb.shape):
-        lm = aligned_crop_landmarks(rgb.shape)
-        h, w = rgb.shape[:2]
-        return [Face((0.0, 0.0, float(w), float(h)), lm, 1.0)], []
+        return [aligned_crop_face(rgb.shape)], []
     det = detector.detect(rgb)
     return det.faces, det.skipped
 

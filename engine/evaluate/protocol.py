@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import align_numpy, aligned_crop_landmarks, is_aligned_crop
+from engine.align import align_numpy
 from engine.cloak import CloakOptions
 from engine.evaluate.trackers import UNKNOWN, EndToEndTracker, LinearTracker, SimilarityTracker, accuracy, protection_rate
-from engine.faces import Face, FaceDetector
+from engine.faces import Face, FaceDetector, central_face
 from engine.models import get_extractor
 from engine.pipeline import PhotoCloaker
 from engine.photo_io import EXTENSIONS, Photo, PhotoError, read_photo
@@ -61,16 +61,6 @@ class EvalConfig:
     seed: int = 0
 
 
-def _detect_central(rgb: np.ndarray, detector: FaceDetector) -> Face | None:
-    if is_aligned_crop(rgb.shape):
-        return Face((0.0, 0.0, float(rgb.shape[1]), float(rgb.shape[0])), aligned_crop_landmarks(rgb.shape), 1.0)
-    faces = detector.detect(rgb).faces
-    if not faces:
-        return None
-    c = np.array([rgb.shape[1] / 2, rgb.shape[0] / 2])
-    return min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - c) - 0.2 * f.box[2])
-
-
 def load_samples(root: Path, detector: FaceDetector) -> list[Sample]:
     out = []
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
@@ -80,7 +70,7 @@ def load_samples(root: Path, detector: FaceDetector) -> list[Sample]:
             except PhotoError as e:
                 log.warning("%s", e)
                 continue
-            face = _detect_central(rgb, detector)
+            face = central_face(rgb, detector)
             if face is not None:
                 out.append(Sample(f, d.name, rgb, face))
     return out
@@ -137,7 +127,7 @@ class FeatureView:
         s = self.ext.spec
         out = []
         for rgb in images:
-            face = _detect_central(rgb, self.detector)
+            face = central_face(rgb, self.detector)
             if face is None:  # the tracker finds no face: it looks at the middle of the photo
                 h, w = rgb.shape[:2]
                 side = min(h, w)

@@ -26,7 +26,6 @@ class DlibLayer:
 
     kind: str
     ints: dict[str, int] = field(default_factory=dict)
-    floats: dict[str, float] = field(default_factory=dict)
     params: np.ndarray | None = None
 
 
