@@ -1,0 +1,13 @@
+"""Fawkes Sync's cloaking library: images in, cloaked images and measurements out.
+
+Importing the package pins Intel MKL to conditional numerical reproducibility. Without it
+MKL picks kernels by the memory alignment of each buffer, so two runs of the same seeded
+cloak differed in the sixth decimal of a feature and, after 40 Adam steps, by one grey
+level in some pixels (measured: 1 run in 5 differed). ``AUTO,STRICT`` keeps the fast
+kernels of this CPU and only makes them alignment-independent (no measurable slowdown).
+It must be set before MKL's first call, so it lives here, before anything imports torch.
+"""
+
+import os
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")

@@ -89,9 +89,10 @@ def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None
 
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
-    a = PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0]
-    b = PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0]
-    assert np.array_equal(a.photo.rgb, b.photo.rgb)
+    # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/__init__.py)
+    runs = [PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0].photo.rgb for _ in range(5)]
+    for r in runs[1:]:
+        assert np.array_equal(runs[0], r)
 
 
 def _toy_bank() -> TargetBank:
