@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from daemon import cloak_command, daemon_commands, eval_command
+from daemon import cloak_command, daemon_commands, eval_command, service_commands
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cloak_command.register(sub)
     eval_command.register(sub)
     daemon_commands.register(sub)
+    service_commands.register(sub)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import re
+from datetime import time as dtime
+
 import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -67,6 +70,79 @@ class CloakConfig(_Strict):
         return v
 
 
+WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_window(text: str) -> tuple[dtime, dtime]:
+    m = WINDOW.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a window like '22:00-07:00'")
+    a, b = dtime(int(m[1]), int(m[2])), dtime(int(m[3]), int(m[4]))
+    if a == b:
+        raise ValueError(f"{text!r} is empty (start equals end)")
+    return a, b
+
+
+class ScheduleConfig(_Strict):
+    """When work may run. Events are always recorded; only cloaking and pushing wait."""
+
+    active_hours: list[str] = Field(default_factory=list)  # local-time windows 'HH:MM-HH:MM'; empty: always
+    pause_on_battery: bool = False
+    maintenance_at: str = "03:30"  # nightly state maintenance, local time
+    retry_interval: float = Field(default=60.0, gt=0)  # seconds between checks for retries that are due
+
+    @field_validator("active_hours")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        for w in v:
+            parse_window(w)
+        return v
+
+    @field_validator("maintenance_at")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", v):
+            raise ValueError(f"{v!r} is not a time like '03:30'")
+        return v
+
+
+class PushConfig(_Strict):
+    """Upload safe copies to a remote after they land in to-share. The password lives in the keyring."""
+
+    kind: Literal["webdav", "rclone"]
+    url: str | None = None  # webdav: e.g. https://cloud.example.org/remote.php/dav/files/USER/Photos
+    user: str | None = None  # webdav user
+    remote: str | None = None  # rclone: 'remote:path' from rclone's own config
+    secret: str | None = None  # keyring entry: webdav app password / rclone config password
+    rclone_binary: str = "rclone"
+    timeout: float = Field(default=120.0, gt=0)
+    retry_base: float = Field(default=30.0, gt=0)  # first retry delay; doubles per attempt
+    retry_max: float = Field(default=3600.0, gt=0)  # ...up to this; pushes are never given up
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        if v is not None and not SECRET_NAME.match(v):
+            raise ValueError("a secret name: letters, digits, '.', '_', '-' (the secret itself goes in the keyring)")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PushConfig":
+        if self.kind == "webdav":
+            if not self.url or not self.url.startswith(("http://", "https://")):
+                raise ValueError("webdav needs `url:` (http:// or https://)")
+            if not self.user:
+                raise ValueError("webdav needs `user:`")
+            if "@" in self.url.split("//", 1)[1].split("/", 1)[0]:
+                raise ValueError("put no credentials in `url:`; the password belongs in the keyring (`fawkes secret set`)")
+            if self.secret is None:
+                self.secret = "webdav"
+        if self.kind == "rclone" and (not self.remote or ":" not in self.remote):
+            raise ValueError("rclone needs `remote:` as 'name:path'")
+        return self
+
+
 class Config(_Strict):
     sources: list[SourceConfig]
     to_share: Path
@@ -80,6 +156,8 @@ class Config(_Strict):
     rescan_interval: float = Field(default=900.0, gt=0)  # seconds between full rescans
     max_attempts: int = Field(default=5, ge=1)
     state_dir: Path = Field(default_factory=default_state_dir)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    push: PushConfig | None = None
 
     @field_validator("metadata")
     @classmethod

@@ -48,9 +48,15 @@ def _journald_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.runner import Daemon
 
+    from daemon.secrets import SecretError
+
     cfg = _config(args)
     _journald_logging(args.verbose)
-    d = Daemon(cfg)
+    try:
+        d = Daemon(cfg)
+    except SecretError as e:
+        print(f"fawkes: push: {e}", file=sys.stderr)
+        return 2
     d.install_signal_handlers()
     d.run_forever()
     return 0
@@ -58,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from daemon.queue import Queue
+    from daemon.schedule import WorkPolicy
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
@@ -70,7 +77,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "last_errors": [{"file": f"{r['source']}/{r['relpath']}", "error": r["error"]} for r in failed],
         "held": [{"file": f"{r['source']}/{r['relpath']}", "reason": r["error"]} for r in held],
         "to_share": str(cfg.to_share),
+        "waiting": WorkPolicy(cfg.schedule).reason_to_wait(),
     }
+    if cfg.push is not None:
+        data["push"] = {"remote": cfg.push.url or cfg.push.remote, "counts": q.push_counts(), "last_error": q.last_push_error()}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -81,6 +91,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     t.add_row(*[str(v) for v in counts.values()])
     c.print(t)
     c.print(f"throughput: {data['throughput_per_hour']} files/hour (last hour)")
+    if data["waiting"]:
+        c.print(f"[yellow]waiting[/yellow]: {data['waiting']}")
+    if "push" in data:
+        pc = data["push"]["counts"]
+        c.print(f"push to {data['push']['remote']}: {pc['pending']} pending, {pc['done']} done")
+        if data["push"]["last_error"]:
+            c.print(f"[red]push retrying[/red]: {data['push']['last_error']}")
     for e in data["last_errors"]:
         c.print(f"[red]failed[/red] {e['error']}")
     for h in data["held"]:

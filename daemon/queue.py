@@ -46,7 +46,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX files_hash ON files (content_hash);
     CREATE INDEX files_path ON files (source, relpath);
     """,
+    # v2: pushes of safe copies to a remote, one row per (to-share path, content)
+    """
+    CREATE TABLE pushes (
+        id INTEGER PRIMARY KEY,
+        relpath TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'superseded', 'gone')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (relpath, sha256)
+    );
+    CREATE INDEX pushes_state ON pushes (state, next_attempt);
+    """,
 ]
+PUSH_STATES = ("pending", "done", "superseded", "gone")
 
 
 @dataclass
@@ -171,6 +188,85 @@ class Queue:
                 "UPDATE files SET state='pending', release=1, next_attempt=0, updated=? WHERE state='held' AND source=? AND relpath=?",
                 (time.time(), source, relpath),
             ).rowcount
+
+    # -- pushes ---------------------------------------------------------------------------------
+    def add_push(self, relpath: str, sha256: str) -> bool:
+        """Record that this content at this to-share path must reach the remote (once)."""
+        now = time.time()
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO pushes (relpath, sha256, state, created, updated) VALUES (?, ?, 'pending', ?, ?)",
+                (relpath, sha256, now, now),
+            )
+            return cur.rowcount == 1
+
+    def due_pushes(self, n: int) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, relpath, sha256, attempts FROM pushes WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?", (time.time(), n)
+            )
+            return [dict(r) for r in rows]
+
+    def next_push_due(self) -> float | None:
+        with self._lock:
+            row = self.db.execute("SELECT MIN(next_attempt) FROM pushes WHERE state='pending'").fetchone()
+            return row[0]
+
+    def finish_push(self, push_id: int, state: str, error: str | None = None) -> None:
+        if state not in PUSH_STATES:
+            raise ValueError(state)
+        with self._lock:
+            self.db.execute("UPDATE pushes SET state=?, error=?, updated=? WHERE id=?", (state, error, time.time(), push_id))
+
+    def retry_push_later(self, push_id: int, error: str, base: float, cap: float) -> float:
+        """Back off exponentially (capped); a push is never given up. Returns the delay."""
+        with self._lock:
+            row = self.db.execute("SELECT attempts FROM pushes WHERE id=?", (push_id,)).fetchone()
+            attempts = (row["attempts"] if row else 0) + 1
+            delay = min(cap, base * 2 ** (attempts - 1))
+            self.db.execute(
+                "UPDATE pushes SET attempts=?, next_attempt=?, error=?, updated=? WHERE id=?", (attempts, time.time() + delay, error, time.time(), push_id)
+            )
+            return delay
+
+    def push_counts(self) -> dict[str, int]:
+        with self._lock:
+            out = {s: 0 for s in PUSH_STATES}
+            for r in self.db.execute("SELECT state, COUNT(*) AS n FROM pushes GROUP BY state"):
+                out[r["state"]] = r["n"]
+            return out
+
+    def last_push_error(self) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1").fetchone()
+            return row["error"] if row else None
+
+    def done_outputs(self) -> list[str]:
+        with self._lock:
+            return [r["output"] for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")]
+
+    def pushed_paths(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT DISTINCT relpath FROM pushes")}
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def maintain(self, keep_days: float = 30.0) -> dict[str, object]:
+        """Nightly: drop old superseded push rows, check integrity, let SQLite re-plan, truncate the WAL.
+
+        ``done`` push rows stay: they are the memory of what the remote already has.
+        """
+        with self._lock:
+            pruned = self.db.execute(
+                "DELETE FROM pushes WHERE state IN ('superseded', 'gone') AND updated<?", (time.time() - keep_days * 86400,)
+            ).rowcount
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            self.db.execute("PRAGMA optimize")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return {"pruned_push_rows": pruned, "integrity": check}
+
+    def due_pending(self) -> int:
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM files WHERE state='pending' AND next_attempt<=?", (time.time(),)).fetchone()[0]
 
     # -- reads ---------------------------------------------------------------------------------
     def done_output_for_hash(self, content_hash: str) -> str | None:

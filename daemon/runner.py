@@ -1,10 +1,19 @@
 """`fawkes run`: the foreground daemon loop (systemd and launchd run exactly this).
 
-Threads: watchdog observers feed the stability gate; an APScheduler 3 background
-scheduler promotes stable candidates (every second), rescans (``rescan_interval``) and
-restarts dead observers; the main thread runs the worker. SIGTERM/SIGINT set a stop flag:
-the batch in hand is finished, then everything stops; a batch cut short by SIGKILL is
-re-queued at the next start.
+Threads: watchdog observers feed the stability gate; the main thread runs the worker; an
+optional push thread uploads safe copies. An APScheduler 3 background scheduler (4.x is
+alpha) runs the periodic jobs, each with ``coalesce`` and one instance at a time:
+
+- ``gate`` (1 s): promote files whose size and mtime have been stable;
+- ``rescan`` (``rescan_interval``): catch events the OS dropped;
+- ``observers`` (10 s): restart a watcher that died (a source unmounted and came back);
+- ``policy`` (30 s): active hours and battery; work waits, watching never does;
+- ``retries`` (``schedule.retry_interval``): wake the worker and the pusher for backed-off work;
+- ``status`` (10 s): a STATUS line to systemd (queue counts), shown by ``systemctl status``;
+- ``maintenance`` (daily at ``schedule.maintenance_at``): SQLite integrity check, optimize, WAL truncate.
+
+SIGTERM/SIGINT set a stop flag: the batch in hand is finished, then everything stops; a
+batch cut short by SIGKILL is re-queued at the next start.
 """
 
 from __future__ import annotations
@@ -16,8 +25,12 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from daemon import health
 from daemon.config import Config
+from daemon.notify import notify
+from daemon.push import Pusher, make_remote
 from daemon.queue import Queue
+from daemon.schedule import WorkPolicy
 from daemon.watch import StabilityGate, Watcher
 from daemon.worker import Worker
 
@@ -29,7 +42,12 @@ class Daemon:
         self.config = config
         self.queue = Queue(config.db_path)
         self.gate = StabilityGate(config, self.queue)
-        self.worker = Worker(config, self.queue)
+        self.policy = WorkPolicy(config.schedule)
+        self.pause_reason: str | None = self.policy.reason_to_wait()
+        self.pusher: Pusher | None = None
+        if config.push is not None:  # raises SecretError (named secret, the fix) before anything starts
+            self.pusher = Pusher(config.push, config.to_share, self.queue, make_remote(config.push), may_run=lambda: self.pause_reason is None)
+        self.worker = Worker(config, self.queue, on_published=self.pusher.record if self.pusher else None)
         self.watcher = Watcher(config, self.queue, self.gate, on_removed=self._source_removed)
         self.stop_event = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
@@ -48,7 +66,43 @@ class Daemon:
         if n:
             log.info("rescan offered %d file(s)", n)
 
+    def _update_policy(self) -> None:
+        reason = self.policy.reason_to_wait()
+        if reason != self.pause_reason:
+            log.info("work %s", f"paused: {reason}" if reason else "resumed")
+            self.pause_reason = reason
+            self.gate.wake.set()
+            if self.pusher:
+                self.pusher.wake()
+
+    def _retries(self) -> None:
+        if self.queue.due_pending():
+            self.gate.wake.set()
+        if self.pusher:
+            self.pusher.wake()
+
+    def status_line(self) -> str:
+        c = self.queue.counts()
+        line = "queue: " + ", ".join(f"{v} {k}" for k, v in c.items())
+        if self.pusher:
+            p = self.queue.push_counts()
+            line += f"; push: {p['pending']} pending, {p['done']} done"
+        if self.pause_reason:
+            line += f"; waiting: {self.pause_reason}"
+        return line
+
+    def _status(self) -> None:
+        notify(f"STATUS={self.status_line()}")
+
+    def _maintenance(self) -> None:
+        info = self.queue.maintain()
+        log.info("maintenance: %s", ", ".join(f"{k} {v}" for k, v in info.items()))
+        if info.get("integrity") != "ok":
+            log.error("state database integrity check failed: %s", info.get("integrity"))
+
     def start(self) -> None:
+        for problem in health.problems(self.config):
+            log.warning("health: %s", problem)
         n = self.queue.requeue_interrupted()
         swept = self.worker.sweep_staging()
         if n or swept:
@@ -57,15 +111,23 @@ class Daemon:
         self.scheduler.add_job(self.gate.check, "interval", seconds=1, id="gate")
         self.scheduler.add_job(self._rescan, "interval", seconds=self.config.rescan_interval, id="rescan")
         self.scheduler.add_job(self.watcher.ensure_alive, "interval", seconds=10, id="observers")
+        self.scheduler.add_job(self._update_policy, "interval", seconds=30, id="policy")
+        self.scheduler.add_job(self._retries, "interval", seconds=self.config.schedule.retry_interval, id="retries")
+        self.scheduler.add_job(self._status, "interval", seconds=10, id="status")
+        hh, mm = (int(x) for x in self.config.schedule.maintenance_at.split(":"))
+        self.scheduler.add_job(self._maintenance, "cron", hour=hh, minute=mm, id="maintenance", misfire_grace_time=3600)
         self.scheduler.start()
+        if self.pusher:
+            self.pusher.start()
         self._rescan()  # catch up with whatever arrived while we were down
+        notify("READY=1", f"STATUS={self.status_line()}")
 
     def run_forever(self) -> None:
         self.start()
         log.info("watching %s → %s", ", ".join(str(s.path) for s in self.config.sources), self.config.to_share)
         try:
             while not self.stop_event.is_set():
-                done = self.worker.run_batch()
+                done = self.worker.run_batch() if self.pause_reason is None else 0
                 if not done:
                     self.gate.wake.wait(timeout=1.0)
                     self.gate.wake.clear()
@@ -73,6 +135,9 @@ class Daemon:
             self.shutdown()
 
     def shutdown(self) -> None:
+        notify("STOPPING=1")
+        if self.pusher:
+            self.pusher.stop()
         try:
             self.scheduler.shutdown(wait=False)
         except Exception:

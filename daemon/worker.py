@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,10 @@ class Loaded:
 
 
 class Worker:
-    def __init__(self, config: Config, queue: Queue) -> None:
+    def __init__(self, config: Config, queue: Queue, on_published: Callable[[Path, str], None] | None = None) -> None:
         self.config = config
         self.queue = queue
+        self.on_published = on_published  # (path in to-share, its SHA-256): e.g. record a push
         self.sources = {s.label: s for s in config.sources}
         self._cloaker = None
         config.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +135,7 @@ class Worker:
             return False
         dest = item.dest.with_suffix(Path(prev).suffix)
         self._atomic_place(lambda tmp: shutil.copyfile(prev, tmp), dest)
+        self._published(dest, hashlib.sha256(dest.read_bytes()).hexdigest())
         self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=None, error=None)
         log.info("%s: identical to an already cloaked photo; copied its safe copy", self._src_path(item.job))
         return True
@@ -159,6 +162,7 @@ class Worker:
                     dest = item.dest.with_suffix(ext)
                     data = encode_photo(res.photo, self.config.metadata, fmt=output_format(res.photo))  # type: ignore[arg-type]
                     self._atomic_place(lambda tmp: Path(tmp).write_bytes(data), dest)
+                    self._published(dest, hashlib.sha256(data).hexdigest())
                     dssim = max(f.dssim for f in res.faces)
                     self.queue.finish(
                         item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=len(res.faces), dssim=dssim, seconds=per, error=None
@@ -173,11 +177,19 @@ class Worker:
                 else:
                     data = encode_photo(item.photo, self.config.metadata, fmt=output_format(item.photo))  # type: ignore[arg-type]
                     self._atomic_place(lambda tmp: Path(tmp).write_bytes(data), item.dest)
+                    self._published(item.dest, hashlib.sha256(data).hexdigest())
                     self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), faces=0, seconds=per, error=None)
                     log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
             except Exception as e:
                 state = self.queue.retry_later(item.job.id, f"{src}: writing the safe copy failed: {e}", self.config.max_attempts)
                 log.warning("%s: writing failed: %s (%s)", src, e, state)
+
+    def _published(self, dest: Path, sha256: str) -> None:
+        if self.on_published is not None:
+            try:
+                self.on_published(dest, sha256)
+            except Exception:  # a push bookkeeping error must not fail the cloak that succeeded
+                log.exception("%s: recording the push failed", dest)
 
     def _atomic_place(self, write, dest: Path) -> None:
         """Write via a staging file (same filesystem), fsync, then rename into to-share."""

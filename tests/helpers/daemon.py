@@ -1,0 +1,80 @@
+"""Running the daemon as a real subprocess, for the daemon, service and push tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+FAST = {"mode": "low", "steps": 2}
+
+
+def write_config(tmp: Path, **extra) -> Path:
+    cfg = {
+        "sources": [{"path": str(tmp / "src"), "name": "cam"}],
+        "to_share": str(tmp / "share"),
+        "cloak": FAST,
+        "quiet_period": 1,
+        "batch_size": 8,
+        "rescan_interval": 30,
+        "state_dir": str(tmp / "state"),
+        **extra,
+    }
+    (tmp / "src").mkdir(exist_ok=True)
+    path = tmp / "config.yaml"
+
+
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class DaemonProc:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.config, self.log = config, log
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=self.env,
+        )
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        assert self.proc
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+
+def status(config: Path, env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "status", "--json", "--config", str(config)],
+        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
+    )
+    return json.loads(out.stdout)
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def share_files(tmp: Path) -> list[Path]:
+    return sorted(p for p in (tmp / "share").rglob("*") if p.is_file())
+
+
