@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from daemon import cloak_command, daemon_commands, eval_command, service_commands
+from daemon import cloak_command, daemon_commands, eval_command, service_commands, sybil_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -12,3 +12,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     eval_command.register(sub)
     daemon_commands.register(sub)
     service_commands.register(sub)
+    sybil_command.register(sub)

@@ -22,7 +22,7 @@ def _ints(s: str) -> list[int]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluate.protocol import EvalConfig, run
-    from engine.evaluate.report import HEADER, plot, table_rows, write_json
+    from engine.evaluate.report import DETECTION_HEADER, HEADER, detection_table_rows, plot, table_rows, write_json
 
     console = Console(stderr=True, soft_wrap=True)
     cloak = CloakOptions(seed=args.seed, device=args.device)
@@ -43,8 +43,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         jpeg=_ints(args.jpeg),
         blur=_floats(args.blur),
         noise=_floats(args.noise),
+        sybil=_ints(args.sybil),
+        sybil_candidates=Path(args.sybil_candidates) if args.sybil_candidates else None,
+        sybil_pool=args.sybil_pool,
+        detection=args.detection,
+        stop_fraction=args.stop_fraction,
         seed=args.seed,
     )
+    if any(cfg.sybil) and cfg.sybil_candidates is None:
+        console.print("fawkes eval: --sybil needs --sybil-candidates DIR (faces of people outside the dataset)")
+        return 2
     result = run(cfg, progress=lambda m: console.print(m))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,6 +62,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for row in table_rows(result):
         table.add_row(*row)
     Console(width=160).print(table)
+    det_rows = detection_table_rows(result)
+    if det_rows:
+        t2 = Table(title="cloak detection (paper §8): detection rate and protection, without and with each mitigation")
+        for h in DETECTION_HEADER:
+            t2.add_column(h)
+        for row in det_rows:
+            t2.add_row(*row)
+        Console(width=160).print(t2)
     j = write_json(result, out / "eval.json")
     plots = plot(result, out)
     console.print(f"written {j} and {len(plots)} plots in {out}")
@@ -75,6 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--jpeg", default="", help="tracker's JPEG qualities on training photos, e.g. 95,85,50,10")
     e.add_argument("--blur", default="", help="tracker's Gaussian blur sigmas, e.g. 0.5,1,2")
     e.add_argument("--noise", default="", help="tracker's Gaussian noise std (0-255), e.g. 2,5,10")
+    e.add_argument("--sybil", default="", help="Sybil photos per user photo, crossed with --leaked, e.g. 0,1,2")
+    e.add_argument("--sybil-candidates", metavar="DIR", help="folders of faces of people outside the dataset (Sybil candidates)")
+    e.add_argument("--sybil-pool", type=int, default=120, help="candidate photos drawn (one per identity folder)")
+    e.add_argument("--detection", action="store_true", help="paper §8 detectors with and without mitigations")
+    e.add_argument("--stop-fraction", type=float, default=0.5, help="mitigation (a): stop at this fraction of the way to the target")
     e.add_argument("--device", default="auto")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="eval-results", metavar="DIR")

@@ -41,7 +41,7 @@ from engine.targets import TargetBank, identity_index, select_target
 
 log = logging.getLogger(__name__)
 
-TargetMode = Literal["farthest", "fixed", "untargeted"]
+TargetMode = Literal["farthest", "average", "fixed", "untargeted"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ class CloakOptions:
     diversity_shift: float = 0.04  # fraction of the crop size
     diversity_blur: float = 1.0  # max Gaussian σ in crop pixels
     region_margin: float = 0.5  # face region = detection box grown by this much on each side
+    # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
+    # fraction of its original-to-target feature distance (None: go as far as the budget allows)
+    stop_fraction: float | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -99,6 +102,8 @@ class CloakOptions:
             raise ValueError("target_mode 'fixed' needs target_identity")
         if not self.extractors:
             raise ValueError("the cloaking set needs at least one extractor")
+        if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
+            raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -235,14 +240,22 @@ class Cloaker:
             return None
         if o.target_mode == "fixed":
             return identity_index(self.bank, o.target_identity or "")
-        return select_target(self.bank, feats, o.top_k, seed)
+        return select_target(self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest")
 
     # -- the optimization ------------------------------------------------------------
-    def cloak_faces(self, jobs: list[FaceJob], target_groups: list[int] | None = None) -> tuple[list[np.ndarray], list[FaceResult]]:
+    def cloak_faces(
+        self,
+        jobs: list[FaceJob],
+        target_groups: list[int] | None = None,
+        goals: dict[str, np.ndarray] | None = None,
+        goal_label: str = "custom",
+    ) -> tuple[list[np.ndarray], list[FaceResult]]:
         """Cloak ``jobs`` together. Returns each face's cloaked region (same dtype as the image) and its result.
 
         ``target_groups`` assigns faces that belong to the same person (e.g. one user's photos)
-        to one target; by default every face chooses its own.
+        to one target; by default every face chooses its own. ``goals`` replaces target
+        selection with explicit features to approach, one row per job for every extractor
+        of the set (Sybil images: a candidate face pulled onto the user's clean features).
         """
         o = self.options
         if not jobs:
@@ -251,30 +264,39 @@ class Cloaker:
         rng = np.random.default_rng(o.seed)
         dev = self.device
         feats = self.features(jobs)
-        groups = target_groups if target_groups is not None else list(range(len(jobs)))
-        targets: dict[int, int | None] = {}
-        for g in sorted(set(groups)):
-            idx = [i for i, gg in enumerate(groups) if gg == g]
-            targets[g] = self.choose_target({k: v[idx] for k, v in feats.items()}, o.seed + g)
-        # per face, per extractor: the feature to approach (targeted) or leave (untargeted)
-        goal: list[torch.Tensor] = []
+        goal: list[torch.Tensor] = []  # per extractor, per face: the feature to approach (or leave)
         target_names: list[str | None] = []
-        for e_i, ext in enumerate(self.extractors):
-            rows = []
+        if goals is not None:
+            for ext in self.extractors:
+                g = np.asarray(goals[ext.name], dtype=np.float32)
+                if g.shape != (len(jobs), ext.spec.embedding_dim):
+                    raise ValueError(f"goals[{ext.name!r}] must be {len(jobs)}×{ext.spec.embedding_dim}")
+                goal.append(F.normalize(torch.from_numpy(g), dim=1).to(dev))
+            target_names = [goal_label] * len(jobs)
+            sign = 1.0
+        else:
+            groups = target_groups if target_groups is not None else list(range(len(jobs)))
+            targets: dict[int, int | None] = {}
+            for g in sorted(set(groups)):
+                idx = [i for i, gg in enumerate(groups) if gg == g]
+                targets[g] = self.choose_target({k: v[idx] for k, v in feats.items()}, o.seed + g)
+            for ext in self.extractors:
+                rows = []
+                for j in range(len(jobs)):
+                    t = targets[groups[j]]
+                    if t is None:
+                        rows.append(feats[ext.name][j])
+                    else:
+                        imgs = self.bank.images_of(t)
+                        rows.append(self.bank.embeddings[ext.name][imgs[(o.seed + j) % len(imgs)]])
+                goal.append(torch.from_numpy(np.stack(rows)).to(dev))
             for j in range(len(jobs)):
                 t = targets[groups[j]]
-                if t is None:
-                    rows.append(feats[ext.name][j])
-                else:
-                    imgs = self.bank.images_of(t)
-                    pick = imgs[(o.seed + j) % len(imgs)]
-                    rows.append(self.bank.embeddings[ext.name][pick])
-            goal.append(torch.from_numpy(np.stack(rows)).to(dev))
-        for j in range(len(jobs)):
-            t = targets[groups[j]]
-            target_names.append(None if t is None else self.bank.identities[t])
-        sign = -1.0 if o.target_mode == "untargeted" else 1.0
+                target_names.append(None if t is None else self.bank.identities[t])
+            sign = -1.0 if o.target_mode == "untargeted" else 1.0
         clean = [torch.from_numpy(feats[e.name]).to(dev) for e in self.extractors]
+        # with stop_fraction f, the pull toward the goal ends at (1 − f) of the original distance
+        stop_at = [((1 - o.stop_fraction) * (c - g).norm(dim=1)) if o.stop_fraction and sign > 0 else None for c, g in zip(clean, goal)]
 
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         scale_max = o.diversity_scale[0] if o.diversity else 1.0
@@ -332,7 +354,11 @@ class Cloaker:
             loss = torch.zeros(n, device=dev)
             for e_i, mod in enumerate(self.modules):
                 emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
-                loss = loss + self.weights[e_i] * sign * (emb - goal[e_i]).norm(dim=1)
+                dist = (emb - goal[e_i]).norm(dim=1)
+                if stop_at[e_i] is not None:
+                    loss = loss + self.weights[e_i] * torch.relu(dist - stop_at[e_i])
+                    continue  # no push-away either: the point is not to go further than needed
+                loss = loss + self.weights[e_i] * sign * dist
                 if o.push_away and sign > 0:
                     loss = loss - self.weights[e_i] * o.push_away * (emb - clean[e_i]).norm(dim=1)
             return loss

@@ -65,8 +65,8 @@ class TargetBank:
             )
 
 
-def rank_targets(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.ndarray:
-    """Identity indices, farthest first: score_k = Σ_extractors min over user faces ‖C_k − Φ(x)‖ (eq. 3)."""
+def target_scores(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.ndarray:
+    """score_k = Σ_extractors min over user faces ‖C_k − Φ(x)‖ (eq. 3), one per bank identity."""
     score = np.zeros(len(bank.identities))
     for name, feats in user_features.items():
         if name not in bank.embeddings:
@@ -74,6 +74,16 @@ def rank_targets(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.n
         c = bank.centroids(name)
         d = np.linalg.norm(c[:, None, :] - _normalize(feats)[None], axis=-1)  # identities × faces
         score += d.min(axis=1)
+    return score
+
+
+def rank_targets(bank: TargetBank, user_features: dict[str, np.ndarray], rank: str = "farthest") -> np.ndarray:
+    """Identity indices, best first. ``farthest``: the paper's eq. 3. ``average``: nearest to the
+    median score, the §8 mitigation against target-closeness and two-cluster detection (a
+    cloaked class that sits unusually far from, or near to, everything stands out)."""
+    score = target_scores(bank, user_features)
+    if rank == "average":
+        return np.argsort(np.abs(score - np.median(score)))
     return np.argsort(-score)
 
 
@@ -83,9 +93,10 @@ def select_target(
     top_k: int = 5,
     seed: int = 0,
     exclude: set[str] | None = None,
+    rank: str = "farthest",
 ) -> int:
-    """The target identity for these faces: a seeded pick among the ``top_k`` farthest."""
-    order = [i for i in rank_targets(bank, user_features) if not exclude or bank.identities[i] not in exclude]
+    """The target identity for these faces: a seeded pick among the ``top_k`` best by ``rank``."""
+    order = [i for i in rank_targets(bank, user_features, rank) if not exclude or bank.identities[i] not in exclude]
     k = max(1, min(top_k, len(order)))
     return int(order[np.random.default_rng(seed).integers(k)])
 

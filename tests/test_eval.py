@@ -42,7 +42,8 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
-         "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--out", str(out)],
+         "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50",
+         "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection", "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -56,6 +57,14 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     assert base["baseline_normal_accuracy"]["mean"] >= 0.9
     assert abs(base["normal_accuracy"]["mean"] - base["baseline_normal_accuracy"]["mean"]) <= 0.05
     assert rows[("leaked", "linear", "0.5")]["protection"]["mean"] <= rows[("leaked", "linear", "0.0")]["protection"]["mean"] + 1e-9
-    for name in ("mode.png", "leaked.png", "jpeg.png"):
+    for name in ("mode.png", "leaked.png", "jpeg.png", "sybil-dlib.png"):
         assert (out / name).stat().st_size > 1000
     assert "protection" in proc.stdout
+    # Sybil rows for every leaked share, Sybil photos summarized, detection rows per mitigation
+    assert ("leaked+sybil1", "linear", "0.5") in rows and ("leaked+sybil1", "linear", "0.0") in rows
+    assert result["sybil_images"]["n"] > 0 and result["sybil_images"]["dssim"]["mean"] <= 0.007
+    det = [r for r in result["rows"] if r["scenario"] == "detection"]
+    assert [r["value"] for r in det] == ["none", "stop at 50% of the way", "average-distance target"]
+    for r in det:
+        assert 0 <= r["closeness_detected"] <= 1 and 0 <= r["two_cluster_false_positive"] <= 1
+    assert "cloak detection" in proc.stdout

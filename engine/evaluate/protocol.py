@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.align import align_numpy
 from engine.cloak import CloakOptions
+from engine.evaluate import detection as det
 from engine.evaluate.trackers import UNKNOWN, EndToEndTracker, LinearTracker, SimilarityTracker, accuracy, protection_rate
 from engine.faces import Face, FaceDetector, central_face
 from engine.models import get_extractor
@@ -58,6 +59,14 @@ class EvalConfig:
     blur: list[float] = field(default_factory=list)
     noise: list[float] = field(default_factory=list)  # std in 0-255 units
     end_to_end_epochs: int = 2
+    # paper §7: Sybil photos per user photo (0 = none), crossed with every `leaked` fraction
+    sybil: list[int] = field(default_factory=list)
+    sybil_candidates: Path | None = None  # candidate faces (never an evaluation identity)
+    sybil_pool: int = 120  # candidate photos drawn from sybil_candidates
+    # paper §8: detection statistics, with and without each mitigation
+    detection: bool = False
+    stop_fraction: float = 0.5  # mitigation (a)
+    detection_leaked: float = 0.5  # clean share mixed into the class for two-cluster detection
     seed: int = 0
 
 
@@ -221,6 +230,73 @@ class Evaluation:
         self.dssim: dict[str, list[float]] = {}
         self._baseline: dict[tuple, tuple[float, float]] = {}
         self._transformed: dict[tuple, np.ndarray] = {}
+        self._sybil: dict[tuple, list[list[np.ndarray]]] = {}
+        self._pool: list[Sample] | None = None
+        self.sybil_stats: list[dict] = []
+
+    # -- Sybil identities (paper §7) --------------------------------------------------------------
+    def sybil_pool(self) -> list[Sample]:
+        """Candidate faces: one photo per identity folder of ``sybil_candidates``, seeded draw."""
+        if self._pool is None:
+            root = self.cfg.sybil_candidates
+            if root is None:
+                raise ValueError("Sybil scenarios need sybil_candidates (a folder of other people's faces)")
+            dirs = sorted(p for p in Path(root).iterdir() if p.is_dir())
+            clash = sorted({d.name for d in dirs} & set(self.splits))
+            if clash:
+                raise ValueError(f"Sybil candidates include evaluation identities: {', '.join(clash[:5])}")
+            rng = np.random.default_rng(self.cfg.seed)
+            pool = []
+            for d in rng.permutation(dirs)[: self.cfg.sybil_pool]:
+                files = sorted(p for p in Path(d).iterdir() if p.suffix.lower() in EXTENSIONS)
+                if not files:
+                    continue
+                f = files[int(rng.integers(len(files)))]
+                rgb = read_photo(f).rgb8()
+                face = central_face(rgb, self.detector)
+                if face is not None:
+                    pool.append(Sample(f, Path(d).name, rgb, face))
+            self._pool = pool
+            self.say(f"Sybil candidate pool: {len(pool)} faces from {root}")
+        return self._pool
+
+    def sybil_images(self, user: str, options: CloakOptions, per_photo: int) -> list[np.ndarray]:
+        """Cloaked candidate photos standing in for each of U's training photos (the first ``per_photo`` of each)."""
+        from engine.sybil import make_sybils
+
+        most = max(self.cfg.sybil)
+        key = (user, repr(options))
+        if key not in self._sybil:
+            idx = self.splits[user].train
+            pool = self.sybil_pool()
+            pc = PhotoCloaker(options, detector=self.detector)
+            t = time.perf_counter()
+            made = make_sybils(
+                [Photo(self.samples[i].rgb, "PNG") for i in idx], [Photo(s.rgb, "PNG") for s in pool], most,
+                cloaker=pc.cloaker, detector=self.detector,
+                user_faces=[self.samples[i].face for i in idx], candidate_faces=[s.face for s in pool],
+            )
+            per_user: list[list[np.ndarray]] = [[] for _ in idx]
+            for m in made:
+                per_user[m.user_index].append(m.photo.rgb)
+                self.sybil_stats.append({"user": user, "dssim": m.face.dssim, "to_user_before": m.to_user_before, "to_user_after": m.to_user_after, "own_shift": m.own_shift})
+            self.say(f"Sybil photos for {user}: {len(made)} in {time.perf_counter() - t:.0f} s")
+            self._sybil[key] = per_user
+        return [img for imgs in self._sybil[key] for img in imgs[:per_photo]]
+
+    def user_train_features(self, user: str, view: str, options: CloakOptions | None, leaked: float = 0.0) -> np.ndarray:
+        """The features a tracker gets for U's training photos: cloaked, except the leaked share."""
+        idx = self.splits[user].train
+        clean = self.clean_features(view)[idx]
+        if options is None:
+            return clean
+        cloaked = self.cloaked_images(user, options)
+        n_leak = int(round(leaked * len(idx)))
+        out = clean.copy()
+        rest = list(range(n_leak, len(idx)))
+        if rest:
+            out[rest] = self.views[view].embed([cloaked[idx[k]] for k in rest])
+        return out
 
     # -- data -------------------------------------------------------------------------------
     def clean_features(self, view: str) -> np.ndarray:
@@ -255,6 +331,7 @@ class Evaluation:
         leaked: float = 0.0,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         transform_key: str = "",
+        sybil: int = 0,
     ) -> tuple[float, float]:
         """(protection, normal accuracy) for one user, tracker and condition; options=None is the baseline."""
         if options is None:  # the baseline does not depend on cloak options or leaks: compute it once
@@ -262,9 +339,9 @@ class Evaluation:
             if key not in self._baseline:
                 self._baseline[key] = self._measure(user, view, tracker, None, classes, 0.0, transform)
             return self._baseline[key]
-        return self._measure(user, view, tracker, options, classes, leaked, transform)
+        return self._measure(user, view, tracker, options, classes, leaked, transform, sybil)
 
-    def _measure(self, user, view, tracker, options, classes, leaked, transform) -> tuple[float, float]:
+    def _measure(self, user, view, tracker, options, classes, leaked, transform, sybil: int = 0) -> tuple[float, float]:
         classes = classes or sorted(self.splits)
         clean = self.clean_features(view)
         train_idx = [i for c in classes for i in self.splits[c].train]
@@ -298,6 +375,13 @@ class Evaluation:
                 for i, e in zip(changed, emb):
                     train_feats[pos[i]] = e
         labels = [self.samples[i].identity for i in train_idx]
+        if sybil and options is not None:  # the Sybil account: one more class, posted by the user
+            syb = self.sybil_images(user, options, sybil)
+            syb = [transform(x) for x in syb] if transform is not None else syb
+            train_feats = np.concatenate([train_feats, fv.embed(syb)])
+            labels = labels + [f"sybil-of-{user}"] * len(syb)
+            if tracker == "end-to-end":
+                raise ValueError("Sybil scenarios use the feature trackers")
         if tracker == "linear":
             t = LinearTracker(seed=self.cfg.seed).fit(train_feats, labels)
             pred_user, pred_other = t.predict(clean[test_user]), t.predict(clean[test_other])
@@ -397,6 +481,11 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
     for r in cfg.leaked:
         for view in cfg.tracker_extractors:
             record("leaked", "leaked_fraction", r, "linear", view, default, leaked=r)
+            for n in cfg.sybil:
+                if n:
+                    record(f"leaked+sybil{n}", "leaked_fraction", r, "linear", view, default, leaked=r, sybil=n)
+    if cfg.detection:
+        rows.extend(detection_rows(ev, default, say))
     for q in cfg.jpeg:
         record("jpeg", "quality", q, "linear", main_view, default, transform=jpeg(q))
     for s in cfg.blur:
@@ -405,6 +494,7 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         record("noise", "std", s, "linear", main_view, default, transform=noise(s, cfg.seed))
     cfgd = asdict(cfg)
     cfgd["dataset"] = str(cfg.dataset)
+    cfgd["sybil_candidates"] = str(cfg.sybil_candidates) if cfg.sybil_candidates else None
     return {
         "config": cfgd,
         "users": ev.users,
@@ -414,4 +504,75 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         "cloak_seconds_per_face": {k: float(np.median(v)) for k, v in ev.cloak_seconds.items()},
         "dssim": {k: _agg(v) for k, v in ev.dssim.items()},
         "rows": rows,
+        "sybil_images": _sybil_summary(ev.sybil_stats),
     }
+
+
+def _sybil_summary(stats: list[dict]) -> dict:
+    if not stats:
+        return {}
+    names = sorted(stats[0]["to_user_after"])
+    out: dict = {"n": len(stats), "dssim": _agg([s["dssim"] for s in stats])}
+    for n in names:
+        out[n] = {
+            "to_user_before": _agg([s["to_user_before"][n] for s in stats]),
+            "to_user_after": _agg([s["to_user_after"][n] for s in stats]),
+            "own_shift": _agg([s["own_shift"][n] for s in stats]),
+            "nearer_user_than_own": float(np.mean([s["to_user_after"][n] < s["own_shift"][n] for s in stats])),
+        }
+    return out
+
+
+def detection_rows(ev: Evaluation, default: CloakOptions, say: Callable[[str], None]) -> list[dict]:
+    """Paper §8 detectors on every protected user, without and with each mitigation, and what each costs.
+
+    Target closeness looks at U's fully cloaked class among the tracker's other classes plus
+    the public identities of the target bank (where a target comes from). Two-cluster
+    detection looks at U's class with ``detection_leaked`` of it clean. Thresholds: z > 2
+    for closeness; for two clusters, the 95th percentile of the same score on normal classes.
+    """
+    cfg = ev.cfg
+    bank = TargetBank.load()
+    rows = []
+    variants = [
+        ("none", default),
+        (f"stop at {cfg.stop_fraction:.0%} of the way", replace(default, stop_fraction=cfg.stop_fraction)),
+        ("average-distance target", replace(default, target_mode="average")),
+    ]
+    for view in [v for v in cfg.tracker_extractors if v in bank.embeddings]:
+        clean = ev.clean_features(view)
+        ids = sorted(ev.splits)
+        for label, opts in variants:
+            closeness, fp_close, two, fp_two, prot = [], [], [], [], []
+            for u in ev.users:
+                others = [c for c in ids if c != u]
+                cents = np.stack([clean[ev.splits[c].train].mean(0) for c in others])
+                normal = np.concatenate([cents / np.linalg.norm(cents, axis=1, keepdims=True), bank.centroids(view)])
+                closeness.append(det.closeness_z(ev.user_train_features(u, view, opts), normal))
+                fp_close.append(float(np.mean(det.normal_closeness_z(normal)[: len(others)] > 2)))
+                normal_two = [det.two_cluster_score(clean[ev.splits[c].train], cfg.seed) for c in others]
+                thr = float(np.nanpercentile(normal_two, 95))
+                two.append(det.two_cluster_score(ev.user_train_features(u, view, opts, cfg.detection_leaked), cfg.seed) > thr)
+                fp_two.append(float(np.nanmean(np.array(normal_two) > thr)))
+                p, _ = ev.measure(u, view, "linear", opts)
+                prot.append(p)
+            row = {
+                "scenario": "detection",
+                "variable": "mitigation",
+                "value": label,
+                "tracker": "linear",
+                "tracker_extractor": view,
+                "closeness_z": _agg(closeness),
+                "closeness_detected": float(np.mean(np.array(closeness) > 2)),
+                "closeness_false_positive": float(np.mean(fp_close)),
+                "two_cluster_detected": float(np.mean(two)),
+                "two_cluster_false_positive": float(np.mean(fp_two)),
+                "protection": _agg(prot),
+            }
+            rows.append(row)
+            say(
+                f"detection {view:<6} {label:<28} closeness detected {row['closeness_detected']:.0%} (z {row['closeness_z']['mean']:+.2f}, "
+                f"FP {row['closeness_false_positive']:.0%}); two-cluster detected {row['two_cluster_detected']:.0%} "
+                f"(FP {row['two_cluster_false_positive']:.0%}); protection {row['protection']['mean']:.0%}"
+            )
+    return rows

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def table_rows(result: dict) -> list[list[str]]:
     out = []
     for r in result["rows"]:
+        if r["scenario"] == "detection":
+            continue
         out.append(
             [
                 r["scenario"],
@@ -32,6 +34,49 @@ def table_rows(result: dict) -> list[list[str]]:
 
 
 HEADER = ["scenario", "condition", "tracker", "tracker model", "protection", "baseline prot.", "normal acc.", "baseline acc."]
+DETECTION_HEADER = ["tracker model", "mitigation", "closeness detected", "closeness z", "closeness FP", "two-cluster detected", "two-cluster FP", "protection"]
+
+
+def detection_table_rows(result: dict) -> list[list[str]]:
+    return [
+        [
+            r["tracker_extractor"],
+            str(r["value"]),
+            f"{r['closeness_detected']:.0%}",
+            f"{r['closeness_z']['mean']:+.2f}",
+            f"{r['closeness_false_positive']:.0%}",
+            f"{r['two_cluster_detected']:.0%}",
+            f"{r['two_cluster_false_positive']:.0%}",
+            f"{r['protection']['mean']:.0%}",
+        ]
+        for r in result["rows"]
+        if r["scenario"] == "detection"
+    ]
+
+
+def plot_sybil(result: dict, out_dir: Path) -> list[Path]:
+    """Like the paper's Figs. 10–11: protection against the leaked share, without and with Sybil photos."""
+    rows = [r for r in result["rows"] if r["scenario"] == "leaked" or r["scenario"].startswith("leaked+sybil")]
+    if not any(r["scenario"] != "leaked" for r in rows):
+        return []
+    paths = []
+    for view in sorted({r["tracker_extractor"] for r in rows}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for scenario in sorted({r["scenario"] for r in rows}):
+            rs = [r for r in rows if r["scenario"] == scenario and r["tracker_extractor"] == view]
+            label = "no Sybil" if scenario == "leaked" else scenario.replace("leaked+sybil", "Sybil photos per user photo: ")
+            ax.plot([100 * r["value"] for r in rs], [100 * r["protection"]["mean"] for r in rs], marker="o", label=label)
+        ax.set_xlabel("clean (leaked) share of the user's training photos, %")
+        ax.set_ylabel("protection, %")
+        ax.set_ylim(-5, 105)
+        ax.set_title(f"leaked photos and Sybil identities: linear tracker on {view}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        p = out_dir / f"sybil-{view}.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    return paths
 
 
 def write_json(result: dict, path: Path) -> Path:
@@ -44,7 +89,8 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
     paths = []
     by_scenario: dict[str, list[dict]] = {}
     for r in result["rows"]:
-        by_scenario.setdefault(r["scenario"], []).append(r)
+        if r["scenario"] != "detection":
+            by_scenario.setdefault(r["scenario"], []).append(r)
     for scenario, rows in by_scenario.items():
         fig, ax = plt.subplots(figsize=(6, 4))
         groups: dict[str, list[dict]] = {}
