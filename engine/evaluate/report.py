@@ -110,4 +110,4 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
         fig.savefig(p, dpi=120)
         plt.close(fig)
         paths.append(p)
-    return paths
+    return paths + plot_sybil(result, out_dir)
