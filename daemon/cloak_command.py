@@ -68,6 +68,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         steps=args.steps,
         extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
         target_mode=args.target_mode,
+        stop_fraction=args.stop_fraction,
         target_identity=args.target,
         seed=args.seed,
         device=args.device,
@@ -167,7 +168,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
     c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")
-    c.add_argument("--target-mode", choices=["farthest", "fixed", "untargeted"], default="farthest")
+    c.add_argument("--target-mode", choices=["farthest", "average", "fixed", "untargeted"], default="farthest",
+                   help="average: a target at typical distance (paper §8 mitigation against two-cluster detection)")
+    c.add_argument("--stop-fraction", type=float, metavar="F",
+                   help="stop once a face has covered F of the way to its target (paper §8 mitigation against target-closeness detection)")
     c.add_argument("--target", metavar="IDENTITY", help="target identity for --target-mode fixed")
     c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")

@@ -60,6 +60,8 @@ class CloakConfig(_Strict):
     dssim_budget: float | None = None
     steps: int | None = Field(default=None, ge=1)
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
+    target_mode: Literal["farthest", "average", "untargeted"] = "farthest"
+    stop_fraction: float | None = Field(default=None, gt=0, le=1)
     seed: int = 0
 
     @field_validator("mode")
