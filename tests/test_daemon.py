@@ -43,8 +43,23 @@ def test_sync_tool_temporaries_are_ignored() -> None:
 
 
 def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
+    import sqlite3
+
+    from daemon.queue import MIGRATIONS
+
+    # a database written by the first schema version, with a row in it
+    old = sqlite3.connect(tmp_path / "old.sqlite3")
+    old.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
+    old.execute("INSERT INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES ('cam', 'x.jpg', 1, 1, 'done', 0, 0)")
+    old.commit()
+    old.close()
+    migrated = Queue(tmp_path / "old.sqlite3")
+    assert migrated.version == len(MIGRATIONS) == 2
+    assert migrated.counts()["done"] == 1 and migrated.push_counts()["pending"] == 0
+    migrated.close()
+
     q = Queue(tmp_path / "q.sqlite3")
-    assert q.version == 1
+    assert q.version == len(MIGRATIONS)
     assert q.add("cam", "a.jpg", 10, 1) and not q.add("cam", "a.jpg", 10, 1)
     assert q.add("cam", "a.jpg", 11, 2)  # a new version of the same file is a new row
     jobs = q.claim(5)
