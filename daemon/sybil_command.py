@@ -47,7 +47,7 @@ def cmd_sybil(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     opts = CloakOptions(mode=args.mode, device=args.device, seed=args.seed)
     try:
-        made = make_sybils(user_photos, candidates, args.per_photo, opts)
+        made = make_sybils(user_photos, candidates, args.per_photo, opts, goal=args.goal)
     except ValueError as e:
         print(f"fawkes sybil: {e}", file=sys.stderr)
         return 1
@@ -78,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--per-photo", type=int, default=1, help="Sybil photos per user photo")
     s.add_argument("--mode", default="mid", choices=list(MODES))
+    s.add_argument("--goal", choices=["photo", "centroid"], default="photo", help="pull each Sybil photo onto one of your photos, or onto their centroid")
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sybil)

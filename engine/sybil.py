@@ -73,8 +73,16 @@ def make_sybils(
     cloaker: Cloaker | None = None,
     user_faces: list[Face] | None = None,
     candidate_faces: list[Face] | None = None,
+    goal: str = "photo",
 ) -> list[SybilImage]:
-    """Sybil images for the user's photos: ``per_photo`` cloaked candidate photos for each."""
+    """Sybil images for the user's photos: ``per_photo`` cloaked candidate photos for each.
+
+    ``goal``: ``photo`` pulls each Sybil onto the clean features of its own user photo (the
+    paper's per-image pairing); ``centroid`` pulls every Sybil onto the mean of the user's
+    clean features, where unseen clean photos of the user are most likely to fall.
+    """
+    if goal not in ("photo", "centroid"):
+        raise ValueError(f"goal must be 'photo' or 'centroid', got {goal!r}")
     if per_photo < 1:
         raise ValueError("per_photo must be at least 1")
     cloaker = cloaker or Cloaker(options)
@@ -88,6 +96,10 @@ def make_sybils(
     if not cands:
         raise ValueError("no face found in any candidate photo")
     u_feats = cloaker.features([FaceJob(user_photos[i].rgb, f) for i, f in users])
+    if goal == "centroid":
+        for n, v in u_feats.items():
+            c = v.mean(0)
+            u_feats[n] = np.repeat((c / np.linalg.norm(c))[None], len(v), axis=0)
     c_feats = cloaker.features([FaceJob(candidates[i].rgb, f) for i, f in cands])
     picks = pick_candidates(u_feats, c_feats, cloaker.weights, per_photo)
     jobs, goals, pairs = [], {e.name: [] for e in cloaker.extractors}, []

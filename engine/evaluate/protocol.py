@@ -63,6 +63,7 @@ class EvalConfig:
     sybil: list[int] = field(default_factory=list)
     sybil_candidates: Path | None = None  # candidate faces (never an evaluation identity)
     sybil_pool: int = 120  # candidate photos drawn from sybil_candidates
+    sybil_goal: str = "photo"  # photo | centroid (engine.sybil.make_sybils)
     # paper §8: detection statistics, with and without each mitigation
     detection: bool = False
     stop_fraction: float = 0.5  # mitigation (a)
@@ -274,7 +275,7 @@ class Evaluation:
             made = make_sybils(
                 [Photo(self.samples[i].rgb, "PNG") for i in idx], [Photo(s.rgb, "PNG") for s in pool], most,
                 cloaker=pc.cloaker, detector=self.detector,
-                user_faces=[self.samples[i].face for i in idx], candidate_faces=[s.face for s in pool],
+                user_faces=[self.samples[i].face for i in idx], candidate_faces=[s.face for s in pool], goal=self.cfg.sybil_goal,
             )
             per_user: list[list[np.ndarray]] = [[] for _ in idx]
             for m in made:
