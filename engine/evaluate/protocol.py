@@ -419,13 +419,18 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
     )
     rows: list[dict] = []
 
-    def record(scenario: str, variable: str, value, tracker: str, view: str, options: CloakOptions | None, **kw) -> None:
+    def record(
+        scenario: str, variable: str, value, tracker: str, view: str, options: CloakOptions | None,
+        classes_for: Callable[[str], list[str]] | None = None, **kw,
+    ) -> None:
+        """One row: every user measured, cloaked and baseline. ``classes_for(user)`` picks the tracker's classes."""
         if "transform" in kw:
             kw["transform_key"] = f"{scenario}={value}"
         prot, norm, bprot, bnorm = [], [], [], []
         for u in ev.users:
-            p, n = ev.measure(u, view, tracker, options, **kw)
-            bp, bn = ev.measure(u, view, tracker, None, **kw)
+            kw_u = {**kw, "classes": classes_for(u)} if classes_for else kw
+            p, n = ev.measure(u, view, tracker, options, **kw_u)
+            bp, bn = ev.measure(u, view, tracker, None, **kw_u)
             prot.append(p)
             norm.append(n)
             bprot.append(bp)
@@ -459,7 +464,6 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
                 record("mode", "mode", mode, tracker, view, opts)
     default = replace(base, mode=cfg.modes[0])
     main_view = cfg.tracker_extractors[0]
-    n_all = len(ev.splits)
     for k in cfg.label_density:
         rng = np.random.default_rng(cfg.seed + k)
         others = sorted(c for c in ev.splits if c not in ev.users)
@@ -468,17 +472,7 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
             pick = rng.choice(others, size=min(max(k - 1, 1), len(others)), replace=False).tolist()
             return sorted({u, *pick})
 
-        prot, norm = [], []
-        bprot, bnorm = [], []
-        for u in ev.users:
-            cls = classes_for(u)
-            p, n = ev.measure(u, main_view, "linear", default, classes=cls)
-            bp, bn = ev.measure(u, main_view, "linear", None, classes=cls)
-            prot.append(p), norm.append(n), bprot.append(bp), bnorm.append(bn)
-        rows.append({"scenario": "label_density", "variable": "identities", "value": min(k, n_all), "tracker": "linear",
-                     "tracker_extractor": main_view, "protection": _agg(prot), "normal_accuracy": _agg(norm),
-                     "baseline_protection": _agg(bprot), "baseline_normal_accuracy": _agg(bnorm)})
-        say(f"label_density  identities={k:<4} protection {np.mean(prot):.0%}, normal acc {np.nanmean(norm):.1%}")
+        record("label_density", "identities", min(k, len(others) + 1), "linear", main_view, default, classes_for=classes_for)
     for r in cfg.leaked:
         for view in cfg.tracker_extractors:
             record("leaked", "leaked_fraction", r, "linear", view, default, leaked=r)
