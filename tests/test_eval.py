@@ -42,7 +42,7 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
-         "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50",
+         "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--label-density", "2",
          "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection", "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
@@ -68,3 +68,4 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     for r in det:
         assert 0 <= r["closeness_detected"] <= 1 and 0 <= r["two_cluster_false_positive"] <= 1
     assert "cloak detection" in proc.stdout
+    assert rows[("label_density", "linear", "2")]["baseline_normal_accuracy"]["mean"] >= 0.9
