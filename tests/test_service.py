@@ -145,7 +145,7 @@ def test_daemon_notifies_ready_status_and_stopping_and_waits_outside_active_hour
             d.kill()
         sock.close()
     # inside the window the same queue is worked off
-    config = write_config(tmp_path, schedule={"active_hours": [f"{now.hour:02d}:00-{(now.hour + 1) % 24:02d}:00", closed]})
+    config = write_config(tmp_path, schedule={"active_hours": [f"{(now.hour + 23) % 24:02d}:00-{(now.hour + 2) % 24:02d}:00", closed]})
     d = DaemonProc(config, tmp_path / "daemon.log")
     d.start()
     try:
