@@ -230,11 +230,7 @@ class Queue:
             return delay
 
     def push_counts(self) -> dict[str, int]:
-        with self._lock:
-            out = {s: 0 for s in PUSH_STATES}
-            for r in self.db.execute("SELECT state, COUNT(*) AS n FROM pushes GROUP BY state"):
-                out[r["state"]] = r["n"]
-            return out
+        return self._state_counts("pushes", PUSH_STATES)
 
     def last_push_error(self) -> str | None:
         with self._lock:
@@ -282,9 +278,13 @@ class Queue:
             return [r["output"] for r in self.db.execute("SELECT output FROM files WHERE source=? AND relpath=? AND output IS NOT NULL", (source, relpath))]
 
     def counts(self) -> dict[str, int]:
+        return self._state_counts("files", STATES)
+
+    def _state_counts(self, table: str, states: tuple[str, ...]) -> dict[str, int]:
+        """Rows per state, every state present (zero when none)."""
         with self._lock:
-            out = {s: 0 for s in STATES}
-            for r in self.db.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
+            out = {s: 0 for s in states}
+            for r in self.db.execute(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state"):
                 out[r["state"]] = r["n"]
             return out
 

@@ -68,15 +68,19 @@ def plot_sybil(result: dict, out_dir: Path) -> list[Path]:
             ax.plot([100 * r["value"] for r in rs], [100 * r["protection"]["mean"] for r in rs], marker="o", label=label)
         ax.set_xlabel("clean (leaked) share of the user's training photos, %")
         ax.set_ylabel("protection, %")
-        ax.set_ylim(-5, 105)
         ax.set_title(f"leaked photos and Sybil identities: linear tracker on {view}")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = out_dir / f"sybil-{view}.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_finish(fig, ax, out_dir / f"sybil-{view}.png", legend_size=7))
     return paths
+
+
+def _finish(fig, ax, path: Path, legend_size: int) -> Path:
+    """The common tail of every plot: percent axis, legend, save, free the figure."""
+    ax.set_ylim(-5, 105)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def write_json(result: dict, path: Path) -> Path:
@@ -102,12 +106,6 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
             ax.plot(xs, [100 * r["normal_accuracy"]["mean"] for r in rs], marker="s", linestyle="--", label=f"normal acc. ({label})")
         ax.set_xlabel(rows[0]["variable"])
         ax.set_ylabel("%")
-        ax.set_ylim(-5, 105)
         ax.set_title(f"{scenario}: {Path(result['config']['dataset']).parent.name}/{Path(result['config']['dataset']).name}")
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        p = out_dir / f"{scenario}.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_finish(fig, ax, out_dir / f"{scenario}.png", legend_size=6))
     return paths + plot_sybil(result, out_dir)
