@@ -22,7 +22,16 @@ def _ints(s: str) -> list[int]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from engine.evaluate.protocol import EvalConfig, run
-    from engine.evaluate.report import DETECTION_HEADER, HEADER, detection_table_rows, plot, table_rows, write_json
+    from engine.evaluate.report import (
+        DETECTION_HEADER,
+        HEADER,
+        TRANSFER_HEADER,
+        detection_table_rows,
+        plot,
+        table_rows,
+        transfer_table_rows,
+        write_json,
+    )
 
     console = Console(stderr=True, soft_wrap=True)
     cloak = CloakOptions(seed=args.seed, device=args.device)
@@ -49,11 +58,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sybil_goal=args.sybil_goal,
         detection=args.detection,
         stop_fraction=args.stop_fraction,
+        transfer=args.transfer or [],
+        transfer_jpeg=args.transfer_jpeg,
         seed=args.seed,
     )
     if any(cfg.sybil) and cfg.sybil_candidates is None:
         console.print("fawkes eval: --sybil needs --sybil-candidates DIR (faces of people outside the dataset)")
         return 2
+    if cfg.transfer:
+        from engine.evaluate.protocol import parse_variant
+
+        try:
+            for spec in cfg.transfer:
+                parse_variant(spec, cloak)
+        except ValueError as e:
+            console.print(f"fawkes eval: {e}")
+            return 2
     result = run(cfg, progress=lambda m: console.print(m))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +91,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for row in det_rows:
             t2.add_row(*row)
         Console(width=160).print(t2)
+    tr_rows = transfer_table_rows(result)
+    if tr_rows:
+        t3 = Table(title=f"transfer (leave one model out): cloak variant × tracker, PNG and JPEG q{cfg.transfer_jpeg}")
+        for h in TRANSFER_HEADER:
+            t3.add_column(h, overflow="fold")
+        for row in tr_rows:
+            t3.add_row(*row)
+        Console(width=200).print(t3)
     j = write_json(result, out / "eval.json")
     plots = plot(result, out)
     console.print(f"written {j} and {len(plots)} plots in {out}")
@@ -98,6 +126,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--sybil-goal", choices=["photo", "centroid"], default="photo", help="Sybil photos pulled onto each user photo or onto their centroid")
     e.add_argument("--detection", action="store_true", help="paper §8 detectors with and without mitigations")
     e.add_argument("--stop-fraction", type=float, default=0.5, help="mitigation (a): stop at this fraction of the way to the target")
+    e.add_argument(
+        "--transfer",
+        action="append",
+        metavar="VARIANT",
+        help="leave-one-model-out transfer table: a cloak variant 'EXTRACTORS[:option=value...]' "
+        "(e.g. 'dlib,dlib-robust' or 'sface:diversity_jpeg=0.5'), measured only against trackers of other families; repeatable",
+    )
+    e.add_argument("--transfer-jpeg", type=int, default=85, help="JPEG quality of the transfer table's second column (0: none)")
     e.add_argument("--device", default="auto")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="eval-results", metavar="DIR")

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from engine.align import similarity_transform, warp_faces
 from engine.faces import Face
+from engine.jpeg_diff import jpeg_approx
 from engine.models import get_extractor
 from engine.ssim import dssim, gaussian_blur, loop_stride
 from engine.targets import TargetBank, identity_index, select_target
@@ -78,6 +79,14 @@ class CloakOptions:
     diversity_scale: tuple[float, float] = (0.8, 1.2)
     diversity_shift: float = 0.04  # fraction of the crop size
     diversity_blur: float = 1.0  # max Gaussian σ in crop pixels
+    # transfer techniques (issue: cloaks that hold against recognizers never optimized for); each off by default
+    diversity_prob: float = 1.0  # share of steps that use the random transforms at all
+    diversity_color: float = 0.0  # max relative per-channel gain change (0.1 = ±10 %)
+    diversity_jpeg: float = 0.0  # probability that an extractor sees a differentiable-JPEG copy of the face
+    diversity_jpeg_quality: tuple[float, float] = (60.0, 95.0)
+    grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
+    feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
+    feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
     region_margin: float = 0.5  # face region = detection box grown by this much on each side
     # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
     # fraction of its original-to-target feature distance (None: go as far as the budget allows)
@@ -102,6 +111,10 @@ class CloakOptions:
             raise ValueError("target_mode 'fixed' needs target_identity")
         if not self.extractors:
             raise ValueError("the cloaking set needs at least one extractor")
+        if not 0 <= self.diversity_prob <= 1 or not 0 <= self.diversity_jpeg <= 1:
+            raise ValueError("diversity_prob and diversity_jpeg are probabilities in [0, 1]")
+        if not 0 < self.feature_depth < 1:
+            raise ValueError(f"feature_depth must be in (0, 1), got {self.feature_depth}")
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
             raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
 
@@ -169,6 +182,49 @@ def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOpti
     t = np.array([[s, 0, c - s * c + dx], [0, s, c - s * c + dy], [0, 0, 1]])
     sigma = float(rng.uniform(0, opts.diversity_blur))
     return (t @ np.vstack([m, [0, 0, 1]]))[:2], sigma
+
+
+def _colour_and_jpeg(crop: torch.Tensor, rng: np.random.Generator, o: CloakOptions) -> torch.Tensor:
+    """The optional diversity transforms: per-channel gain, then a differentiable JPEG at a random quality."""
+    if o.diversity_color > 0:
+        gains = torch.as_tensor(1 + rng.uniform(-o.diversity_color, o.diversity_color, 3), dtype=crop.dtype, device=crop.device)
+        crop = (crop * gains.view(1, 3, 1, 1)).clamp(0, 1)
+    if o.diversity_jpeg > 0 and rng.random() < o.diversity_jpeg:
+        crop = jpeg_approx(crop, float(rng.uniform(*o.diversity_jpeg_quality)))
+    return crop
+
+
+class _FeatureTaps:
+    """Forward hooks that keep the channel means of one convolution per extractor (intermediate-feature loss).
+
+    Why channel means: the diversity transforms shift and rescale the crop, so a per-position
+    comparison with the original's activations would mostly measure the shift.
+    """
+
+    def __init__(self, modules: list[torch.nn.Module], depth: float) -> None:
+        self.armed = False
+        self.values: dict[int, torch.Tensor] = {}
+        self.handles = []
+        for i, mod in enumerate(modules):
+            convs = [m for m in mod.modules() if isinstance(m, torch.nn.Conv2d)]
+            if not convs:
+                raise ValueError("feature_weight needs extractors with convolutions")
+            target = convs[min(len(convs) - 1, int(depth * len(convs)))]
+            self.handles.append(target.register_forward_hook(self._hook(i)))
+
+    def _hook(self, i: int):
+        def hook(_m, _inp, out):
+            if self.armed:
+                self.values[i] = out.mean(dim=(2, 3))
+
+        return hook
+
+    def take(self, i: int) -> torch.Tensor:
+        return self.values.pop(i)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 class Cloaker:
@@ -347,13 +403,27 @@ class Cloaker:
                     crop = warp_faces(full, m[None], ext.spec.input_size)
                     if sigma > 0:
                         crop = gaussian_blur(crop, sigma)
+                    if diverse:
+                        crop = _colour_and_jpeg(crop, rng, o)
                     per_ext[e_i].append(crop)
             return [torch.cat(c) for c in per_ext]
 
-        def feature_loss(crops_per_ext: list[torch.Tensor]) -> torch.Tensor:
+        taps = _FeatureTaps(self.modules, o.feature_depth) if o.feature_weight > 0 else None
+        tap_clean: list[torch.Tensor] = []
+
+        def feature_loss(crops_per_ext: list[torch.Tensor], tap: bool = False) -> torch.Tensor:
             loss = torch.zeros(n, device=dev)
             for e_i, mod in enumerate(self.modules):
+                if taps is not None:
+                    taps.armed = tap
                 emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
+                if taps is not None and tap:
+                    a = taps.take(e_i)  # N×C: channel means of the tapped convolution
+                    if len(tap_clean) <= e_i:
+                        tap_clean.append(a.detach())  # step 0: the original face
+                    ref = tap_clean[e_i]
+                    rel = (a - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-6)
+                    loss = loss - self.weights[e_i] * o.feature_weight * rel
                 dist = (emb - goal[e_i]).norm(dim=1)
                 if stop_at[e_i] is not None:
                     loss = loss + self.weights[e_i] * torch.relu(dist - stop_at[e_i])
@@ -368,12 +438,13 @@ class Cloaker:
         judge_from = max(1, (2 * o.n_steps) // 3)
         for step in range(o.n_steps + 1):
             advs = [_from_tanh(w) for w in ws]
-            feat_loss = feature_loss(crops(advs, o.diversity and step > 0))
+            diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
+            feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
             d = torch.stack([dssim(advs[j], originals[j], strides[j])[0] for j in range(n)])
             loss_each = feat_loss + o.penalty * torch.relu(d - budget)
             if step >= judge_from:
                 with torch.no_grad():
-                    judged = feature_loss(crops([a.detach() for a in advs], False)) if o.diversity else feat_loss.detach()
+                    judged = feature_loss(crops([a.detach() for a in advs], False)) if (o.diversity or taps) else feat_loss.detach()
                     for j in range(n):
                         # step 0 is the untouched face: never a candidate (a cloak must change something)
                         if float(d[j]) <= budget and float(judged[j]) < best_loss[j]:
@@ -388,11 +459,17 @@ class Cloaker:
                 break
             opt.zero_grad(set_to_none=True)
             loss_each.sum().backward()
+            if o.grad_smooth > 0:
+                for w in ws:
+                    if w.grad is not None:
+                        w.grad = gaussian_blur(w.grad, o.grad_smooth)
             opt.step()
             sched.step()
             if o.project:
                 self._project(ws, originals, budget, strides)
 
+        if taps is not None:
+            taps.remove()
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []

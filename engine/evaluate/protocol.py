@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as fields_of
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from engine.cloak import CloakOptions
 from engine.evaluate import detection as det
 from engine.evaluate.trackers import UNKNOWN, EndToEndTracker, LinearTracker, SimilarityTracker, accuracy, protection_rate
 from engine.faces import Face, FaceDetector, central_face
-from engine.models import get_extractor
+from engine.models import family, get_extractor
 from engine.pipeline import PhotoCloaker
 from engine.photo_io import EXTENSIONS, Photo, PhotoError, read_photo
 from engine.targets import TargetBank
@@ -68,7 +69,41 @@ class EvalConfig:
     detection: bool = False
     stop_fraction: float = 0.5  # mitigation (a)
     detection_leaked: float = 0.5  # clean share mixed into the class for two-cluster detection
+    # leave-one-model-out transfer: cloak variants ("EXTRACTORS[:option=value...]", see parse_variant),
+    # each measured only against trackers of a family that is not in its cloaking set
+    transfer: list[str] = field(default_factory=list)
+    transfer_jpeg: int = 85
     seed: int = 0
+
+
+def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
+    """``"dlib-robust,sface:diversity_jpeg=0.5:steps=60"`` → the base options with that cloaking set and overrides.
+
+    Why strings: one `fawkes eval` command line must be able to name every variant of the
+    transfer table, so each technique is measured by the same protocol as the defaults.
+    """
+    head, *overrides = spec.split(":")
+    opts = replace(base, extractors=tuple(e.strip() for e in head.split(",") if e.strip()))
+    fields = {f.name: f for f in fields_of(CloakOptions)}
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if key not in fields or key in ("extractors", "device", "seed"):
+            raise ValueError(f"transfer variant {spec!r}: unknown cloak option {key!r}")
+        current = getattr(opts, key)
+        if isinstance(current, bool):
+            value: object = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, tuple):
+            value = tuple(float(v) for v in raw.split("/"))
+        elif isinstance(current, int) or key == "steps":
+            value = int(raw)
+        elif isinstance(current, float) or key in ("dssim_budget", "stop_fraction"):
+            value = float(raw)
+        else:
+            value = raw
+        opts = replace(opts, **{key: value})
+    opts.validate()
+    return opts
 
 
 def load_samples(root: Path, detector: FaceDetector) -> list[Sample]:
@@ -305,6 +340,13 @@ class Evaluation:
             self._clean[view] = self.views[view].embed([s.rgb for s in self.samples])
         return self._clean[view]
 
+    def cloak_key(self, options: CloakOptions) -> str:
+        """How timings and DSSIM of one cloak variant are keyed in the results: the mode, plus what differs."""
+        label = options.mode if options.dssim_budget is None else f"rho={options.dssim_budget}"
+        if options != replace(self.cfg.cloak, mode=options.mode):
+            label = f"{label} [{variant_label(options, self.cfg.cloak)}]"
+        return label
+
     def cloaked_images(self, user: str, options: CloakOptions) -> dict[int, np.ndarray]:
         key = (user, repr(options))
         if key not in self._cloaked:
@@ -315,7 +357,7 @@ class Evaluation:
             t = time.perf_counter()
             results = pc.cloak(photos, faces)
             dt = time.perf_counter() - t
-            label = options.mode if options.dssim_budget is None else f"rho={options.dssim_budget}"
+            label = self.cloak_key(options)
             self.cloak_seconds.setdefault(label, []).append(dt / max(len(idx), 1))
             self.dssim.setdefault(label, []).extend(f.dssim for r in results for f in r.faces)
             self._cloaked[key] = {i: r.photo.rgb for i, r in zip(idx, results)}
@@ -403,6 +445,16 @@ class Evaluation:
         return protection_rate(pred_user, user), normal
 
 
+def variant_label(options: CloakOptions, base: CloakOptions) -> str:
+    """The cloaking set plus every option that differs from ``base`` (mode aside)."""
+    diffs = [
+        f"{f.name}={getattr(options, f.name)}"
+        for f in fields_of(CloakOptions)
+        if f.name not in ("extractors", "mode") and getattr(options, f.name) != getattr(base, f.name)
+    ]
+    return ":".join([",".join(options.extractors), *diffs])
+
+
 def _agg(values: list[float]) -> dict[str, float]:
     a = np.array(values, dtype=float)
     return {"mean": float(np.nanmean(a)), "std": float(np.nanstd(a)), "n": int(np.sum(~np.isnan(a)))}
@@ -441,7 +493,9 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
             "value": value,
             "tracker": tracker,
             "tracker_extractor": view,
-            "cloak": None if options is None else {"mode": options.mode, "budget": options.budget, "extractors": list(options.extractors)},
+            "cloak": None
+            if options is None
+            else {"mode": options.mode, "budget": options.budget, "extractors": list(options.extractors), "key": ev.cloak_key(options)},
             "protection": _agg(prot),
             "normal_accuracy": _agg(norm),
             "baseline_protection": _agg(bprot),
@@ -479,6 +533,21 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
             for n in cfg.sybil:
                 if n:
                     record(f"leaked+sybil{n}", "leaked_fraction", r, "linear", view, default, leaked=r, sybil=n)
+    for spec in cfg.transfer:
+        opts = parse_variant(spec, default)
+        label = variant_label(opts, default)
+        used = {family(e) for e in opts.extractors}
+        for view in cfg.tracker_extractors:
+            feature_trackers = [t for t in cfg.trackers if t != "end-to-end"]
+            if view in opts.extractors:  # white-box: the cloak must first work against its own model
+                for tracker in feature_trackers:
+                    record("whitebox", "cloak", label, tracker, view, opts)
+            if family(view) in used:
+                continue  # leave-one-model-out: no member of the tracker's family helped make the cloak
+            for tracker in feature_trackers:
+                record("transfer", "cloak", label, tracker, view, opts)
+                if cfg.transfer_jpeg:
+                    record(f"transfer-jpeg{cfg.transfer_jpeg}", "cloak", label, tracker, view, opts, transform=jpeg(cfg.transfer_jpeg))
     if cfg.detection:
         rows.extend(detection_rows(ev, default, say))
     for q in cfg.jpeg:

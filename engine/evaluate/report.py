@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def table_rows(result: dict) -> list[list[str]]:
     out = []
     for r in result["rows"]:
-        if r["scenario"] == "detection":
+        if r["scenario"] == "detection" or r["scenario"] in ("transfer", "whitebox") or r["scenario"].startswith("transfer-jpeg"):
             continue
         out.append(
             [
@@ -52,6 +52,43 @@ def detection_table_rows(result: dict) -> list[list[str]]:
         for r in result["rows"]
         if r["scenario"] == "detection"
     ]
+
+
+TRANSFER_HEADER = ["cloak variant", "tracker model", "tracker", "kind", "protection PNG", "protection JPEG", "normal acc.", "baseline acc.", "DSSIM", "s / face"]
+
+
+def transfer_table_rows(result: dict) -> list[list[str]]:
+    """Leave-one-model-out table: one line per cloak variant × tracker, PNG and JPEG side by side."""
+    lines: dict[tuple, dict] = {}
+    for r in result["rows"]:
+        sc = r["scenario"]
+        if sc not in ("transfer", "whitebox") and not sc.startswith("transfer-jpeg"):
+            continue
+        kind = "white-box" if sc == "whitebox" else "transfer"
+        key = (r["value"], r["tracker_extractor"], r["tracker"], kind)
+        slot = lines.setdefault(key, {"cloak": r["cloak"]})
+        slot["jpeg" if sc.startswith("transfer-jpeg") else "png"] = r
+    out = []
+    for (label, view, tracker, kind), slot in lines.items():
+        png, jpg = slot.get("png"), slot.get("jpeg")
+        ck = slot["cloak"]["key"] if slot["cloak"] else ""
+        dssim = result.get("dssim", {}).get(ck, {}).get("mean")
+        secs = result.get("cloak_seconds_per_face", {}).get(ck)
+        out.append(
+            [
+                label,
+                view,
+                tracker,
+                kind,
+                f"{png['protection']['mean']:.0%}" if png else "",
+                f"{jpg['protection']['mean']:.0%}" if jpg else "",
+                f"{png['normal_accuracy']['mean']:.1%}" if png else "",
+                f"{png['baseline_normal_accuracy']['mean']:.1%}" if png else "",
+                f"{dssim:.4f}" if dssim is not None else "",
+                f"{secs:.1f}" if secs is not None else "",
+            ]
+        )
+    return out
 
 
 def plot_sybil(result: dict, out_dir: Path) -> list[Path]:
@@ -93,7 +130,7 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
     paths = []
     by_scenario: dict[str, list[dict]] = {}
     for r in result["rows"]:
-        if r["scenario"] != "detection":
+        if r["scenario"] not in ("detection", "transfer", "whitebox") and not r["scenario"].startswith("transfer-jpeg"):
             by_scenario.setdefault(r["scenario"], []).append(r)
     for scenario, rows in by_scenario.items():
         fig, ax = plt.subplots(figsize=(6, 4))

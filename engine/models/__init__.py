@@ -12,12 +12,15 @@ from pathlib import Path
 from .base import Extractor
 from .dlib_model import DlibResNetExtractor
 from .onnx_user import OnnxExtractor, OnnxInputSpec
+from .robust import RobustExtractor
 from .sface import SFace
 from .spec import ARCFACE_112, ExtractorSpec
 
 _FACTORIES: dict[str, Callable[[], Extractor]] = {
     "sface": SFace,
     "dlib": DlibResNetExtractor,
+    "sface-robust": lambda: RobustExtractor("sface-robust", SFace.spec),
+    "dlib-robust": lambda: RobustExtractor("dlib-robust", DlibResNetExtractor.spec),
 }
 _INSTANCES: dict[str, Extractor] = {}
 
@@ -38,6 +41,17 @@ def list_extractors() -> list[str]:
     return list(_FACTORIES)
 
 
+def family(name: str) -> str:
+    """The model an extractor derives from: a robust copy or dlib's own pipeline belongs to its base.
+
+    Leave-one-model-out measurement never lets a cloak use any member of the tracker's family.
+    """
+    for suffix in ("-robust", "-native"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def get_extractor(name: str) -> Extractor:
     if name not in _FACTORIES:
         raise KeyError(f"unknown extractor {name!r}; known: {', '.join(_FACTORIES)}")
@@ -52,6 +66,7 @@ __all__ = [
     "ExtractorSpec",
     "OnnxExtractor",
     "OnnxInputSpec",
+    "family",
     "get_extractor",
     "list_extractors",
     "register",
