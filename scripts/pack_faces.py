@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.dataset import crops_for, load_faces  # noqa: E402
+from engine.dataset import central_face, crops_for, list_identities  # noqa: E402
+from engine.faces import FaceDetector  # noqa: E402
 from engine.models import get_extractor  # noqa: E402
 
 
@@ -49,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-faces", type=int, default=None, help="at most this many faces, evenly spaced over the folder")
     args = ap.parse_args(argv)
     t0 = time.time()
-    faces = load_faces(args.root)
-    if args.max_faces and len(faces) > args.max_faces:
-        keep = np.linspace(0, len(faces) - 1, args.max_faces).round().astype(int)
-        faces = [faces[i] for i in keep]
+    paths = [p for files in list_identities(args.root).values() for p in files]
+    if args.max_faces and len(paths) > args.max_faces:
+        keep = np.linspace(0, len(paths) - 1, args.max_faces).round().astype(int)
+        paths = [paths[i] for i in keep]
+    detector = FaceDetector(min_face=16)
+    faces = [f for f in (central_face(p, detector) for p in paths) if f is not None]
     arrays: dict[str, np.ndarray] = {
         "identity": np.array([f.identity for f in faces]),
         "path": np.array([str(f.path.relative_to(args.root)) for f in faces]),

@@ -43,7 +43,8 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
          "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--label-density", "2",
-         "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection", "--out", str(out)],
+         "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection",
+         "--transfer", "sface:diversity_jpeg=0.5", "--transfer", "dlib-robust", "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,3 +70,13 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
         assert 0 <= r["closeness_detected"] <= 1 and 0 <= r["two_cluster_false_positive"] <= 1
     assert "cloak detection" in proc.stdout
     assert rows[("label_density", "linear", "2")]["baseline_normal_accuracy"]["mean"] >= 0.9
+    # leave one model out: the SFace-only variant is measured against dlib (PNG and JPEG q85); the
+    # dlib-robust variant shares the only tracker's family, so it is never measured
+    tr = [r for r in result["rows"] if r["scenario"].startswith("transfer") or r["scenario"] == "whitebox"]
+    assert sorted((r["scenario"], r["tracker"]) for r in tr) == [
+        ("transfer", "linear"), ("transfer", "similarity"), ("transfer-jpeg85", "linear"), ("transfer-jpeg85", "similarity")
+    ]
+    assert {r["value"] for r in tr} == {"sface:diversity_jpeg=0.5"} and {r["tracker_extractor"] for r in tr} == {"dlib"}
+    key = tr[0]["cloak"]["key"]
+    assert result["dssim"][key]["mean"] <= 0.007 and result["cloak_seconds_per_face"][key] > 0
+    assert "transfer (leave one model out)" in proc.stdout

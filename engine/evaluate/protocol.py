@@ -91,13 +91,13 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
         if key not in fields or key in ("extractors", "device", "seed"):
             raise ValueError(f"transfer variant {spec!r}: unknown cloak option {key!r}")
         current = getattr(opts, key)
-        if isinstance(current, bool):
-            value: object = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif isinstance(current, tuple):
-            value = tuple(float(v) for v in raw.split("/"))
-        elif isinstance(current, int) or key == "steps":
+        if key == "extractor_weights" or isinstance(current, tuple):
+            value: object = tuple(float(v) for v in raw.split("/"))
+        elif isinstance(current, bool):
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif key == "steps" or isinstance(current, int):
             value = int(raw)
-        elif isinstance(current, float) or key in ("dssim_budget", "stop_fraction"):
+        elif key in ("dssim_budget", "stop_fraction") or isinstance(current, float):
             value = float(raw)
         else:
             value = raw
