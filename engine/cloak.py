@@ -184,6 +184,11 @@ def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOpti
     return (t @ np.vstack([m, [0, 0, 1]]))[:2], sigma
 
 
+def _loop_dssim(adv: torch.Tensor, orig: torch.Tensor, stride: int) -> torch.Tensor:
+    """The optimizer's DSSIM: large regions in checkpointed bands (see :func:`engine.ssim.dssim`)."""
+    return dssim(adv, orig, stride, checkpoint=True)[0]
+
+
 def _colour_and_jpeg(crop: torch.Tensor, rng: np.random.Generator, o: CloakOptions) -> torch.Tensor:
     """The optional diversity transforms: per-channel gain, then a differentiable JPEG at a random quality."""
     if o.diversity_color > 0:
@@ -393,8 +398,11 @@ class Cloaker:
             for j in range(n):
                 ctx, (cx0, cy0) = contexts[j]
                 rx0, ry0, rx1, ry1 = regions[j]
-                full = ctx.clone()
-                full[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0] = advs[j]
+                if ctx.shape[-2:] == advs[j].shape[-2:]:
+                    full = advs[j]  # the region is the whole context: no copy (large photos: 40 MB a step)
+                else:
+                    full = ctx.clone()
+                    full[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0] = advs[j]
                 for e_i, ext in enumerate(self.extractors):
                     m = mats[j][e_i]
                     sigma = 0.0
@@ -440,7 +448,7 @@ class Cloaker:
             advs = [_from_tanh(w) for w in ws]
             diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
             feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
-            d = torch.stack([dssim(advs[j], originals[j], strides[j])[0] for j in range(n)])
+            d = torch.stack([_loop_dssim(advs[j], originals[j], strides[j]) for j in range(n)])
             loss_each = feat_loss + o.penalty * torch.relu(d - budget)
             if step >= judge_from:
                 with torch.no_grad():
@@ -470,6 +478,9 @@ class Cloaker:
 
         if taps is not None:
             taps.remove()
+        # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
+        # before the exact measurements below (the peak of a 48 MP photo was here)
+        del opt, sched, ws, advs, feat_loss, loss_each, d, contexts
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []

@@ -165,6 +165,21 @@ def _exif_bytes(im: Image.Image) -> bytes | None:
         return None
 
 
+def _rgb_array(im: Image.Image, chunk_bytes: int = 1 << 24) -> np.ndarray:
+    """A writable H×W×3 copy of an RGB image, filled in row bands.
+
+    Why: ``np.asarray(im).copy()`` holds three copies at once (Pillow's, the bytes it
+    exports, numpy's), +430 MB for a 48 MP photo; bands keep it to two plus 16 MB.
+    """
+    w, h = im.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    rows = max(1, chunk_bytes // (3 * w))
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        out[y0:y1] = np.asarray(im.crop((0, y0, w, y1)), dtype=np.uint8)
+    return out
+
+
 def _to_rgb(im: Image.Image, icc: bytes | None, path: Path | None) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -189,7 +204,7 @@ def _to_rgb(im: Image.Image, icc: bytes | None, path: Path | None) -> tuple[np.n
         arr = np.asarray(rgba, dtype=np.uint8)
         return arr[:, :, :3].copy(), arr[:, :, 3].copy(), icc
     if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8).copy(), None, icc
+        return _rgb_array(im), None, icc
     if mode in ("RGB;16", "RGBA;16"):  # pragma: no cover - Pillow exposes these rarely
         raise _fail(path, f"pixel mode {mode} is not supported")
     try:

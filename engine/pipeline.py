@@ -18,6 +18,7 @@ import numpy as np
 from engine.align import is_aligned_crop
 from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
 from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
+from engine.memory import release_free_memory
 from engine.photo_io import Photo
 
 
@@ -78,6 +79,7 @@ class PhotoCloaker:
                 jobs.append(FaceJob(photo.rgb, f))
                 owners.append(i)
         pixels, results = self.cloaker.cloak_faces(jobs)
+        release_free_memory()  # the optimization's full-resolution buffers, before the output copy
         elapsed = time.perf_counter() - t0
         out: list[CloakedPhoto] = []
         for i, photo in enumerate(photos):

@@ -68,9 +68,49 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 
     return num / den
 
 
-def dssim(x: torch.Tensor, y: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """Structural dissimilarity per image: ``(1 − mean SSIM) / 2`` → shape N."""
+BAND_POSITIONS = 1 << 18  # input pixels per row band of a banded SSIM evaluation
+CHECKPOINT_PIXELS = 2_000_000  # with gradients, only regions above this trade a recomputation for memory
+
+
+def dssim(x: torch.Tensor, y: torch.Tensor, stride: int = 1, checkpoint: bool = False) -> torch.Tensor:
+    """Structural dissimilarity per image: ``(1 − mean SSIM) / 2`` → shape N.
+
+    Large images are evaluated in row bands that overlap by the window, which gives the
+    same mean over the same positions with bounded memory: the SSIM map's intermediates
+    are ~8 full-size tensors (products, first blur pass), and for a face on a 48 MP photo
+    they were the process's peak. With ``checkpoint`` (the optimizer's loop) each band is
+    recomputed in backward instead of kept, so only one band's intermediates live at once.
+    """
+    h, w = x.shape[-2:]
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    if (checkpoint and h * w > CHECKPOINT_PIXELS) or (not needs_grad and h * w > 2 * BAND_POSITIONS):
+        return _dssim_banded(x, y, stride, checkpoint)
     return (1.0 - ssim_map(x, y, stride=stride).mean(dim=(1, 2, 3))) / 2.0
+
+
+def _band_sum(x: torch.Tensor, y: torch.Tensor, stride: int, window: int) -> torch.Tensor:
+    return ssim_map(x, y, window=window, stride=stride).sum(dim=(1, 2, 3))
+
+
+def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: bool, window: int = 11) -> torch.Tensor:
+    from torch.utils.checkpoint import checkpoint as ckpt
+
+    h, w = x.shape[-2:]
+    win = min(window, h, w)
+    win = win if win % 2 == 1 else win - 1
+    out_rows = h - win + 1
+    rows = max(stride, (BAND_POSITIONS // max(w, 1)) // stride * stride)  # band starts stay on the stride grid
+    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    count = 0
+    for r0 in range(0, out_rows, rows):
+        r1 = min(out_rows, r0 + rows)
+        xb, yb = x[..., r0 : r1 + win - 1, :], y[..., r0 : r1 + win - 1, :]
+        if checkpoint and torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+            total = total + ckpt(_band_sum, xb, yb, stride, window, use_reentrant=False)
+        else:
+            total = total + _band_sum(xb, yb, stride, window)
+        count += ((r1 - r0 + stride - 1) // stride) * ((w - win) // stride + 1) * x.shape[1]
+    return (1.0 - total / count) / 2.0
 
 
 def loop_stride(h: int, w: int, positions: int = 160_000) -> int:

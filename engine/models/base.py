@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..memory import release_free_memory
 from . import cache
 from .spec import ExtractorSpec
 
@@ -109,6 +110,7 @@ class Extractor(ABC):
                 for p in m.parameters():
                     p.requires_grad_(False)
                 self._modules[key] = m
+                release_free_memory()  # the conversion's garbage (protobuf, fp32 copies)
             return self._modules[key]
 
     def session(self, device: str = "cpu"):
