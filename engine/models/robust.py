@@ -48,7 +48,10 @@ class RobustExtractor(Extractor):
             base,
             name=name,
             license=f"{base.license}; fine-tuned by Fawkes Sync on LFW photos (research use of the data, weights shippable)",
-            source=f"engine/data/models/{name}.onnx (int8 weights): {base.name} fine-tuned, {recipe}",
+            source=(
+                f"engine/data/models/{name}.onnx (int8 weights): {base.name} fine-tuned; recipe: {recipe}; "
+                f"data: {prov.get('training_data', '?')}; command: {prov.get('command', '?')}; seed {prov.get('seed', '?')}"
+            ),
             description=f"{base.name}, adversarially fine-tuned (label-free robust distillation)",
             extra={k: json.dumps(v) if not isinstance(v, str) else v for k, v in prov.items()},
         )
