@@ -60,6 +60,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         stop_fraction=args.stop_fraction,
         transfer=args.transfer or [],
         transfer_jpeg=args.transfer_jpeg,
+        mode_rows=not args.transfer_only,
         seed=args.seed,
     )
     if any(cfg.sybil) and cfg.sybil_candidates is None:
@@ -133,6 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="leave-one-model-out transfer table: a cloak variant 'EXTRACTORS[:option=value...]' "
         "(e.g. 'dlib,dlib-robust' or 'sface:diversity_jpeg=0.5'), measured only against trackers of other families; repeatable",
     )
+    e.add_argument("--transfer-only", action="store_true", help="skip the default cloak's per-mode rows")
     e.add_argument("--transfer-jpeg", type=int, default=85, help="JPEG quality of the transfer table's second column (0: none)")
     e.add_argument("--device", default="auto")
     e.add_argument("--seed", type=int, default=0)

@@ -73,6 +73,7 @@ class EvalConfig:
     # each measured only against trackers of a family that is not in its cloaking set
     transfer: list[str] = field(default_factory=list)
     transfer_jpeg: int = 85
+    mode_rows: bool = True  # False: skip the default cloak's per-mode rows (a transfer-only run)
     seed: int = 0
 
 
@@ -509,7 +510,7 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         )
 
     base = cfg.cloak
-    for mode in cfg.modes:
+    for mode in cfg.modes if cfg.mode_rows else []:
         opts = replace(base, mode=mode)
         for view in cfg.tracker_extractors:
             for tracker in cfg.trackers:
