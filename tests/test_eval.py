@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine.evaluate.trackers import UNKNOWN, LinearTracker, SimilarityTracker, accuracy, protection_rate
 
@@ -80,3 +81,21 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     key = tr[0]["cloak"]["key"]
     assert result["dssim"][key]["mean"] <= 0.007 and result["cloak_seconds_per_face"][key] > 0
     assert "transfer (leave one model out)" in proc.stdout
+
+
+def test_transfer_variants_parse_every_cloak_option_and_families_group_models() -> None:
+    from engine.cloak import CloakOptions
+    from engine.evaluate.protocol import parse_variant, variant_label
+    from engine.models import family
+
+    base = CloakOptions()
+    o = parse_variant("sface,sface-robust:extractor_weights=1/2:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)
+    assert o.extractors == ("sface", "sface-robust") and o.extractor_weights == (1.0, 2.0)
+    assert o.diversity is False and o.steps == 80 and o.budget == 0.012 and o.target_mode == "average"
+    assert variant_label(parse_variant("dlib", base), base) == "dlib"
+    assert "diversity_jpeg=0.5" in variant_label(parse_variant("sface:diversity_jpeg=0.5", base), base)
+    for bad in ("sface:nope=1", "sface:seed=3", "sface:diversity_jpeg=2", ""):
+        with pytest.raises(ValueError):
+            parse_variant(bad, base)
+    assert {family(n) for n in ("dlib", "dlib-robust", "dlib-native")} == {"dlib"}
+    assert {family(n) for n in ("sface", "sface-robust")} == {"sface"}
