@@ -480,7 +480,8 @@ class Cloaker:
             taps.remove()
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
-        del opt, sched, ws, advs, feat_loss, loss_each, d, contexts
+        del opt, sched, ws, advs, feat_loss, loss_each, d
+        contexts.clear()  # (a list the closure above reads: emptied, not deleted)
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []
