@@ -13,29 +13,22 @@ import numpy as np
 
 from benchmarks.common import SHARED, report
 from engine.dataset import crops_for, load_faces
+from engine.evaluate.trackers import loo_1nn_accuracy
 from engine.models import get_extractor
 
 NAMES = ("sface", "dlib", "sface-robust", "dlib-robust")
 
 
-def loo_1nn(emb: np.ndarray, ids: list[str]) -> float:
-    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    d = np.linalg.norm(e[:, None] - e[None], axis=-1)
-    np.fill_diagonal(d, np.inf)
-    labels = np.array(ids)
-    return float(np.mean(labels[d.argmin(1)] == labels))
-
-
 def main() -> None:
     faces = load_faces(SHARED / "lfw-dev" / "faces")
-    ids = [f.identity for f in faces]
+    labels = np.array([f.identity for f in faces])
     rows: list[dict[str, object]] = []
     for name in NAMES:
         ext = get_extractor(name)
         s = ext.spec
         emb = ext.embed_onnx(crops_for(faces, s.template, s.input_size))
         size_mb = ext.source_path().stat().st_size / 1e6
-        rows.append({"extractor": name, "lfw-dev LOO 1-NN": loo_1nn(emb, ids), "faces": len(faces), "shipped file MB": round(size_mb, 1)})
+        rows.append({"extractor": name, "lfw-dev LOO 1-NN": loo_1nn_accuracy(emb, labels, s.metric), "faces": len(faces), "shipped file MB": round(size_mb, 1)})
     report("robust", rows)
 
 

@@ -184,11 +184,6 @@ def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOpti
     return (t @ np.vstack([m, [0, 0, 1]]))[:2], sigma
 
 
-def _loop_dssim(adv: torch.Tensor, orig: torch.Tensor, stride: int) -> torch.Tensor:
-    """The optimizer's DSSIM: large regions in checkpointed bands (see :func:`engine.ssim.dssim`)."""
-    return dssim(adv, orig, stride, checkpoint=True)[0]
-
-
 def _colour_and_jpeg(crop: torch.Tensor, rng: np.random.Generator, o: CloakOptions) -> torch.Tensor:
     """The optional diversity transforms: per-channel gain, then a differentiable JPEG at a random quality."""
     if o.diversity_color > 0:
@@ -421,9 +416,9 @@ class Cloaker:
 
         def feature_loss(crops_per_ext: list[torch.Tensor], tap: bool = False) -> torch.Tensor:
             loss = torch.zeros(n, device=dev)
+            if taps is not None:
+                taps.armed = tap
             for e_i, mod in enumerate(self.modules):
-                if taps is not None:
-                    taps.armed = tap
                 emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
                 if taps is not None and tap:
                     a = taps.take(e_i)  # N×C: channel means of the tapped convolution
@@ -444,40 +439,42 @@ class Cloaker:
         # "Best step" is judged on the clean (undiversified) objective, over the last third of
         # the steps: the diversified loss is too noisy to rank steps (it picked early ones).
         judge_from = max(1, (2 * o.n_steps) // 3)
-        for step in range(o.n_steps + 1):
-            advs = [_from_tanh(w) for w in ws]
-            diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
-            feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
-            d = torch.stack([_loop_dssim(advs[j], originals[j], strides[j]) for j in range(n)])
-            loss_each = feat_loss + o.penalty * torch.relu(d - budget)
-            if step >= judge_from:
-                with torch.no_grad():
-                    judged = feature_loss(crops([a.detach() for a in advs], False)) if (o.diversity or taps) else feat_loss.detach()
+        try:
+            for step in range(o.n_steps + 1):
+                advs = [_from_tanh(w) for w in ws]
+                diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
+                feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
+                # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
+                d = torch.stack([dssim(advs[j], originals[j], strides[j], checkpoint=True)[0] for j in range(n)])
+                loss_each = feat_loss + o.penalty * torch.relu(d - budget)
+                if step >= judge_from:
+                    with torch.no_grad():
+                        judged = feature_loss(crops([a.detach() for a in advs], False)) if (o.diversity or taps) else feat_loss.detach()
+                        for j in range(n):
+                            # step 0 is the untouched face: never a candidate (a cloak must change something)
+                            if float(d[j]) <= budget and float(judged[j]) < best_loss[j]:
+                                best_loss[j] = float(judged[j])
+                                best_step[j] = step
+                                best_pixels[j] = advs[j].detach().clone()
+                if step == o.n_steps:
                     for j in range(n):
-                        # step 0 is the untouched face: never a candidate (a cloak must change something)
-                        if float(d[j]) <= budget and float(judged[j]) < best_loss[j]:
-                            best_loss[j] = float(judged[j])
-                            best_step[j] = step
+                        if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
+                            best_step[j] = step  # quantization below shrinks it into the budget
                             best_pixels[j] = advs[j].detach().clone()
-            if step == o.n_steps:
-                for j in range(n):
-                    if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
-                        best_step[j] = step  # quantization below shrinks it into the budget
-                        best_pixels[j] = advs[j].detach().clone()
-                break
-            opt.zero_grad(set_to_none=True)
-            loss_each.sum().backward()
-            if o.grad_smooth > 0:
-                for w in ws:
-                    if w.grad is not None:
-                        w.grad = gaussian_blur(w.grad, o.grad_smooth)
-            opt.step()
-            sched.step()
-            if o.project:
-                self._project(ws, originals, budget, strides)
-
-        if taps is not None:
-            taps.remove()
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss_each.sum().backward()
+                if o.grad_smooth > 0:
+                    for w in ws:
+                        if w.grad is not None:
+                            w.grad = gaussian_blur(w.grad, o.grad_smooth)
+                opt.step()
+                sched.step()
+                if o.project:
+                    self._project(ws, originals, budget, strides)
+        finally:
+            if taps is not None:
+                taps.remove()  # the modules are shared: never leave a hook on them
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
         del opt, sched, ws, advs, feat_loss, loss_each, d

@@ -11,6 +11,7 @@ import torch
 
 from engine.align import similarity_transform, warp_faces
 from engine.dataset import crops_for, load_faces
+from engine.evaluate.trackers import loo_1nn_accuracy
 from engine.models import get_extractor
 from engine.models.spec import ARCFACE_112
 from engine.photo_io import read_photo
@@ -91,16 +92,6 @@ def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
     assert float(g[:, :5].sum()) == 0.0  # pixels far from the face get none
 
 
-def _loo_accuracy(emb: np.ndarray, labels: np.ndarray, metric: str) -> float:
-    if metric == "cosine":
-        z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-        d = 1 - z @ z.T
-    else:
-        d = np.linalg.norm(emb[:, None] - emb[None], axis=2)
-    np.fill_diagonal(d, np.inf)
-    return float((labels[d.argmin(1)] == labels).mean())
-
-
 @pytest.mark.parametrize("subset", ["dev", "lfw-dev"])
 def test_leave_one_out_identification(subset: str, dev: Path, lfw_dev: Path) -> None:
     root = (dev if subset == "dev" else lfw_dev) / "faces"
@@ -110,8 +101,8 @@ def test_leave_one_out_identification(subset: str, dev: Path, lfw_dev: Path) -> 
     for name in ("sface", "dlib"):
         ext = get_extractor(name)
         crops = crops_for(faces, ext.spec.template, ext.spec.input_size)
-        acc_onnx = _loo_accuracy(ext.embed_onnx(crops), labels, ext.spec.metric)
-        acc_torch = _loo_accuracy(ext.embed_torch(crops), labels, ext.spec.metric)
+        acc_onnx = loo_1nn_accuracy(ext.embed_onnx(crops), labels, ext.spec.metric)
+        acc_torch = loo_1nn_accuracy(ext.embed_torch(crops), labels, ext.spec.metric)
         print(f"\n{subset} {name}: LOO 1-NN onnx {acc_onnx:.2%} torch {acc_torch:.2%} over {len(faces)} faces")
         assert acc_onnx >= 0.90 and acc_torch >= 0.90
         assert abs(acc_onnx - acc_torch) <= 0.002

@@ -538,8 +538,8 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         opts = parse_variant(spec, default)
         label = variant_label(opts, default)
         used = {family(e) for e in opts.extractors}
+        feature_trackers = [t for t in cfg.trackers if t != "end-to-end"]
         for view in cfg.tracker_extractors:
-            feature_trackers = [t for t in cfg.trackers if t != "end-to-end"]
             if view in opts.extractors:  # white-box: the cloak must first work against its own model
                 for tracker in feature_trackers:
                     record("whitebox", "cloak", label, tracker, view, opts)

@@ -13,10 +13,15 @@ logging.getLogger("matplotlib").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def is_transfer_row(scenario: str) -> bool:
+    """Rows of the leave-one-model-out table (white-box, transfer, transfer after JPEG): shown in their own table."""
+    return scenario in ("transfer", "whitebox") or scenario.startswith("transfer-jpeg")
+
+
 def table_rows(result: dict) -> list[list[str]]:
     out = []
     for r in result["rows"]:
-        if r["scenario"] == "detection" or r["scenario"] in ("transfer", "whitebox") or r["scenario"].startswith("transfer-jpeg"):
+        if r["scenario"] == "detection" or is_transfer_row(r["scenario"]):
             continue
         out.append(
             [
@@ -62,7 +67,7 @@ def transfer_table_rows(result: dict) -> list[list[str]]:
     lines: dict[tuple, dict] = {}
     for r in result["rows"]:
         sc = r["scenario"]
-        if sc not in ("transfer", "whitebox") and not sc.startswith("transfer-jpeg"):
+        if not is_transfer_row(sc):
             continue
         kind = "white-box" if sc == "whitebox" else "transfer"
         key = (r["value"], r["tracker_extractor"], r["tracker"], kind)
@@ -130,7 +135,7 @@ def plot(result: dict, out_dir: Path) -> list[Path]:
     paths = []
     by_scenario: dict[str, list[dict]] = {}
     for r in result["rows"]:
-        if r["scenario"] not in ("detection", "transfer", "whitebox") and not r["scenario"].startswith("transfer-jpeg"):
+        if r["scenario"] != "detection" and not is_transfer_row(r["scenario"]):
             by_scenario.setdefault(r["scenario"], []).append(r)
     for scenario, rows in by_scenario.items():
         fig, ax = plt.subplots(figsize=(6, 4))

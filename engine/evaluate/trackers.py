@@ -142,6 +142,17 @@ class EndToEndTracker:
         return [self.classes[i] for i in out]
 
 
+def loo_1nn_accuracy(emb: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    """Leave-one-out 1-NN identification: each face labelled by its nearest other face."""
+    if metric == "cosine":
+        z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        d = 1 - z @ z.T
+    else:
+        d = np.linalg.norm(emb[:, None] - emb[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    return float((labels[d.argmin(1)] == labels).mean())
+
+
 def protection_rate(predictions: list[str], user: str) -> float:
     """Share of the user's clean test photos the tracker does not identify as the user (paper §5.1)."""
     if not predictions:
