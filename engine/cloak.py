@@ -37,7 +37,7 @@ from engine.align import similarity_transform, warp_faces
 from engine.faces import Face
 from engine.jpeg_diff import jpeg_approx
 from engine.models import get_extractor
-from engine.ssim import dssim, gaussian_blur, loop_stride
+from engine.ssim import SSIMReference, dssim, gaussian_blur, loop_stride
 from engine.targets import TargetBank, identity_index, select_target
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ MODES: dict[str, ModeSettings] = {
     "high": ModeSettings(0.012, 60),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
-PROJECTION_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -386,7 +385,12 @@ class Cloaker:
         best_step = [0] * n
         best_pixels: list[torch.Tensor] = [orig.clone() for orig in originals]
 
-        strides = [loop_stride(orig.shape[-2], orig.shape[-1]) for orig in originals]
+        # the originals' SSIM statistics, computed once: every step compares against them
+        refs = [SSIMReference.of(orig, loop_stride(orig.shape[-2], orig.shape[-1])) for orig in originals]
+
+        def loop_dssim(j: int, x: torch.Tensor) -> torch.Tensor:
+            # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
+            return dssim(x, refs[j], checkpoint=True)[0]
 
         def crops(advs: list[torch.Tensor], diverse: bool) -> list[torch.Tensor]:
             per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
@@ -442,10 +446,15 @@ class Cloaker:
         try:
             for step in range(o.n_steps + 1):
                 advs = [_from_tanh(w) for w in ws]
+                ds = [loop_dssim(j, advs[j]) for j in range(n)]
+                if o.project and step > 0:
+                    # the projection of the previous Adam step, here so that its DSSIM is also the loss's
+                    for j in self._over_budget(ws, advs, originals, ds, budget):
+                        advs[j] = _from_tanh(ws[j])
+                        ds[j] = loop_dssim(j, advs[j])
+                d = torch.stack(ds)
                 diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
                 feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
-                # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
-                d = torch.stack([dssim(advs[j], originals[j], strides[j], checkpoint=True)[0] for j in range(n)])
                 loss_each = feat_loss + o.penalty * torch.relu(d - budget)
                 if step >= judge_from:
                     with torch.no_grad():
@@ -470,15 +479,14 @@ class Cloaker:
                             w.grad = gaussian_blur(w.grad, o.grad_smooth)
                 opt.step()
                 sched.step()
-                if o.project:
-                    self._project(ws, originals, budget, strides)
         finally:
             if taps is not None:
                 taps.remove()  # the modules are shared: never leave a hook on them
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
-        del opt, sched, ws, advs, feat_loss, loss_each, d
-        contexts.clear()  # (a list the closure above reads: emptied, not deleted)
+        del opt, sched, ws, advs, feat_loss, loss_each, d, ds
+        contexts.clear()  # (lists the closures above read: emptied, not deleted)
+        refs.clear()
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []
@@ -493,20 +501,20 @@ class Cloaker:
 
     @staticmethod
     @torch.no_grad()
-    def _project(ws: list[torch.Tensor], originals: list[torch.Tensor], budget: float, strides: list[int]) -> None:
-        """Pull each perturbation back inside the DSSIM budget by shrinking it (DSSIM ≈ quadratic in δ)."""
-        for w, orig, stride in zip(ws, originals, strides):
-            x = _from_tanh(w)
-            d = float(dssim(x, orig, stride)[0])
-            c_total = 1.0
-            for _ in range(PROJECTION_ROUNDS):  # DSSIM is only roughly quadratic in δ
-                if d <= budget * 0.97:
-                    break
-                c_total *= math.sqrt(budget * 0.95 / d)
-                cand = (orig + c_total * (x - orig)).clamp(0, 1)
-                d = float(dssim(cand, orig, stride)[0])
-            if c_total < 1.0:
-                w.copy_(_atanh_space(cand))
+    def _over_budget(ws: list[torch.Tensor], advs: list[torch.Tensor], originals: list[torch.Tensor], ds: list[torch.Tensor], budget: float) -> list[int]:
+        """Shrink each perturbation that is over the DSSIM budget back inside it; return which were shrunk.
+
+        DSSIM is about quadratic in δ, so scaling δ by √(0.95 ρ / d) lands just inside the
+        budget; the caller measures the shrunk one exactly (it is the step's loss anyway).
+        """
+        shrunk = []
+        for j, (w, x, orig, d) in enumerate(zip(ws, advs, originals, ds)):
+            dj = float(d)
+            if dj > budget * 0.97:
+                c = math.sqrt(budget * 0.95 / dj)
+                w.copy_(_atanh_space((orig + c * (x - orig)).clamp(0, 1)))
+                shrunk.append(j)
+        return shrunk
 
     @torch.no_grad()
     def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
