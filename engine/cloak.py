@@ -226,6 +226,71 @@ class _FeatureTaps:
             h.remove()
 
 
+@dataclass
+class _VisibleWindow:
+    """One face's pixels as the optimizer holds them.
+
+    Only the part of the face region that some extractor's (diversified) crop can see is
+    optimized: elsewhere the gradient is zero, so those pixels would never change. DSSIM is
+    still the region's: it is computed on the optimized pixels grown by the SSIM window (every
+    window that sees a change lies there; all others have SSIM exactly 1) and rescaled by the
+    count of window positions, which is exact at stride 1 and the same estimate when strided.
+    """
+
+    x0: int  # the window tensor's origin in the photo
+    y0: int
+    base: torch.Tensor  # the original pixels of the context ∪ SSIM window (1×C×H×W, in [0, 1])
+    ox: tuple[int, int]  # optimized columns and rows, in window-tensor coordinates
+    oy: tuple[int, int]
+    sx: tuple[int, int]  # SSIM columns and rows, in window-tensor coordinates
+    sy: tuple[int, int]
+    ref: SSIMReference
+    scale: float  # window positions of the SSIM area / those of the region
+
+    @classmethod
+    def build(cls, image: np.ndarray, region: tuple[int, int, int, int], context: tuple[int, int, int, int], device: torch.device) -> "_VisibleWindow":
+        rx0, ry0, rx1, ry1 = region
+        cx0, cy0, cx1, cy1 = context
+        ox0, oy0, ox1, oy1 = max(rx0, cx0), max(ry0, cy0), min(rx1, cx1), min(ry1, cy1)
+        if ox1 - ox0 < 2 or oy1 - oy0 < 2:  # degenerate detection: optimize the whole region
+            ox0, oy0, ox1, oy1 = rx0, ry0, rx1, ry1
+        g = _SSIM_WINDOW - 1
+        sx0, sy0, sx1, sy1 = max(rx0, ox0 - g), max(ry0, oy0 - g), min(rx1, ox1 + g), min(ry1, oy1 + g)
+        x0, y0 = min(cx0, sx0, ox0), min(cy0, sy0, oy0)
+        x1, y1 = max(cx1, sx1, ox1), max(cy1, sy1, oy1)
+        mv = 65535 if image.dtype == np.uint16 else 255
+        base = _to_unit(image[y0:y1, x0:x1], mv, device)
+        ssim_orig = base[..., sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+        stride = loop_stride(sy1 - sy0, sx1 - sx0)
+        scale = _positions(sy1 - sy0, sx1 - sx0) / _positions(ry1 - ry0, rx1 - rx0)
+        return cls(x0, y0, base, (ox0 - x0, ox1 - x0), (oy0 - y0, oy1 - y0), (sx0 - x0, sx1 - x0), (sy0 - y0, sy1 - y0), SSIMReference.of(ssim_orig, stride), scale)
+
+    @property
+    def original(self) -> torch.Tensor:
+        return self.base[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]]
+
+    def with_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape == self.base.shape:
+            return x  # the optimized pixels are the whole window (aligned crops): nothing to compose
+        full = self.base.clone()
+        full[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]] = x
+        return full
+
+    def region_dssim(self, full: torch.Tensor) -> torch.Tensor:
+        # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
+        return dssim(full[..., self.sy[0] : self.sy[1], self.sx[0] : self.sx[1]], self.ref, checkpoint=True)[0] * self.scale
+
+
+_SSIM_WINDOW = 11
+
+
+def _positions(h: int, w: int) -> int:
+    """Valid SSIM window positions of an h×w image (the window shrinks for tiny images, as in engine.ssim)."""
+    win = min(_SSIM_WINDOW, h, w)
+    win = win if win % 2 == 1 else win - 1
+    return (h - win + 1) * (w - win + 1)
+
+
 class Cloaker:
     """Computes cloaks for batches of faces. Holds the extractors and the target bank."""
 
@@ -355,25 +420,21 @@ class Cloaker:
 
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         scale_max = o.diversity_scale[0] if o.diversity else 1.0
-        regions, contexts, originals, ws, mats = [], [], [], [], []
+        regions, windows, ws, mats = [], [], [], []
         for job in jobs:
-            mv = 65535 if job.image.dtype == np.uint16 else 255
-            rx0, ry0, rx1, ry1 = job.face.region(job.image.shape, o.region_margin)
-            cx0, cy0, cx1, cy1 = _context_window(job.face, job.image.shape, templates, 1.0 / max(scale_max, 0.5))
-            cx0, cy0 = min(cx0, rx0), min(cy0, ry0)
-            cx1, cy1 = max(cx1, rx1), max(cy1, ry1)
-            regions.append((rx0, ry0, rx1, ry1))
-            ctx = _to_unit(job.image[cy0:cy1, cx0:cx1], mv, dev)
-            contexts.append((ctx, (cx0, cy0)))
-            orig = ctx[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0].clone()
-            originals.append(orig)
-            ws.append(_atanh_space(orig).clone().requires_grad_(True))
+            region = job.face.region(job.image.shape, o.region_margin)
+            context = _context_window(job.face, job.image.shape, templates, 1.0 / max(scale_max, 0.5))
+            win = _VisibleWindow.build(job.image, region, context, dev)
+            regions.append(region)
+            windows.append(win)
+            ws.append(_atanh_space(win.original).clone().requires_grad_(True))
             per_ext = []
             for template, _size in templates:
                 m = similarity_transform(job.face.landmarks, template)
-                m[:, 2] += m[:, 0] * cx0 + m[:, 1] * cy0  # context-window coordinates
+                m[:, 2] += m[:, 0] * win.x0 + m[:, 1] * win.y0  # the window tensor's coordinates
                 per_ext.append(m)
             mats.append(per_ext)
+        originals = [win.original for win in windows]
         opt = torch.optim.Adam(ws, lr=o.learning_rate)
         # cosine decay to 10 %: big early moves, fine steps near the budget boundary
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -385,23 +446,15 @@ class Cloaker:
         best_step = [0] * n
         best_pixels: list[torch.Tensor] = [orig.clone() for orig in originals]
 
-        # the originals' SSIM statistics, computed once: every step compares against them
-        refs = [SSIMReference.of(orig, loop_stride(orig.shape[-2], orig.shape[-1])) for orig in originals]
+        def loop_dssim(j: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """The region's DSSIM for window pixels ``x``, and the window tensor with ``x`` in place."""
+            full = windows[j].with_pixels(x)
+            return windows[j].region_dssim(full), full
 
-        def loop_dssim(j: int, x: torch.Tensor) -> torch.Tensor:
-            # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
-            return dssim(x, refs[j], checkpoint=True)[0]
-
-        def crops(advs: list[torch.Tensor], diverse: bool) -> list[torch.Tensor]:
+        def crops(fulls: list[torch.Tensor], diverse: bool) -> list[torch.Tensor]:
             per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
             for j in range(n):
-                ctx, (cx0, cy0) = contexts[j]
-                rx0, ry0, rx1, ry1 = regions[j]
-                if ctx.shape[-2:] == advs[j].shape[-2:]:
-                    full = advs[j]  # the region is the whole context: no copy (large photos: 40 MB a step)
-                else:
-                    full = ctx.clone()
-                    full[:, :, ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0] = advs[j]
+                full = fulls[j]
                 for e_i, ext in enumerate(self.extractors):
                     m = mats[j][e_i]
                     sigma = 0.0
@@ -446,19 +499,19 @@ class Cloaker:
         try:
             for step in range(o.n_steps + 1):
                 advs = [_from_tanh(w) for w in ws]
-                ds = [loop_dssim(j, advs[j]) for j in range(n)]
+                ds, fulls = map(list, zip(*[loop_dssim(j, advs[j]) for j in range(n)]))
                 if o.project and step > 0:
                     # the projection of the previous Adam step, here so that its DSSIM is also the loss's
                     for j in self._over_budget(ws, advs, originals, ds, budget):
                         advs[j] = _from_tanh(ws[j])
-                        ds[j] = loop_dssim(j, advs[j])
+                        ds[j], fulls[j] = loop_dssim(j, advs[j])
                 d = torch.stack(ds)
                 diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
-                feat_loss = feature_loss(crops(advs, diverse), tap=taps is not None)
+                feat_loss = feature_loss(crops(fulls, diverse), tap=taps is not None)
                 loss_each = feat_loss + o.penalty * torch.relu(d - budget)
                 if step >= judge_from:
                     with torch.no_grad():
-                        judged = feature_loss(crops([a.detach() for a in advs], False)) if (o.diversity or taps) else feat_loss.detach()
+                        judged = feature_loss(crops([f.detach() for f in fulls], False)) if (o.diversity or taps) else feat_loss.detach()
                         for j in range(n):
                             # step 0 is the untouched face: never a candidate (a cloak must change something)
                             if float(d[j]) <= budget and float(judged[j]) < best_loss[j]:
@@ -484,15 +537,22 @@ class Cloaker:
                 taps.remove()  # the modules are shared: never leave a hook on them
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
-        del opt, sched, ws, advs, feat_loss, loss_each, d, ds
-        contexts.clear()  # (lists the closures above read: emptied, not deleted)
-        refs.clear()
+        del opt, sched, ws, advs, feat_loss, loss_each, d, ds, fulls, originals
+        windows_px = [(win.x0, win.y0, win.ox, win.oy) for win in windows]
+        windows.clear()  # (a list the closure above reads: emptied, not deleted)
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []
         for j, job in enumerate(jobs):
             mv = 65535 if job.image.dtype == np.uint16 else 255
-            q, final_d = _quantize_within_budget(best_pixels[j], originals[j], mv, budget)
+            rx0, ry0, rx1, ry1 = regions[j]
+            orig_region = _to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
+            wx0, wy0, (ox0, ox1), (oy0, oy1) = windows_px[j]
+            x_region = orig_region.clone()
+            x_region[..., wy0 + oy0 - ry0 : wy0 + oy1 - ry0, wx0 + ox0 - rx0 : wx0 + ox1 - rx0] = best_pixels[j]
+            best_pixels[j] = x_region
+            q, final_d = _quantize_within_budget(best_pixels[j], orig_region, mv, budget)
+            del orig_region, x_region
             arr = q[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
             out_pixels.append(arr)
             results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j]))
