@@ -68,6 +68,12 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         scale = transform_scale(m)
         img = images[i : i + 1]
         if scale < DOWNSCALE_BELOW:
+            # only the part of the source the crop sees (plus the resize filter's reach) is resized:
+            # a large photo's face window is several times the crop's footprint
+            x0, y0, x1, y1 = _footprint(m, size, h, w, pad=int(math.ceil(2.0 / scale)) + 2)
+            img = img[..., y0:y1, x0:x1]
+            m = m.copy()
+            m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
             # Antialiased resize to about the crop's scale first: its backward pass spreads each
             # crop pixel's gradient smoothly over the source pixels it summarizes.
             hh, ww = img.shape[-2:]
@@ -87,6 +93,20 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         grid = F.affine_grid(theta_t, [1, images.shape[1], size, size], align_corners=False)
         out.append(F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False))
     return torch.cat(out, 0)
+
+
+def _footprint(m: np.ndarray, size: int, h: int, w: int, pad: int) -> tuple[int, int, int, int]:
+    """Bounding box (x0, y0, x1, y1) of the source pixels a size×size crop of ``m`` samples, grown by ``pad``, clipped."""
+    inv = invert_affine(m)
+    corners = np.array([[-0.5, -0.5, 1], [size - 0.5, -0.5, 1], [-0.5, size - 0.5, 1], [size - 0.5, size - 0.5, 1]]).T
+    src = inv @ corners
+    x0 = max(0, int(math.floor(src[0].min())) - pad)
+    y0 = max(0, int(math.floor(src[1].min())) - pad)
+    x1 = min(w, int(math.ceil(src[0].max())) + 1 + pad)
+    y1 = min(h, int(math.ceil(src[1].max())) + 1 + pad)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the image: border pixels everywhere, keep all
+        return 0, 0, w, h
+    return x0, y0, x1, y1
 
 
 def align_numpy(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
