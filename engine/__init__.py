@@ -11,3 +11,7 @@ It must be set before MKL's first call, so it lives here, before anything import
 import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from engine.memory import pin_mmap_threshold as _pin_mmap_threshold  # noqa: E402
+
+_pin_mmap_threshold()  # large photos' window-sized tensors: see engine.memory

@@ -169,11 +169,13 @@ def _to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tenso
 
 
 def _atanh_space(x: torch.Tensor) -> torch.Tensor:
-    return torch.atanh((x * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+    """The tanh-space variable of pixels ``x``: atanh(2x − 1) = logit(x) / 2 (one full-size tensor)."""
+    return torch.logit(x, eps=5e-7).mul_(0.5)
 
 
 def _from_tanh(w: torch.Tensor) -> torch.Tensor:
-    return (torch.tanh(w) + 1) / 2
+    """(tanh(w) + 1) / 2, computed as sigmoid(2w): the same values with one saved tensor instead of three."""
+    return torch.sigmoid(2 * w)
 
 
 def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOptions) -> tuple[np.ndarray, float]:
@@ -506,6 +508,7 @@ class Cloaker:
         seen_downscaled = [min(transform_scale(m) for m in per_ext) < PENALTY_STEPS_ABOVE_SCALE for per_ext in mats]
         try:
             for step in range(o.n_steps + 1):
+                advs = fulls = ds = None  # the last step's window-sized tensors go before this step's are made
                 advs = [_from_tanh(w) for w in ws]
                 ds, fulls = map(list, zip(*[loop_dssim(j, advs[j]) for j in range(n)]))
                 if o.project and step > 0:
@@ -519,11 +522,13 @@ class Cloaker:
                     # 0.60 of the original vs 0.70 without it); for faces they see downscaled (dev photos,
                     # 12 MP: 0.1–0.3) it weakens it (0.80 vs 0.98), so those get projected steps throughout.
                     for j, shrink in self._over_budget(ws, advs, originals, ds, budget).items():
+                        estimate = ds[j].detach() * shrink
+                        advs[j] = fulls[j] = ds[j] = None  # free the unshrunk step first (large photos)
                         advs[j] = _from_tanh(ws[j])
                         if step >= judge_from or (step < exact_until and not seen_downscaled[j]):
                             ds[j], fulls[j] = loop_dssim(j, advs[j])
                         else:
-                            ds[j], fulls[j] = ds[j].detach() * shrink, windows[j].with_pixels(advs[j])
+                            ds[j], fulls[j] = estimate, windows[j].with_pixels(advs[j])
                 d = torch.stack(ds)
                 diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
                 feat_loss = feature_loss(crops(fulls, diverse), tap=taps is not None)
@@ -537,6 +542,7 @@ class Cloaker:
                                 best_loss[j] = float(judged[j])
                                 best_step[j] = step
                                 best_pixels[j] = advs[j].detach().clone()
+                fulls = None  # the graph keeps what the backward pass needs
                 if step == o.n_steps:
                     for j in range(n):
                         if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
@@ -593,7 +599,7 @@ class Cloaker:
             dj = float(d)
             if dj > budget * 0.97:
                 c = math.sqrt(budget * 0.95 / dj)
-                w.copy_(_atanh_space((orig + c * (x - orig)).clamp(0, 1)))
+                w.copy_(_atanh_space(torch.lerp(orig, x, c).clamp_(0, 1)))
                 shrunk[j] = c * c
         return shrunk
 
