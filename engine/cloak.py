@@ -449,7 +449,7 @@ class Cloaker:
         n = len(jobs)
         best_loss = [math.inf] * n
         best_step = [0] * n
-        best_pixels: list[torch.Tensor] = [orig.clone() for orig in originals]
+        best_pixels: list[torch.Tensor | None] = [orig.clone() for orig in originals]
 
         def loop_dssim(j: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """The region's DSSIM for window pixels ``x``, and the window tensor with ``x`` in place."""
@@ -575,10 +575,11 @@ class Cloaker:
             wx0, wy0, (ox0, ox1), (oy0, oy1) = windows_px[j]
             x_region = orig_region.clone()
             x_region[..., wy0 + oy0 - ry0 : wy0 + oy1 - ry0, wx0 + ox0 - rx0 : wx0 + ox1 - rx0] = best_pixels[j]
-            best_pixels[j] = x_region
-            q, final_d = _quantize_within_budget(best_pixels[j], orig_region, mv, budget)
+            best_pixels[j] = None  # (pasted into x_region)
+            q, final_d = _quantize_within_budget(x_region, orig_region, mv, budget)
             del orig_region, x_region
-            arr = q[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
+            arr = q.mul_(mv).round_()[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
+            del q
             out_pixels.append(arr)
             results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j]))
         self._measure(jobs, out_pixels, results, feats, goal, regions)
@@ -622,24 +623,26 @@ class Cloaker:
 
 @torch.no_grad()
 def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float) -> tuple[torch.Tensor, float]:
-    """Round to the image's levels and measure DSSIM exactly (stride 1).
+    """Round to the image's levels and measure DSSIM exactly (stride 1). Returns levels / max_value.
 
     Rounding can push a perturbation just over the budget; then the largest scale c of δ
     whose rounded result fits is found by bisection (uniform shrinking can collapse a small
-    δ to nothing through rounding).
+    δ to nothing through rounding). ``x`` and ``orig`` are overwritten (in place: on a 48 MP
+    photo each is ~40 MB, and this step's temporaries were the process's peak).
     """
-    base = (orig * max_value).round()
-    delta = x * max_value - base
+    base = orig.mul_(max_value).round_()
+    delta = x.mul_(max_value).sub_(base)
+    base_unit = base / max_value
 
     def at(c: float) -> tuple[torch.Tensor, float]:
-        q = (base + c * delta).round().clamp(0, max_value)
-        return q, float(dssim(q / max_value, base / max_value)[0])
+        q = torch.add(base, delta, alpha=c).round_().clamp_(0, max_value).div_(max_value)
+        return q, float(dssim(q, base_unit)[0])
 
     q, d = at(1.0)
     if d <= budget:
         return q, d
     lo, hi = 0.0, 1.0
-    best = (base, 0.0)
+    best = (base_unit, 0.0)
     for _ in range(10):
         mid = (lo + hi) / 2
         q, d = at(mid)
@@ -647,6 +650,7 @@ def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int,
             lo, best = mid, (q, d)
         else:
             hi = mid
+        q = None
     return best
 
 
