@@ -525,7 +525,8 @@ class Cloaker:
                     # about their own resolution the penalty's gradient in the first tenth of the steps,
                     # where shrinking is least quadratic, shapes a stronger cloak (SFace target distance
                     # 0.60 of the original vs 0.70 without it); for faces they see downscaled (dev photos,
-                    # 12 MP: 0.1–0.3) it weakens it (0.80 vs 0.98), so those get projected steps throughout.
+                    # 12 MP: 0.1–0.3) it weakens it (0.68 vs 0.54 on 4 dev photos, 0.73 vs 0.60 on the 12 MP
+                    # benchmark face), so those get projected steps throughout.
                     # (At least 4 exact steps: with 1 of 20, a high-mode dev crop moved 3 % toward its
                     # target instead of 11 %.)
                     for j, shrink in self._over_budget(ws, advs, originals, ds, budget).items():
