@@ -37,7 +37,8 @@ from engine.align import similarity_transform, transform_scale, warp_faces
 from engine.faces import Face
 from engine.jpeg_diff import jpeg_approx
 from engine.models import get_extractor
-from engine.ssim import SSIMReference, dssim, gaussian_blur, loop_stride
+from engine.photo_io import max_value
+from engine.ssim import SSIM_WINDOW, SSIMReference, dssim, gaussian_blur, loop_stride, window_positions
 from engine.targets import TargetBank, identity_index, select_target
 
 log = logging.getLogger(__name__)
@@ -259,15 +260,14 @@ class _VisibleWindow:
         ox0, oy0, ox1, oy1 = max(rx0, cx0), max(ry0, cy0), min(rx1, cx1), min(ry1, cy1)
         if ox1 - ox0 < 2 or oy1 - oy0 < 2:  # degenerate detection: optimize the whole region
             ox0, oy0, ox1, oy1 = rx0, ry0, rx1, ry1
-        g = _SSIM_WINDOW - 1
+        g = SSIM_WINDOW - 1
         sx0, sy0, sx1, sy1 = max(rx0, ox0 - g), max(ry0, oy0 - g), min(rx1, ox1 + g), min(ry1, oy1 + g)
         x0, y0 = min(cx0, sx0, ox0), min(cy0, sy0, oy0)
         x1, y1 = max(cx1, sx1, ox1), max(cy1, sy1, oy1)
-        mv = 65535 if image.dtype == np.uint16 else 255
-        base = _to_unit(image[y0:y1, x0:x1], mv, device)
+        base = _to_unit(image[y0:y1, x0:x1], max_value(image), device)
         ssim_orig = base[..., sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
         stride = loop_stride(sy1 - sy0, sx1 - sx0)
-        scale = _positions(sy1 - sy0, sx1 - sx0) / _positions(ry1 - ry0, rx1 - rx0)
+        scale = window_positions(sy1 - sy0, sx1 - sx0) / window_positions(ry1 - ry0, rx1 - rx0)
         return cls(x0, y0, base, (ox0 - x0, ox1 - x0), (oy0 - y0, oy1 - y0), (sx0 - x0, sx1 - x0), (sy0 - y0, sy1 - y0), SSIMReference.of(ssim_orig, stride), scale)
 
     @property
@@ -284,16 +284,6 @@ class _VisibleWindow:
     def region_dssim(self, full: torch.Tensor) -> torch.Tensor:
         # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
         return dssim(full[..., self.sy[0] : self.sy[1], self.sx[0] : self.sx[1]], self.ref, checkpoint=True)[0] * self.scale
-
-
-_SSIM_WINDOW = 11
-
-
-def _positions(h: int, w: int) -> int:
-    """Valid SSIM window positions of an h×w image (the window shrinks for tiny images, as in engine.ssim)."""
-    win = min(_SSIM_WINDOW, h, w)
-    win = win if win % 2 == 1 else win - 1
-    return (h - win + 1) * (w - win + 1)
 
 
 class Cloaker:
@@ -349,8 +339,7 @@ class Cloaker:
             for job in jobs:
                 m = similarity_transform(job.face.landmarks, ext.spec.template)
                 x0, y0, x1, y1 = _context_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
-                mv = 65535 if job.image.dtype == np.uint16 else 255
-                ctx = _to_unit(job.image[y0:y1, x0:x1], mv, self.device)
+                ctx = _to_unit(job.image[y0:y1, x0:x1], max_value(job.image), self.device)
                 mm = m.copy()
                 mm[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
                 crops.append(warp_faces(ctx, mm[None], ext.spec.input_size))
@@ -577,7 +566,7 @@ class Cloaker:
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []
         for j, job in enumerate(jobs):
-            mv = 65535 if job.image.dtype == np.uint16 else 255
+            mv = max_value(job.image)
             rx0, ry0, rx1, ry1 = regions[j]
             orig_region = _to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
             wx0, wy0, (ox0, ox1), (oy0, oy1) = windows_px[j]

@@ -50,6 +50,11 @@ class PhotoError(Exception):
     """A photo that cannot be read or written faithfully; ``str()`` is a one-line reason."""
 
 
+def max_value(pixels: np.ndarray) -> int:
+    """Full scale of a pixel array: 16-bit sources are kept as uint16, everything else is 8-bit."""
+    return 65535 if pixels.dtype == np.uint16 else 255
+
+
 @dataclass
 class Photo:
     """A decoded photo: upright RGB pixels plus everything needed to write it back alike."""
@@ -66,7 +71,7 @@ class Photo:
 
     @property
     def max_value(self) -> int:
-        return 65535 if self.rgb.dtype == np.uint16 else 255
+        return max_value(self.rgb)
 
     @property
     def size(self) -> tuple[int, int]:

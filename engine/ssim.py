@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+SSIM_WINDOW = 11  # the usual Gaussian window (σ = 1.5)
 _C1 = 0.01**2
 _C2 = 0.03**2
 
@@ -47,14 +48,25 @@ def gaussian_blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
 
 
 def _window(x: torch.Tensor, window: int) -> int:
-    window = min(window, x.shape[-1], x.shape[-2])
+    return _odd_window(x.shape[-2], x.shape[-1], window)
+
+
+def _odd_window(h: int, w: int, window: int) -> int:
+    """The SSIM window for an h×w image: shrunk to fit tiny images, kept odd."""
+    window = min(window, h, w)
     return window if window % 2 == 1 else window - 1
+
+
+def window_positions(h: int, w: int, window: int = SSIM_WINDOW) -> int:
+    """Valid SSIM window positions of an h×w image (per channel, stride 1)."""
+    win = _odd_window(h, w, window)
+    return (h - win + 1) * (w - win + 1)
 
 
 def ssim_map(
     x: torch.Tensor,
     y: torch.Tensor,
-    window: int = 11,
+    window: int = SSIM_WINDOW,
     sigma: float = 1.5,
     stride: int = 1,
     ref: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -75,17 +87,18 @@ def ssim_map(
     x = x.contiguous(memory_format=torch.channels_last)
     y = y.contiguous(memory_format=torch.channels_last)
     mu_x = _separable(x, k, "valid", stride)
-    if ref is None:
-        mu_y = _separable(y, k, "valid", stride)
-        e_yy = _separable(y * y, k, "valid", stride)
-    else:
-        mu_y, e_yy = ref
+    mu_y, e_yy = ref if ref is not None else _moments(y, k, stride)
     sxx = _separable(x * x, k, "valid", stride) - mu_x * mu_x
     syy = e_yy - mu_y * mu_y
     sxy = _separable(x * y, k, "valid", stride) - mu_x * mu_y
     num = (2 * mu_x * mu_y + _C1) * (2 * sxy + _C2)
     den = (mu_x * mu_x + mu_y * mu_y + _C1) * (sxx + syy + _C2)
     return num / den
+
+
+def _moments(y: torch.Tensor, k: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local mean and local mean of squares of ``y`` (channels-last) at the valid positions."""
+    return _separable(y, k, "valid", stride), _separable(y * y, k, "valid", stride)
 
 
 @dataclass
@@ -102,11 +115,10 @@ class SSIMReference:
     e_sq: torch.Tensor
 
     @classmethod
-    def of(cls, y: torch.Tensor, stride: int = 1, window: int = 11, sigma: float = 1.5) -> "SSIMReference":
+    def of(cls, y: torch.Tensor, stride: int = 1, window: int = SSIM_WINDOW, sigma: float = 1.5) -> "SSIMReference":
         with torch.no_grad():
             k = gaussian_kernel1d(sigma, radius=_window(y, window) // 2, device=y.device, dtype=y.dtype)
-            yc = y.contiguous(memory_format=torch.channels_last)
-            return cls(y, stride, _separable(yc, k, "valid", stride), _separable(yc * yc, k, "valid", stride))
+            return cls(y, stride, *_moments(y.contiguous(memory_format=torch.channels_last), k, stride))
 
     def rows(self, r0: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The statistics of output rows ``r0 .. r0 + n`` (``r0`` on the stride grid), for banded evaluation."""
@@ -145,7 +157,7 @@ def _band_sum(x: torch.Tensor, y: torch.Tensor, stride: int, window: int, mu: to
     return ssim_map(x, y, window=window, stride=stride, ref=stats).sum(dim=(1, 2, 3))
 
 
-def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: bool, ref: SSIMReference | None, window: int = 11) -> torch.Tensor:
+def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: bool, ref: SSIMReference | None, window: int = SSIM_WINDOW) -> torch.Tensor:
     from torch.utils.checkpoint import checkpoint as ckpt
 
     h, w = x.shape[-2:]
