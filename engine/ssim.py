@@ -118,7 +118,9 @@ class SSIMReference:
     def of(cls, y: torch.Tensor, stride: int = 1, window: int = SSIM_WINDOW, sigma: float = 1.5) -> "SSIMReference":
         with torch.no_grad():
             k = gaussian_kernel1d(sigma, radius=_window(y, window) // 2, device=y.device, dtype=y.dtype)
-            return cls(y, stride, *_moments(y.contiguous(memory_format=torch.channels_last), k, stride))
+            # kept channels-last: ssim_map would otherwise copy it into that layout at every comparison
+            yc = y.contiguous(memory_format=torch.channels_last)
+            return cls(yc, stride, *_moments(yc, k, stride))
 
     def rows(self, r0: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The statistics of output rows ``r0 .. r0 + n`` (``r0`` on the stride grid), for banded evaluation."""
