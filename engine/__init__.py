@@ -12,6 +12,6 @@ import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from engine.memory import pin_mmap_threshold as _pin_mmap_threshold  # noqa: E402
+from engine.memory import tune_heap as _tune_heap  # noqa: E402
 
-_pin_mmap_threshold()  # large photos' window-sized tensors: see engine.memory
+_tune_heap()  # large photos' window-sized tensors: see engine.memory

@@ -70,10 +70,11 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         if scale < DOWNSCALE_BELOW:
             # only the part of the source the crop sees (plus the resize filter's reach) is resized:
             # a large photo's face window is several times the crop's footprint
-            x0, y0, x1, y1 = _footprint(m, size, h, w, pad=int(math.ceil(2.0 / scale)) + 2)
-            img = img[..., y0:y1, x0:x1]
-            m = m.copy()
-            m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+            x0, y0, x1, y1 = footprint(m, size, h, w)
+            if (x0, y0, x1, y1) != (0, 0, w, h):  # (a slice's backward pass is a full-size zero gradient)
+                img = img[..., y0:y1, x0:x1]
+                m = m.copy()
+                m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
             # Antialiased resize to about the crop's scale first: its backward pass spreads each
             # crop pixel's gradient smoothly over the source pixels it summarizes.
             hh, ww = img.shape[-2:]
@@ -93,6 +94,17 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         grid = F.affine_grid(theta_t, [1, images.shape[1], size, size], align_corners=False)
         out.append(F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False))
     return torch.cat(out, 0)
+
+
+def footprint(m: np.ndarray, size: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """The source pixels (x0, y0, x1, y1) that :func:`warp_faces` reads for one crop of an h×w image.
+
+    Warping just this rectangle gives the same crop: callers that hold a larger image
+    (the cloak's face window) pass only it, so the gradient never spans the whole image.
+    """
+    scale = transform_scale(m)
+    pad = int(math.ceil(2.0 / scale)) + 2 if scale < DOWNSCALE_BELOW else 2  # the resize filter's / bilinear reach
+    return _footprint(m, size, h, w, pad)
 
 
 def _footprint(m: np.ndarray, size: int, h: int, w: int, pad: int) -> tuple[int, int, int, int]:

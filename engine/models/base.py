@@ -107,6 +107,10 @@ class Extractor(ABC):
         with self._lock:
             if key not in self._modules:
                 m = self.build_torch().to(device).eval()
+                if torch.device(device).type == "cpu":
+                    # oneDNN's NHWC kernels: forward + backward per face 60 → 50 ms (SFace),
+                    # 25 → 18 ms (dlib) on this CPU, same outputs up to float rounding
+                    m = m.to(memory_format=torch.channels_last)
                 for p in m.parameters():
                     p.requires_grad_(False)
                 self._modules[key] = m
