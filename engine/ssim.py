@@ -181,6 +181,12 @@ def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: boo
     return (1.0 - total / count) / 2.0
 
 
-def loop_stride(h: int, w: int, positions: int = 160_000) -> int:
-    """The SSIM stride that keeps an inner-loop evaluation near ``positions`` window positions (max 5)."""
+def loop_stride(h: int, w: int, positions: int = 70_000) -> int:
+    """The SSIM stride that keeps an inner-loop evaluation near ``positions`` window positions (max 5).
+
+    Measured on the cloaked regions of four large photos (0.8–1.9 MP): the stride-3 estimate
+    is within 0.4 % of the exact value, stride 2 within 0.2 %, at 0.4× / 0.5× the time; the
+    loop's result is measured exactly after rounding anyway. Small regions (≤ 280,000
+    positions, every LFW or dev crop) keep stride 1: there a stride-2 estimate is off by up to 8 %.
+    """
     return int(min(5, max(1, math.floor(math.sqrt(h * w / positions)))))
