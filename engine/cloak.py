@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from engine.align import footprint, similarity_transform, transform_scale, warp_faces
 from engine.faces import Face
 from engine.jpeg_diff import jpeg_approx
+from engine.memory import release_free_memory
 from engine.models import get_extractor
 from engine.photo_io import max_value
 from engine.ssim import SSIM_WINDOW, SSIMReference, dssim, gaussian_blur, loop_stride, window_positions
@@ -637,6 +638,7 @@ class Cloaker:
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
         del opt, sched, ws, advs, feat_loss, loss_each, d, ds, originals
+        release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
         windows_px = [(win.x0, win.y0, win.ox, win.oy) for win in windows]
         ssim_areas = [(win.x0 + win.sx[0], win.y0 + win.sy[0], win.x0 + win.sx[1], win.y0 + win.sy[1]) for win in windows]
         windows.clear()  # (a list the closure above reads: emptied, not deleted)
@@ -683,11 +685,18 @@ class Cloaker:
 
     @torch.no_grad()
     def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
+        # each face's cloaked pixels in a copy of only the part of the photo its crops read (a copy of
+        # the whole photo was a 48 MP photo's peak): the context window is the same there, so are the crops
+        templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         cloaked_jobs = []
         for job, px, (rx0, ry0, rx1, ry1) in zip(jobs, out_pixels, regions):
-            img = job.image.copy()
-            img[ry0:ry1, rx0:rx1] = px
-            cloaked_jobs.append(replace(job, image=img))
+            cx0, cy0, cx1, cy1 = _context_window(job.face, job.image.shape, templates, 1.0)
+            x0, y0, x1, y1 = min(cx0, rx0), min(cy0, ry0), max(cx1, rx1), max(cy1, ry1)
+            img = job.image[y0:y1, x0:x1].copy()
+            img[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = px
+            bx, by, bw, bh = job.face.box
+            face = replace(job.face, box=(bx - x0, by - y0, bw, bh), landmarks=job.face.landmarks - np.array([x0, y0], dtype=job.face.landmarks.dtype))
+            cloaked_jobs.append(replace(job, image=img, face=face))
         after = self.features(cloaked_jobs)
         for e_i, ext in enumerate(self.extractors):
             g = goal[e_i].cpu().numpy()
@@ -726,11 +735,12 @@ def _quantize_within_budget(
     base = orig.mul_(max_value).round_()
     delta = x.mul_(max_value).sub_(base)
     base_unit = base / max_value
-    ref = SSIMReference.of(base_unit[..., ay0:ay1, ax0:ax1])
+    # (no SSIMReference: its two full-size statistics tensors were a 48 MP photo's peak; the banded
+    # evaluation computes them a band at a time, and the search needs only a few evaluations)
 
     def at(c: float) -> tuple[torch.Tensor, float]:
         q = torch.add(base, delta, alpha=c).round_().clamp_(0, max_value).div_(max_value)
-        return q, float(dssim(q[..., ay0:ay1, ax0:ax1], ref)[0]) * scale
+        return q, float(dssim(q[..., ay0:ay1, ax0:ax1], base_unit[..., ay0:ay1, ax0:ax1])[0]) * scale
 
     q, d = at(1.0)
     if d <= limit:

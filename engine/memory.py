@@ -24,7 +24,7 @@ import ctypes
 import sys
 
 MMAP_THRESHOLD = 16 << 20
-TRIM_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = 32 << 20
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 

@@ -1,0 +1,94 @@
+"""How often a cloaked face ends nearer its target than its own original, per mode.
+
+    python -m benchmarks.bench_crossing [--modes low,mid,high] [--budgets 0.005,...] [--steps N]
+
+Why a benchmark and not only a test: the issue asks that, in every mode, each face's
+embedding (after the cloaked photo is written as JPEG, read back, re-detected and
+re-aligned) be closer to its target than to its own original under every extractor of
+the set. ``tests/test_cloak.py`` checks two photos; this measures the share over more
+faces, with the same metric: the face's own clean embedding vs the target identity's
+centroid in the shipped bank, through the ONNX inference path a tracker would use.
+
+Faces: ``dev/photos/lady.jpg``, ``dev/photos/nikon_d700_two_faces.jpg`` and image 5 of
+every other dev identity (112×112 aligned crops). None is a target-bank identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import SHARED, report
+
+DEV = SHARED / "dev"
+
+
+def sources() -> list[str]:
+    ids = sorted(p.name for p in (DEV / "faces").iterdir() if p.is_dir())[::2]
+    return ["photos/lady.jpg", "photos/nikon_d700_two_faces.jpg"] + [f"faces/{i}/5.jpg" for i in ids]
+
+
+def _nearest(faces, box):
+    c = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
+    return min(faces, key=lambda f: np.linalg.norm(np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - c))
+
+
+def margins(mode: str, budget: float | None, steps: int | None, tmp: Path) -> list[dict[str, object]]:
+    """Per face and extractor: ‖own − cloaked‖ − ‖cloaked − target centroid‖ (> 0: crossed)."""
+    from engine.align import align_numpy
+    from engine.cloak import CloakOptions
+    from engine.faces import FaceDetector
+    from engine.models import get_extractor
+    from engine.photo_io import read_photo, write_photo
+    from engine.pipeline import PhotoCloaker, faces_in
+
+    det = FaceDetector()
+    pc = PhotoCloaker(CloakOptions(mode=mode, dssim_budget=budget, steps=steps), detector=det)
+    bank = pc.cloaker.bank
+    out: list[dict[str, object]] = []
+    for src in sources():
+        photo = read_photo(DEV / src)
+        result = pc.cloak([photo])[0]
+        back = read_photo(write_photo(result.photo, tmp / "cloaked.jpg"))
+        back_faces, _ = faces_in(back, det)
+        orig_faces, _ = faces_in(photo, det)
+        for f in result.faces:
+            g, o = _nearest(back_faces, f.box), _nearest(orig_faces, f.box)
+            for name in pc.options.extractors:
+                ext = get_extractor(name)
+                s = ext.spec
+                a = ext.embed_onnx(align_numpy(back.rgb8(), g.landmarks, s.template, s.input_size)[None])[0]
+                b = ext.embed_onnx(align_numpy(photo.rgb8(), o.landmarks, s.template, s.input_size)[None])[0]
+                a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+                t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))].astype(np.float32)
+                c = t.mean(0) / np.linalg.norm(t.mean(0))
+                out.append({"source": src, "box": list(f.box), "extractor": name, "target": f.target, "dssim": f.dssim,
+                            "margin": float(np.linalg.norm(a - b) - np.linalg.norm(a - c))})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--modes", default="low,mid,high")
+    ap.add_argument("--budgets", default="", help="extra rows: low mode's steps at these DSSIM budgets")
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args()
+    runs = [(m, None) for m in args.modes.split(",") if m] + [("low", float(b)) for b in args.budgets.split(",") if b]
+    rows, faces = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, budget in runs:
+            per_face = margins(mode, budget, args.steps, Path(tmp))
+            label = mode if budget is None else f"low steps, ρ {budget}"
+            for name in dict.fromkeys(str(r["extractor"]) for r in per_face):
+                ms = np.array([r["margin"] for r in per_face if r["extractor"] == name])
+                rows.append({"mode": label, "extractor": name, "crossed": f"{int((ms > 0).sum())}/{len(ms)}",
+                             "mean margin": float(ms.mean()), "min margin": float(ms.min())})
+            faces += [{"mode": label, **r} for r in per_face]
+    report("crossing", rows, {"faces": faces, "steps": args.steps})
+
+
+if __name__ == "__main__":
+    main()
