@@ -11,11 +11,12 @@ risen past them they came from the heap, where they fragmented it, and a 48 MP p
 grew by ~250 MB. Pinning the threshold at 16 MB keeps such blocks in ``mmap`` (returned on
 free), while the smaller tensors of ordinary photos stay on the faster heap.
 
-And why a high trim threshold: fixing the mmap threshold also fixes glibc's trim threshold
-at 128 KB, so every free at the top of the heap handed the pages back and the next step's
-tensors faulted them in again (a 12 MP photo's cloak: ~150,000 page faults, 0.25 s of
-kernel time). Free heap now stays mapped while a photo is cloaked, and
-:func:`release_free_memory` returns it after each photo.
+And why a higher trim threshold: fixing the mmap threshold also fixes glibc's trim
+threshold at 128 KB, so every free at the top of the heap handed the pages back and the
+next step's tensors faulted them in again (a 12 MP photo's cloak: 150,000–350,000 page
+faults, 0.4–0.9 s of kernel time; with 32 MB kept, ~80,000 and 0.2 s — more kept bought
+nothing more). :func:`release_free_memory` returns the rest after the optimization loop and
+after each photo (kept heap would otherwise add to a 48 MP photo's peak).
 """
 
 from __future__ import annotations
