@@ -715,9 +715,10 @@ def _quantize_within_budget(
 
     Rounding can push a perturbation just over the budget; then a smaller scale c of δ whose
     rounded result fits is searched for, by interpolating DSSIM linearly in c² (it is about
-    quadratic in δ) between the best scale inside the budget and the smallest outside it:
-    usually one more evaluation, where bisection took ten. (Uniform shrinking before
-    rounding would not do: rounding can collapse a small δ to nothing.)
+    quadratic in δ) between the best scale inside the budget and the smallest outside it,
+    with a bisection step after every overshoot: usually one more evaluation, where plain
+    bisection took ten. (Uniform shrinking before rounding would not do: rounding can
+    collapse a small δ to nothing.)
 
     ``area`` (x0, y0, x1, y1 in the region) holds every pixel that can differ from the
     original, grown by the SSIM window: DSSIM is measured there and rescaled to the region's
@@ -745,20 +746,27 @@ def _quantize_within_budget(
     q, d = at(1.0)
     if d <= limit:
         return q, d
-    lo, hi = (0.0, 0.0), (1.0, d)  # (c², DSSIM) inside and outside the budget
+    lo, hi = 0.0, 1.0  # scales of δ inside and outside the budget
+    lo_d, hi_d = 0.0, d
     best = (base_unit, 0.0)
-    for _ in range(8):
-        aim = limit * 0.995
-        c2 = lo[0] + (hi[0] - lo[0]) * min(max((aim - lo[1]) / max(hi[1] - lo[1], 1e-12), 0.05), 0.95)
-        q, d = at(math.sqrt(c2))
+    bisect = False
+    for _ in range(14):
+        if bisect:
+            # the interpolation overshot: rounding makes DSSIM a step function of c when δ is a level
+            # or two (few optimizer steps), far from quadratic; halving the bracket always progresses
+            c = (lo + hi) / 2
+        else:
+            frac = min(max((limit * 0.995 - lo_d) / max(hi_d - lo_d, 1e-12), 0.05), 0.95)
+            c = math.sqrt(lo * lo + (hi * hi - lo * lo) * frac)
+        q, d = at(c)
         if d <= limit:
-            lo, best = (c2, d), (q, d)
+            lo, lo_d, best, bisect = c, d, (q, d), False
             if d >= limit * 0.98:
                 break
         else:
-            hi = (c2, d)
+            hi, hi_d, bisect = c, d, True
         q = None
-        if hi[0] - lo[0] < 1e-4:
+        if hi - lo < 1e-3:
             break
     return best
 

@@ -87,6 +87,25 @@ def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None
     assert not np.array_equal(photo.rgb, result.photo.rgb)
 
 
+def test_few_step_cloaks_in_a_batch_keep_a_change(dev: Path) -> None:
+    """The daemon's test configuration (low, 2 steps, batches of 4) on the batches where a cloak was lost.
+
+    Two Adam steps leave δ at about one grey level; rounding it is then over the budget down to
+    ~0.7 of its scale and far under below, a step function an interpolating search alone
+    stepped through too slowly (it returned the untouched face, which the daemon refuses to
+    publish: the kill/restart test timed out on it).
+    """
+    import random
+
+    faces = sorted((dev / "faces").glob("*/*.jpg"))
+    chosen = random.Random(1).sample(faces, 100)  # the daemon test's photos, in its order
+    pc = PhotoCloaker(CloakOptions(mode="low", steps=2))
+    for start in (52, 55):
+        results = pc.cloak([read_photo(p) for p in chosen[start : start + 4]])
+        dssims = [f.dssim for r in results for f in r.faces]
+        assert len(dssims) == 4 and all(0 < d <= 0.004 for d in dssims), dssims
+
+
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
     # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/__init__.py)

@@ -109,3 +109,4 @@ def test_quantizer_measures_the_region_exactly_from_its_changed_area() -> None:
     assert d == pytest.approx(whole, rel=1e-4)
     assert whole <= budget and d > 0.9 * budget  # over the budget at first, shrunk to just inside it
     assert torch.equal(q[..., :80, :], orig[..., :80, :])  # nothing outside the change moved
+
