@@ -597,7 +597,7 @@ class Cloaker:
                     # (At least 4 exact steps: with 1 of 20, a high-mode dev crop moved 3 % toward its
                     # target instead of 11 %.)
                     for j, shrink in self._over_budget(ws, advs, originals, ds, budget).items():
-                        estimate = ds[j].detach() * shrink
+                        estimate = ds[j] * shrink  # (the loop's DSSIMs carry no graph)
                         advs[j] = ds[j] = None  # free the unshrunk step first (large photos)
                         advs[j] = _from_tanh(ws[j])
                         if step >= judge_from or (step < exact_until and not seen_downscaled[j]):
@@ -639,8 +639,14 @@ class Cloaker:
         # before the exact measurements below (the peak of a 48 MP photo was here)
         del opt, sched, ws, advs, feat_loss, loss_each, d, ds, originals
         release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
-        windows_px = [(win.x0, win.y0, win.ox, win.oy) for win in windows]
-        ssim_areas = [(win.x0 + win.sx[0], win.y0 + win.sy[0], win.x0 + win.sx[1], win.y0 + win.sy[1]) for win in windows]
+        # per face, in its region's coordinates: the optimized pixels, and the area DSSIM can change in
+        placed = [
+            (
+                (win.x0 + win.ox[0] - rx0, win.y0 + win.oy[0] - ry0, win.x0 + win.ox[1] - rx0, win.y0 + win.oy[1] - ry0),
+                (win.x0 + win.sx[0] - rx0, win.y0 + win.sy[0] - ry0, win.x0 + win.sx[1] - rx0, win.y0 + win.sy[1] - ry0),
+            )
+            for win, (rx0, ry0, _rx1, _ry1) in zip(windows, regions)
+        ]
         windows.clear()  # (a list the closure above reads: emptied, not deleted)
         # quantize to the image's bit depth, then measure what will be written
         out_pixels: list[np.ndarray] = []
@@ -649,12 +655,10 @@ class Cloaker:
             mv = max_value(job.image)
             rx0, ry0, rx1, ry1 = regions[j]
             orig_region = _to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
-            wx0, wy0, (ox0, ox1), (oy0, oy1) = windows_px[j]
+            (ox0, oy0, ox1, oy1), area = placed[j]
             x_region = orig_region.clone()
-            x_region[..., wy0 + oy0 - ry0 : wy0 + oy1 - ry0, wx0 + ox0 - rx0 : wx0 + ox1 - rx0] = best_pixels[j]
+            x_region[..., oy0:oy1, ox0:ox1] = best_pixels[j]
             best_pixels[j] = None  # (pasted into x_region)
-            ax0, ay0, ax1, ay1 = ssim_areas[j]
-            area = (ax0 - rx0, ay0 - ry0, ax1 - rx0, ay1 - ry0)
             q, final_d = _quantize_within_budget(x_region, orig_region, mv, budget, area)
             del orig_region, x_region
             arr = q.mul_(mv).round_()[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
