@@ -1,6 +1,7 @@
 """How often a cloaked face ends nearer its target than its own original, per mode.
 
     python -m benchmarks.bench_crossing [--modes low,mid,high] [--budgets 0.005,...] [--steps N]
+        [--variant "sface,dlib:learning_rate=0.04"] [--only Keira,lady]
 
 Why a benchmark and not only a test: the issue asks that, in every mode, each face's
 embedding (after the cloaked photo is written as JPEG, read back, re-detected and
@@ -36,20 +37,26 @@ def _nearest(faces, box):
     return min(faces, key=lambda f: np.linalg.norm(np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - c))
 
 
-def margins(mode: str, budget: float | None, steps: int | None, tmp: Path) -> list[dict[str, object]]:
+def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, variant: str = "", only: tuple[str, ...] = ()) -> list[dict[str, object]]:
     """Per face and extractor: ‖own − cloaked‖ − ‖cloaked − target centroid‖ (> 0: crossed)."""
     from engine.align import align_numpy
     from engine.cloak import CloakOptions
+    from engine.evaluate.protocol import parse_variant
     from engine.faces import FaceDetector
     from engine.models import get_extractor
     from engine.photo_io import read_photo, write_photo
     from engine.pipeline import PhotoCloaker, faces_in
 
     det = FaceDetector()
-    pc = PhotoCloaker(CloakOptions(mode=mode, dssim_budget=budget, steps=steps), detector=det)
+    options = CloakOptions(mode=mode, dssim_budget=budget, steps=steps)
+    if variant:
+        options = parse_variant(variant, options)
+    pc = PhotoCloaker(options, detector=det)
     bank = pc.cloaker.bank
     out: list[dict[str, object]] = []
     for src in sources():
+        if only and not any(o in src for o in only):
+            continue
         photo = read_photo(DEV / src)
         result = pc.cloak([photo])[0]
         back = read_photo(write_photo(result.photo, tmp / "cloaked.jpg"))
@@ -65,7 +72,7 @@ def margins(mode: str, budget: float | None, steps: int | None, tmp: Path) -> li
                 a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
                 t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))].astype(np.float32)
                 c = t.mean(0) / np.linalg.norm(t.mean(0))
-                out.append({"source": src, "box": list(f.box), "extractor": name, "target": f.target, "dssim": f.dssim,
+                out.append({"source": src, "box": list(f.box), "extractor": name, "target": f.target, "dssim": f.dssim, "steps": f.steps,
                             "margin": float(np.linalg.norm(a - b) - np.linalg.norm(a - c))})
     return out
 
@@ -75,19 +82,21 @@ def main() -> None:
     ap.add_argument("--modes", default="low,mid,high")
     ap.add_argument("--budgets", default="", help="extra rows: low mode's steps at these DSSIM budgets")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--variant", default="", help="cloak options as in `fawkes eval --transfer` (EXTRACTORS[:option=value...])")
+    ap.add_argument("--only", default="", help="comma-separated substrings: only the sources that contain one")
     args = ap.parse_args()
     runs = [(m, None) for m in args.modes.split(",") if m] + [("low", float(b)) for b in args.budgets.split(",") if b]
     rows, faces = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for mode, budget in runs:
-            per_face = margins(mode, budget, args.steps, Path(tmp))
+            per_face = margins(mode, budget, args.steps, Path(tmp), args.variant, tuple(o for o in args.only.split(",") if o))
             label = mode if budget is None else f"low steps, ρ {budget}"
             for name in dict.fromkeys(str(r["extractor"]) for r in per_face):
                 ms = np.array([r["margin"] for r in per_face if r["extractor"] == name])
                 rows.append({"mode": label, "extractor": name, "crossed": f"{int((ms > 0).sum())}/{len(ms)}",
                              "mean margin": float(ms.mean()), "min margin": float(ms.min())})
             faces += [{"mode": label, **r} for r in per_face]
-    report("crossing", rows, {"faces": faces, "steps": args.steps})
+    report("crossing", rows, {"faces": faces, "steps": args.steps, "variant": args.variant})
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
             assert after < before - 0.05, f"{mode} {name}: cloak did not move the face toward its target ({before:.3f} → {after:.3f})"
             assert float(np.linalg.norm(a - b)) > 0.1, f"{mode} {name}: features barely moved"
         print(f"\n{mode} {source}: DSSIM {f.dssim:.4f}; own − target distance {margins}")
-        if mode == "high":  # at the high budget every face ends nearer its target than its own original
+        if mode != "low":  # every face ends nearer its target than its own original (low: README, not every face)
             assert all(m > 0 for m in margins.values()), f"not nearer the target than its own original: {margins}"
 
 
@@ -104,6 +104,22 @@ def test_few_step_cloaks_in_a_batch_keep_a_change(dev: Path) -> None:
         results = pc.cloak([read_photo(p) for p in chosen[start : start + 4]])
         dssims = [f.dssim for r in results for f in r.faces]
         assert len(dssims) == 4 and all(0 < d <= 0.004 for d in dssims), dssims
+
+
+def test_faces_short_of_their_target_are_extended_in_rounds(dev: Path) -> None:
+    """A face not yet nearer its target than itself after its steps goes on, in rounds of half the steps.
+
+    Four steps do not carry this face across (it needed about 100 at mid when measured), so the
+    face takes both rounds the allowance holds; with no allowance, or with no target to cross
+    toward, it stops at four. An extended face still meets its budget.
+    """
+    photo = read_photo(dev / "faces" / "Keira_Knightley" / "5.jpg")
+    ext = PhotoCloaker(CloakOptions(mode="mid", steps=4, extend_steps=4)).cloak([photo])[0].faces[0]
+    assert ext.steps == 8 and ext.best_step > 4 and 0 < ext.dssim <= 0.007
+    assert PhotoCloaker(CloakOptions(mode="mid", steps=4)).cloak([photo])[0].faces[0].steps == 4  # explicit steps are exact
+    un = PhotoCloaker(CloakOptions(mode="mid", steps=4, extend_steps=4, target_mode="untargeted")).cloak([photo])[0].faces[0]
+    assert un.steps == 4
+    assert CloakOptions(mode="mid").max_extend == 60 and CloakOptions(mode="mid", steps=40).max_extend == 0
 
 
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:

@@ -96,7 +96,7 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
             value: object = tuple(float(v) for v in raw.split("/"))
         elif isinstance(current, bool):
             value = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif key == "steps" or isinstance(current, int):
+        elif key in ("steps", "extend_steps") or isinstance(current, int):
             value = int(raw)
         elif key in ("dssim_budget", "stop_fraction") or isinstance(current, float):
             value = float(raw)
