@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 # Below this scale (crop pixels per source pixel) the source is first resized with antialiasing.
 DOWNSCALE_BELOW = 0.75
+# ... and below this one the resize's gradient is the approximate adjoint (_Downscale): cosine to the
+# exact one ≥ 0.999 from 0.56 down to 0.14, 0.996 at 0.7, where the exact one is cheap anyway
+APPROXIMATE_ADJOINT_BELOW = 0.6
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -79,7 +82,7 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
             # crop pixel's gradient smoothly over the source pixels it summarizes.
             hh, ww = img.shape[-2:]
             nh, nw = max(2, round(hh * scale)), max(2, round(ww * scale))
-            img = F.interpolate(img, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+            img = downscale(img, (nh, nw))
             fy, fx = nh / hh, nw / ww
             # resized pixel j has its centre at source coordinate (j + 0.5) / f − 0.5
             pre = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
@@ -94,6 +97,38 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         grid = F.affine_grid(theta_t, [1, images.shape[1], size, size], align_corners=False)
         out.append(F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False))
     return torch.cat(out, 0)
+
+
+def downscale(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize (down); with a gradient, the fast approximate adjoint below."""
+    if torch.is_grad_enabled() and img.requires_grad and size[0] * size[1] <= APPROXIMATE_ADJOINT_BELOW**2 * img.shape[-2] * img.shape[-1]:
+        return _Downscale.apply(img, size)
+    return F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class _Downscale(torch.autograd.Function):
+    """The antialiased resize, whose backward pass is a bilinear upsample scaled by the area ratio.
+
+    Why: PyTorch's CPU backward of the antialiased resize took ~4 ms per crop, two crops an
+    optimizer step (0.3 s of a 12 MP photo's cloak). Its exact adjoint spreads each output
+    pixel's gradient over the source pixels under a triangle of the same width that bilinear
+    upsampling uses, with weights normalized per output pixel (≈ the area ratio); measured
+    against the exact gradient on 826×764 → 240×222 and 300×300 → 112×112: cosine 0.9996
+    and 0.9991, relative error 2 % away from the border (used below APPROXIMATE_ADJOINT_BELOW).
+    Only the optimizer's gradient uses it; the forward pass (what every extractor sees) is
+    the exact resize.
+    """
+
+    @staticmethod
+    def forward(ctx, img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
+        ctx.source = tuple(img.shape[-2:])
+        return F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        hh, ww = ctx.source
+        nh, nw = grad.shape[-2:]
+        return F.interpolate(grad, size=(hh, ww), mode="bilinear", align_corners=False) * (nh * nw / (hh * ww)), None
 
 
 def footprint(m: np.ndarray, size: int, h: int, w: int) -> tuple[int, int, int, int]:
