@@ -66,6 +66,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         mode=args.mode,
         dssim_budget=args.budget,
         steps=args.steps,
+        extend_steps=args.extend_steps,
         extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
         target_mode=args.target_mode,
         stop_fraction=args.stop_fraction,
@@ -157,6 +158,7 @@ def _options_dict(o: CloakOptions) -> dict:
     d = asdict(o)
     d["budget"] = o.budget
     d["steps_used"] = o.n_steps
+    d["extend_steps_used"] = o.max_extend
     return d
 
 
@@ -167,6 +169,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
+    c.add_argument("--extend-steps", type=int, metavar="N",
+                   help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)")
     c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")
     c.add_argument("--target-mode", choices=["farthest", "average", "fixed", "untargeted"], default="farthest",
                    help="average: a target at typical distance (paper §8 mitigation against two-cluster detection)")

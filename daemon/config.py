@@ -59,6 +59,7 @@ class CloakConfig(_Strict):
     mode: str = "mid"
     dssim_budget: float | None = None
     steps: int | None = Field(default=None, ge=1)
+    extend_steps: int | None = Field(default=None, ge=0)  # None: the mode's allowance (0 when steps is set)
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
     target_mode: Literal["farthest", "average", "untargeted"] = "farthest"
     stop_fraction: float | None = Field(default=None, gt=0, le=1)
