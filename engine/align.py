@@ -128,7 +128,7 @@ class _Downscale(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         hh, ww = ctx.source
         nh, nw = grad.shape[-2:]
-        return F.interpolate(grad, size=(hh, ww), mode="bilinear", align_corners=False) * (nh * nw / (hh * ww)), None
+        return F.interpolate(grad, size=(hh, ww), mode="bilinear", align_corners=False).mul_(nh * nw / (hh * ww)), None
 
 
 def footprint(m: np.ndarray, size: int, h: int, w: int) -> tuple[int, int, int, int]:
