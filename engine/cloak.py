@@ -524,7 +524,7 @@ class Cloaker:
         best_margin = [-math.inf] * n
         steps_taken = [0] * n
         extended = [False] * n
-        best_pixels: list[torch.Tensor | None] = [None] * n  # (set by the first judged step in budget, else the last)
+        best_pixels: list[torch.Tensor | None] = [None] * n  # the best judged step inside the budget, else the last one
         # each face's schedule: (first step, length, top of the cosine as a share of the learning rate)
         phase = [(0, o.n_steps, 1.0)] * n
         judge_from = [self._judge_from(o.n_steps, o.stop_fraction)] * n
