@@ -522,10 +522,10 @@ class Cloaker:
         best_loss = [math.inf] * n
         best_step = [0] * n
         best_margin = [-math.inf] * n
-        steps_taken = [0] * n
-        extended = [False] * n
+        steps_taken = [0] * n  # set when a face is done: its Adam steps were 0 .. that step − 1
         best_pixels: list[torch.Tensor | None] = [None] * n  # the best judged step inside the budget, else the last one
-        # each face's schedule: (first step, length, top of the cosine as a share of the learning rate)
+        # each face's schedule: (first step, length, top of the cosine as a share of the learning rate);
+        # a phase that starts after step 0 is an extension
         phase = [(0, o.n_steps, 1.0)] * n
         judge_from = [self._judge_from(o.n_steps, o.stop_fraction)] * n
         done = [False] * n
@@ -534,10 +534,9 @@ class Cloaker:
         extend_left = [o.max_extend if (goals is None and sign > 0 and not o.stop_fraction and t is not None) else 0 for t in target_names]
         centre: list[torch.Tensor] = []
         if any(extend_left):
+            idx = [self.bank.identities.index(t) if t is not None else 0 for t in target_names]
             for ext in self.extractors:
-                cents = self.bank.centroids(ext.name)
-                idx = [self.bank.identities.index(t) if t is not None else 0 for t in target_names]
-                centre.append(torch.from_numpy(cents[idx].astype(np.float32)).to(dev))
+                centre.append(torch.from_numpy(self.bank.centroids(ext.name)[idx].astype(np.float32)).to(dev))
 
         def step_size(j: int, step: int) -> float:
             """Cosine decay to 10 % over the face's current phase: big early moves, fine steps near the budget."""
@@ -631,6 +630,7 @@ class Cloaker:
                 rows = [j for j in range(n) if not done[j]]
                 if not rows:
                     break
+                pos = {j: r for r, j in enumerate(rows)}  # face → its row in this step's tensors
                 advs = [None] * n  # the last step's window-sized tensors go before this step's are made
                 ds = [None] * n
                 for j in rows:
@@ -668,14 +668,14 @@ class Cloaker:
                         if o.diversity or taps:
                             judged, judged_embs = feature_loss(crops(advs, False, judged_rows), judged_rows)
                         else:
-                            at = torch.tensor([rows.index(j) for j in judged_rows], device=dev)
+                            at = torch.tensor([pos[j] for j in judged_rows], device=dev)
                             judged, judged_embs = feat_loss.detach()[at], [e.detach()[at] for e in embs]
                         margins = crossing(judged_embs, judged_rows).min(0).values.tolist()
                         for r, j in enumerate(judged_rows):
                             # step 0 is the untouched face: never a candidate (a cloak must change something);
                             # a face extended to cross keeps the step nearest to crossing
-                            better = margins[r] > best_margin[j] if extended[j] else float(judged[r]) < best_loss[j]
-                            if float(d[rows.index(j)]) <= budget and better:
+                            better = margins[r] > best_margin[j] if phase[j][0] > 0 else float(judged[r]) < best_loss[j]
+                            if float(d[pos[j]]) <= budget and better:
                                 best_loss[j] = float(judged[r])
                                 best_step[j] = step
                                 best_margin[j] = margins[r]
@@ -689,7 +689,6 @@ class Cloaker:
                         # not across yet: another round of half the steps, the schedule restarted at half height
                         more = min(extend_left[j], max(1, o.n_steps // 2))
                         extend_left[j] -= more
-                        extended[j] = True
                         phase[j] = (step, more, 0.5)
                         judge_from[j] = step + self._judge_from(more, None)
                         continue
@@ -697,6 +696,7 @@ class Cloaker:
                         best_step[j] = step  # quantization below shrinks it into the budget
                         best_pixels[j] = advs[j].detach().clone()
                     done[j] = True
+                    steps_taken[j] = step
                     going[r] = 0.0
                 if all(done):
                     break
@@ -712,9 +712,6 @@ class Cloaker:
                         if w.grad is not None:
                             w.grad = gaussian_blur(w.grad, o.grad_smooth)
                 opt.step()
-                for j in rows:
-                    if not done[j]:
-                        steps_taken[j] = step + 1
         finally:
             if taps is not None:
                 taps.remove()  # the modules are shared: never leave a hook on them
