@@ -625,6 +625,8 @@ class Cloaker:
         seen_downscaled = [min(transform_scale(m) for m in per_ext) < PENALTY_STEPS_ABOVE_SCALE for per_ext in mats]
         advs: list[torch.Tensor | None] = [None] * n
         ds: list[torch.Tensor | None] = [None] * n
+        loss_each: torch.Tensor | None = None
+        embs: list[torch.Tensor] = []
         try:
             for step in itertools.count():
                 rows = [j for j in range(n) if not done[j]]
@@ -658,30 +660,38 @@ class Cloaker:
                         else:
                             ds[j] = estimate
                             windows[j].show(advs[j])
-                d = torch.stack([penalised(j, ds[j], advs[j]) for j in rows])
                 diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
-                feat_loss, embs = feature_loss(crops(advs, diverse, rows), rows, tap=taps is not None)
-                loss_each = feat_loss + o.penalty * torch.relu(d - budget)
+                # without diversity (or taps) the step's own forward pass is the clean one and also judges;
+                # otherwise faces are judged first, on clean crops, so that a face whose phase ends here
+                # (and is not extended) costs no diversified forward pass it would not use
+                shared = not (o.diversity or taps)
+
+                def step_loss(going_rows: list[int], advs: list, ds: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                    d = torch.stack([penalised(j, ds[j], advs[j]) for j in going_rows])
+                    feat_loss, embs = feature_loss(crops(advs, diverse and not shared, going_rows), going_rows, tap=taps is not None)
+                    return feat_loss + o.penalty * torch.relu(d - budget), embs
+
+                if shared:
+                    loss_each, embs = step_loss(rows, advs, ds)
                 judged_rows = [j for j in rows if step >= judge_from[j]]
                 if judged_rows:
                     with torch.no_grad():
-                        if o.diversity or taps:
-                            judged, judged_embs = feature_loss(crops(advs, False, judged_rows), judged_rows)
-                        else:
+                        if shared:
                             at = torch.tensor([pos[j] for j in judged_rows], device=dev)
-                            judged, judged_embs = feat_loss.detach()[at], [e.detach()[at] for e in embs]
+                            judged, judged_embs = loss_each.detach()[at], [e.detach()[at] for e in embs]
+                        else:
+                            judged, judged_embs = feature_loss(crops(advs, False, judged_rows), judged_rows)
                         margins = crossing(judged_embs, judged_rows).min(0).values.tolist()
                         for r, j in enumerate(judged_rows):
                             # step 0 is the untouched face: never a candidate (a cloak must change something);
                             # a face extended to cross keeps the step nearest to crossing
                             better = margins[r] > best_margin[j] if phase[j][0] > 0 else float(judged[r]) < best_loss[j]
-                            if float(d[pos[j]]) <= budget and better:
+                            if float(ds[j]) <= budget and better:
                                 best_loss[j] = float(judged[r])
                                 best_step[j] = step
                                 best_margin[j] = margins[r]
                                 best_pixels[j] = advs[j].detach().clone()
-                going = torch.ones(len(rows), device=dev)
-                for r, j in enumerate(rows):
+                for j in rows:
                     start, length, _top = phase[j]
                     if step < start + length:
                         continue
@@ -697,16 +707,18 @@ class Cloaker:
                         best_pixels[j] = advs[j].detach().clone()
                     done[j] = True
                     steps_taken[j] = step
-                    going[r] = 0.0
                 if all(done):
                     break
-                for j in rows:
+                going_rows = [j for j in rows if not done[j]]
+                if shared:
+                    # finished faces leave the sum: no gradient reaches them, so Adam leaves their pixels be
+                    loss_each = loss_each[torch.tensor([pos[j] for j in going_rows], device=dev)]
+                else:
+                    loss_each, embs = step_loss(going_rows, advs, ds)
+                for j in going_rows:
                     opt.param_groups[j]["lr"] = step_size(j, step)
                 opt.zero_grad(set_to_none=True)
-                (loss_each * going).sum().backward()
-                for j in rows:
-                    if done[j]:
-                        ws[j].grad = None  # finished: its pixels are kept, Adam must not move it
+                loss_each.sum().backward()
                 if o.grad_smooth > 0:
                     for w in ws:
                         if w.grad is not None:
@@ -717,7 +729,7 @@ class Cloaker:
                 taps.remove()  # the modules are shared: never leave a hook on them
         # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
         # before the exact measurements below (the peak of a 48 MP photo was here)
-        del opt, ws, advs, feat_loss, loss_each, d, ds, originals
+        del opt, ws, advs, loss_each, embs, ds, originals
         release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
         # per face, in its region's coordinates: the optimized pixels, and the area DSSIM can change in
         placed = [

@@ -106,7 +106,7 @@ class Extractor(ABC):
         key = str(device)
         with self._lock:
             if key not in self._modules:
-                m = self.build_torch().to(device).eval()
+                m = self.frozen(self.build_torch()).to(device).eval()
                 if torch.device(device).type == "cpu":
                     # oneDNN's NHWC kernels: forward + backward per face 60 → 50 ms (SFace),
                     # 25 → 18 ms (dlib) on this CPU, same outputs up to float rounding
@@ -116,6 +116,10 @@ class Extractor(ABC):
                 self._modules[key] = m
                 release_free_memory()  # the conversion's garbage (protobuf, fp32 copies)
             return self._modules[key]
+
+    def frozen(self, module: nn.Module) -> nn.Module:
+        """The module rewritten for frozen weights (subclasses fold what training needs kept apart)."""
+        return module
 
     def session(self, device: str = "cpu"):
         import onnxruntime as ort

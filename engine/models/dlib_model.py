@@ -46,3 +46,7 @@ class DlibResNetExtractor(Extractor):
 
     def build_torch(self) -> nn.Module:
         return PixelAdapter(load_dlib_resnet(self.source_path()), "RGB").eval()
+
+    def frozen(self, module: nn.Module) -> nn.Module:
+        module.net.fold_affines()
+        return module
