@@ -32,20 +32,14 @@ def sources() -> list[str]:
     return ["photos/lady.jpg", "photos/nikon_d700_two_faces.jpg"] + [f"faces/{i}/5.jpg" for i in ids]
 
 
-def _nearest(faces, box):
-    c = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
-    return min(faces, key=lambda f: np.linalg.norm(np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - c))
-
-
 def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, variant: str = "", only: tuple[str, ...] = ()) -> list[dict[str, object]]:
     """Per face and extractor: ‖own − cloaked‖ − ‖cloaked − target centroid‖ (> 0: crossed)."""
-    from engine.align import align_numpy
     from engine.cloak import CloakOptions
+    from engine.evaluate.crossing import crossings
     from engine.evaluate.protocol import parse_variant
     from engine.faces import FaceDetector
-    from engine.models import get_extractor
     from engine.photo_io import read_photo, write_photo
-    from engine.pipeline import PhotoCloaker, faces_in
+    from engine.pipeline import PhotoCloaker
 
     det = FaceDetector()
     options = CloakOptions(mode=mode, dssim_budget=budget, steps=steps)
@@ -60,20 +54,10 @@ def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, varia
         photo = read_photo(DEV / src)
         result = pc.cloak([photo])[0]
         back = read_photo(write_photo(result.photo, tmp / "cloaked.jpg"))
-        back_faces, _ = faces_in(back, det)
-        orig_faces, _ = faces_in(photo, det)
-        for f in result.faces:
-            g, o = _nearest(back_faces, f.box), _nearest(orig_faces, f.box)
-            for name in pc.options.extractors:
-                ext = get_extractor(name)
-                s = ext.spec
-                a = ext.embed_onnx(align_numpy(back.rgb8(), g.landmarks, s.template, s.input_size)[None])[0]
-                b = ext.embed_onnx(align_numpy(photo.rgb8(), o.landmarks, s.template, s.input_size)[None])[0]
-                a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-                t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))].astype(np.float32)
-                c = t.mean(0) / np.linalg.norm(t.mean(0))
-                out.append({"source": src, "box": list(f.box), "extractor": name, "target": f.target, "dssim": f.dssim, "steps": f.steps,
-                            "margin": float(np.linalg.norm(a - b) - np.linalg.norm(a - c))})
+        for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, bank, det)):
+            for c in row:
+                out.append({"source": src, "box": list(f.box), "extractor": c.extractor, "target": f.target, "dssim": f.dssim, "budget": f.budget,
+                            "steps": f.steps, "margin": c.margin})
     return out
 
 

@@ -67,6 +67,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         dssim_budget=args.budget,
         steps=args.steps,
         extend_steps=args.extend_steps,
+        max_budget=args.max_budget,
         extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
         target_mode=args.target_mode,
         stop_fraction=args.stop_fraction,
@@ -159,6 +160,7 @@ def _options_dict(o: CloakOptions) -> dict:
     d["budget"] = o.budget
     d["steps_used"] = o.n_steps
     d["extend_steps_used"] = o.max_extend
+    d["max_budget_used"] = o.budget_ceiling
     return d
 
 
@@ -169,6 +171,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
+    c.add_argument("--max-budget", type=float, metavar="RHO",
+                   help="the budget a face not yet nearer its target may be raised to in its extra steps "
+                        "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)")
     c.add_argument("--extend-steps", type=int, metavar="N",
                    help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)")
     c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")

@@ -60,6 +60,7 @@ class CloakConfig(_Strict):
     dssim_budget: float | None = None
     steps: int | None = Field(default=None, ge=1)
     extend_steps: int | None = Field(default=None, ge=0)  # None: the mode's allowance (0 when steps is set)
+    max_budget: float | None = Field(default=None, gt=0, lt=0.5)  # None: the mode's ceiling (dssim_budget's own if set)
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
     target_mode: Literal["farthest", "average", "untargeted"] = "farthest"
     stop_fraction: float | None = Field(default=None, gt=0, le=1)

@@ -21,6 +21,11 @@ centroid, under some extractor of the set, go on in rounds of half the steps (th
 ``extend`` allowance): the farthest target (eq. 3) is nearly opposite a face in feature
 space, and a few faces need two or three times the usual steps at the same budget to cross
 (measured: README). Faces already across stop, so a batch costs extra only for those.
+In ``low`` such a face is instead cloaked again from its original at mid's ρ (the mode's
+``ceiling``), then extended like a mid face: at ρ 0.004 about half the dev faces cannot cross
+whatever the steps, and a cloak that leaves a face nearer itself than its target is weak
+protection. Each face reports the budget it was held to; a custom budget is a hard limit
+unless ``max_budget`` says otherwise.
 
 Input diversity (on by default): at each step each extractor sees the face rescaled,
 shifted and blurred at random, which makes the cloak survive resampling and JPEG and
@@ -59,13 +64,18 @@ class ModeSettings:
     dssim_budget: float
     steps: int
     extend: int  # at most this many more steps for a face not yet nearer its target than itself
+    # a face its budget cannot carry across starts again at this budget (its extension allowance pays)
+    ceiling: float
 
 
 # Budgets: the original tool's "low" and the paper's ρ; steps chosen by measurement (README).
+# Low's ρ is a preference, not a limit: at 0.004 about half the dev faces cannot end nearer their
+# target than themselves whatever the steps or target (measured: README), and a cloak that leaves
+# a face nearer itself protects little; those faces are cloaked again at mid's ρ (``ceiling``).
 MODES: dict[str, ModeSettings] = {
-    "low": ModeSettings(0.004, 40, 40),
-    "mid": ModeSettings(0.007, 40, 60),
-    "high": ModeSettings(0.012, 60, 30),
+    "low": ModeSettings(0.004, 40, 100, 0.007),
+    "mid": ModeSettings(0.007, 40, 60, 0.007),
+    "high": ModeSettings(0.012, 60, 30, 0.012),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
 # faces whose crops sample at least this many crop pixels per photo pixel get exact DSSIM penalty
@@ -109,12 +119,23 @@ class CloakOptions:
     # (an explicit step count is exact). Targeted cloaks only, and not with ``stop_fraction``.
     extend_steps: int | None = None
     cross_margin: float = 0.05
+    # the DSSIM budget an extended face may be raised to (None: the mode's ceiling; a custom
+    # ``dssim_budget`` is a hard limit unless this is given too)
+    max_budget: float | None = None
     seed: int = 0
     device: str = "auto"
 
     @property
     def budget(self) -> float:
         return self.dssim_budget if self.dssim_budget is not None else MODES[self.mode].dssim_budget
+
+    @property
+    def budget_ceiling(self) -> float:
+        if self.max_budget is not None:
+            return max(self.max_budget, self.budget)
+        if self.dssim_budget is not None or self.mode not in MODES:
+            return self.budget
+        return MODES[self.mode].ceiling
 
     @property
     def n_steps(self) -> int:
@@ -141,6 +162,8 @@ class CloakOptions:
             raise ValueError("diversity_prob and diversity_jpeg are probabilities in [0, 1]")
         if not 0 < self.feature_depth < 1:
             raise ValueError(f"feature_depth must be in (0, 1), got {self.feature_depth}")
+        if self.max_budget is not None and not self.budget <= self.max_budget < 0.5:
+            raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
         if self.extend_steps is not None and self.extend_steps < 0:
             raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
@@ -173,6 +196,7 @@ class FaceResult:
     target_distance_after: dict[str, float] = field(default_factory=dict)
     best_step: int = 0
     steps: int = 0  # optimizer steps this face took (more than the mode's when it was extended)
+    budget: float = 0.0  # the DSSIM budget it was held to (above the mode's when raised to cross)
 
 
 def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
@@ -518,15 +542,16 @@ class Cloaker:
         # extended (below) restarts its schedule while the others have stopped
         # fused: one kernel over each face's pixels instead of ~10 tensor ops (12 MP face: 8 → 1.2 ms a step)
         opt = torch.optim.Adam([{"params": [w]} for w in ws], lr=o.learning_rate * _TANH_LR, fused=dev.type in ("cpu", "cuda"))
-        budget = o.budget
+        budgets = [o.budget] * n  # per face: raised, round by round, for a face extended to cross
         best_loss = [math.inf] * n
         best_step = [0] * n
         best_margin = [-math.inf] * n
         steps_taken = [0] * n  # set when a face is done: its Adam steps were 0 .. that step − 1
+        idle = [0] * n  # loop steps in which a face took no Adam step (the step it was restarted in)
         best_pixels: list[torch.Tensor | None] = [None] * n  # the best judged step inside the budget, else the last one
-        # each face's schedule: (first step, length, top of the cosine as a share of the learning rate);
-        # a phase that starts after step 0 is an extension
-        phase = [(0, o.n_steps, 1.0)] * n
+        # each face's schedule: (first step, length, top of the cosine as a share of the learning rate,
+        # whether its steps are ranked by crossing margin — extension rounds — rather than by loss)
+        phase = [(0, o.n_steps, 1.0, False)] * n
         judge_from = [self._judge_from(o.n_steps, o.stop_fraction)] * n
         done = [False] * n
         # crossing is judged against the target identity's centroid (what a tracker's class looks like);
@@ -540,7 +565,7 @@ class Cloaker:
 
         def step_size(j: int, step: int) -> float:
             """Cosine decay to 10 % over the face's current phase: big early moves, fine steps near the budget."""
-            start, length, top = phase[j]
+            start, length, top, _by_margin = phase[j]
             k = min(step - start, length) / max(length, 1)
             return o.learning_rate * _TANH_LR * (0.1 + (top - 0.1) * 0.5 * (1 + math.cos(math.pi * k)))
 
@@ -557,7 +582,7 @@ class Cloaker:
 
         def penalised(j: int, d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             """``d`` again with its graph where the penalty is active (the same value, now differentiable)."""
-            return windows[j].region_dssim(windows[j].with_pixels(x)) if float(d) > budget else d
+            return windows[j].region_dssim(windows[j].with_pixels(x)) if float(d) > budgets[j] else d
 
         def crops(xs: list[torch.Tensor | None], diverse: bool, rows: list[int]) -> list[torch.Tensor]:
             """Each extractor's view of faces ``rows`` (their canvases must show ``xs``)."""
@@ -651,11 +676,11 @@ class Cloaker:
                     # benchmark face), so those get projected steps throughout.
                     # (At least 4 exact steps: with 1 of 20, a high-mode dev crop moved 3 % toward its
                     # target instead of 11 %.)
-                    for j, shrink in self._over_budget(ws, advs, originals, ds, budget, rows).items():
+                    for j, shrink in self._over_budget(ws, advs, originals, ds, budgets, rows).items():
                         estimate = ds[j] * shrink  # (the loop's DSSIMs carry no graph)
                         advs[j] = ds[j] = None  # free the unshrunk step first (large photos)
                         advs[j] = _from_tanh(ws[j])
-                        if step >= judge_from[j] or (step < exact_until and not seen_downscaled[j]):
+                        if step >= judge_from[j] or (step - phase[j][0] < exact_until and not phase[j][3] and not seen_downscaled[j]):
                             ds[j] = loop_dssim(j, advs[j])
                         else:
                             ds[j] = estimate
@@ -669,7 +694,8 @@ class Cloaker:
                 def step_loss(going_rows: list[int], advs: list, ds: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
                     d = torch.stack([penalised(j, ds[j], advs[j]) for j in going_rows])
                     feat_loss, embs = feature_loss(crops(advs, diverse and not shared, going_rows), going_rows, tap=taps is not None)
-                    return feat_loss + o.penalty * torch.relu(d - budget), embs
+                    limit = torch.tensor([budgets[j] for j in going_rows], device=dev)
+                    return feat_loss + o.penalty * torch.relu(d - limit), embs
 
                 if shared:
                     loss_each, embs = step_loss(rows, advs, ds)
@@ -685,31 +711,52 @@ class Cloaker:
                         for r, j in enumerate(judged_rows):
                             # step 0 is the untouched face: never a candidate (a cloak must change something);
                             # a face extended to cross keeps the step nearest to crossing
-                            better = margins[r] > best_margin[j] if phase[j][0] > 0 else float(judged[r]) < best_loss[j]
-                            if float(ds[j]) <= budget and better:
+                            better = margins[r] > best_margin[j] if phase[j][3] else float(judged[r]) < best_loss[j]
+                            if float(ds[j]) <= budgets[j] and better:
                                 best_loss[j] = float(judged[r])
                                 best_step[j] = step
                                 best_margin[j] = margins[r]
                                 best_pixels[j] = advs[j].detach().clone()
+                restarted: set[int] = set()
                 for j in rows:
-                    start, length, _top = phase[j]
+                    start, length, _top, _by_margin = phase[j]
                     if step < start + length:
+                        continue
+                    if extend_left[j] > 0 and best_margin[j] < o.cross_margin and budgets[j] < o.budget_ceiling:
+                        # a face its budget cannot carry across starts again from the original at the
+                        # ceiling's budget, as a cloak of that budget would (continuing from the low-budget
+                        # cloak, in rounds or in one full phase, left the hardest dev faces short: README)
+                        budgets[j] = o.budget_ceiling
+                        more = min(extend_left[j], o.n_steps)
+                        extend_left[j] -= more
+                        # the new phase's first step is the next one, from the original: this step's loss
+                        # (of the low-budget cloak) moves nothing
+                        phase[j] = (step + 1, more, 1.0, False)
+                        judge_from[j] = step + 1 + self._judge_from(more, None)
+                        with torch.no_grad():
+                            ws[j].copy_(_atanh_space(originals[j]))
+                        opt.state.pop(ws[j], None)  # Adam's moments start afresh too
+                        best_loss[j], best_step[j], best_margin[j], best_pixels[j] = math.inf, 0, -math.inf, None
+                        restarted.add(j)
+                        idle[j] += 1
                         continue
                     if extend_left[j] > 0 and best_margin[j] < o.cross_margin:
                         # not across yet: another round of half the steps, the schedule restarted at half height
                         more = min(extend_left[j], max(1, o.n_steps // 2))
                         extend_left[j] -= more
-                        phase[j] = (step, more, 0.5)
+                        phase[j] = (step, more, 0.5, True)
                         judge_from[j] = step + self._judge_from(more, None)
                         continue
                     if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
                         best_step[j] = step  # quantization below shrinks it into the budget
                         best_pixels[j] = advs[j].detach().clone()
                     done[j] = True
-                    steps_taken[j] = step
+                    steps_taken[j] = step - idle[j]
                 if all(done):
                     break
-                going_rows = [j for j in rows if not done[j]]
+                going_rows = [j for j in rows if not done[j] and j not in restarted]
+                if not going_rows:
+                    continue
                 if shared:
                     # finished faces leave the sum: no gradient reaches them, so Adam leaves their pixels be
                     loss_each = loss_each[torch.tensor([pos[j] for j in going_rows], device=dev)]
@@ -751,12 +798,12 @@ class Cloaker:
             x_region = orig_region.clone()
             x_region[..., oy0:oy1, ox0:ox1] = best_pixels[j]
             best_pixels[j] = None  # (pasted into x_region)
-            q, final_d = _quantize_within_budget(x_region, orig_region, mv, budget, area)
+            q, final_d = _quantize_within_budget(x_region, orig_region, mv, budgets[j], area)
             del orig_region, x_region
             arr = q.mul_(mv).round_()[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
             del q
             out_pixels.append(arr)
-            results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j], steps=steps_taken[j]))
+            results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j], steps=steps_taken[j], budget=budgets[j]))
         self._measure(jobs, out_pixels, results, feats, goal, regions)
         return out_pixels, results
 
@@ -781,7 +828,7 @@ class Cloaker:
     @staticmethod
     @torch.no_grad()
     def _over_budget(
-        ws: list[torch.Tensor], advs: list[torch.Tensor | None], originals: list[torch.Tensor], ds: list[torch.Tensor | None], budget: float, rows: list[int]
+        ws: list[torch.Tensor], advs: list[torch.Tensor | None], originals: list[torch.Tensor], ds: list[torch.Tensor | None], budgets: list[float], rows: list[int]
     ) -> dict[int, float]:
         """Shrink each perturbation that is over the DSSIM budget back inside it.
 
@@ -793,8 +840,8 @@ class Cloaker:
         shrunk: dict[int, float] = {}
         for j in rows:
             dj = float(ds[j])
-            if dj > budget * 0.97:
-                c = math.sqrt(budget * 0.95 / dj)
+            if dj > budgets[j] * 0.97:
+                c = math.sqrt(budgets[j] * 0.95 / dj)
                 ws[j].copy_(_atanh_space(torch.lerp(originals[j], advs[j], c).clamp_(0, 1)))
                 shrunk[j] = c * c
         return shrunk

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.align import align_numpy
 from engine.cloak import MODES, CloakOptions
-from engine.models import get_extractor
-from engine.pipeline import PhotoCloaker, faces_in, outside_regions_unchanged
+from engine.evaluate.crossing import crossings
+from engine.pipeline import PhotoCloaker, outside_regions_unchanged
 from engine.photo_io import read_photo, write_photo
 from engine.ssim import dssim
 from engine.targets import TargetBank, rank_targets, select_target
@@ -25,11 +24,6 @@ def _region_dssim(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int
     ta = torch.from_numpy(a[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / 255)[None]
     tb = torch.from_numpy(b[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / 255)[None]
     return float(dssim(ta, tb)[0])
-
-
-def _nearest(faces, box):
-    c = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
-    return min(faces, key=lambda f: np.linalg.norm(np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - c))
 
 
 @pytest.fixture(scope="module")
@@ -44,39 +38,25 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
     photo = read_photo(dev / source)
     result = pc.cloak([photo])[0]
     assert result.faces
-    budget = MODES[mode].dssim_budget
-    # budget on the full-resolution face region, measured independently, also on a lossless write
+    settings = MODES[mode]
+    # budget on the full-resolution face region, measured independently, also on a lossless write;
+    # a face is held to its mode's budget unless it was extended to cross (then at most the ceiling)
     png = write_photo(result.photo, tmp_path / "cloaked.png")
     written = read_photo(png).rgb
     for f in result.faces:
-        assert f.dssim <= budget
-        assert _region_dssim(photo.rgb, written, f.region) <= budget + 1e-6
+        assert f.budget == settings.dssim_budget or (f.steps > settings.steps and settings.dssim_budget < f.budget <= settings.ceiling)
+        assert f.dssim <= f.budget
+        assert _region_dssim(photo.rgb, written, f.region) <= f.budget + 1e-6
     assert outside_regions_unchanged(photo.rgb, written, [f.region for f in result.faces])
     # the effect survives a real JPEG write, read-back, re-detection and re-alignment
-    jpg = write_photo(result.photo, tmp_path / "cloaked.jpg")
-    back = read_photo(jpg)
-    back_faces, _ = faces_in(back, detector)
-    orig_faces, _ = faces_in(photo, detector)
-    bank = pc.cloaker.bank
-    for f in result.faces:
-        g, o = _nearest(back_faces, f.box), _nearest(orig_faces, f.box)
-        margins = {}
-        for name in pc.options.extractors:
-            ext = get_extractor(name)
-            s = ext.spec
-            emb = lambda img, face: ext.embed_onnx(align_numpy(img, face.landmarks, s.template, s.input_size)[None])[0]
-            a, b = emb(back.rgb8(), g), emb(photo.rgb8(), o)
-            a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-            t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))]
-            centroid = t.mean(0) / np.linalg.norm(t.mean(0))
-            before = float(np.linalg.norm(b - centroid))
-            after = float(np.linalg.norm(a - centroid))
-            margins[name] = float(np.linalg.norm(a - b) - after)
-            assert after < before - 0.05, f"{mode} {name}: cloak did not move the face toward its target ({before:.3f} → {after:.3f})"
-            assert float(np.linalg.norm(a - b)) > 0.1, f"{mode} {name}: features barely moved"
-        print(f"\n{mode} {source}: DSSIM {f.dssim:.4f}; own − target distance {margins}")
-        if mode != "low":  # every face ends nearer its target than its own original (low: README, not every face)
-            assert all(m > 0 for m in margins.values()), f"not nearer the target than its own original: {margins}"
+    back = read_photo(write_photo(result.photo, tmp_path / "cloaked.jpg"))
+    for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, pc.cloaker.bank, detector)):
+        for c in row:
+            assert c.after < c.before - 0.05, f"{mode} {c.extractor}: cloak did not move the face toward its target ({c.before:.3f} → {c.after:.3f})"
+            assert c.moved > 0.1, f"{mode} {c.extractor}: features barely moved"
+        margins = {c.extractor: c.margin for c in row}
+        print(f"\n{mode} {source}: DSSIM {f.dssim:.4f} (budget {f.budget:.4f}, {f.steps} steps); own − target distance {margins}")
+        assert all(m > 0 for m in margins.values()), f"not nearer the target than its own original: {margins}"
 
 
 def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None:
@@ -120,6 +100,22 @@ def test_faces_short_of_their_target_are_extended_in_rounds(dev: Path) -> None:
     un = PhotoCloaker(CloakOptions(mode="mid", steps=4, extend_steps=4, target_mode="untargeted")).cloak([photo])[0].faces[0]
     assert un.steps == 4
     assert CloakOptions(mode="mid").max_extend == 60 and CloakOptions(mode="mid", steps=40).max_extend == 0
+
+
+def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Path) -> None:
+    """Low's ρ is a preference: a face still short of its target after its steps is cloaked again from
+    its original at the ceiling (mid's ρ), paid from its extension allowance; a custom budget is a hard limit."""
+    photo = read_photo(dev / "faces" / "Keira_Knightley" / "5.jpg")
+    raised = PhotoCloaker(CloakOptions(mode="low", steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
+    assert raised.steps == 12 and raised.best_step > 6 and raised.budget == MODES["low"].ceiling
+    assert 0.004 < raised.dssim <= raised.budget  # the higher budget was used
+    fixed = PhotoCloaker(CloakOptions(dssim_budget=0.004, steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
+    assert fixed.steps == 12 and fixed.budget == 0.004 and fixed.dssim <= 0.004
+    assert CloakOptions(dssim_budget=0.004).budget_ceiling == 0.004
+    assert CloakOptions(dssim_budget=0.004, max_budget=0.006).budget_ceiling == 0.006
+    assert CloakOptions(mode="mid").budget_ceiling == 0.007
+    with pytest.raises(ValueError):
+        CloakOptions(mode="mid", max_budget=0.005).validate()
 
 
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:

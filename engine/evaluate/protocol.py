@@ -98,7 +98,7 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
             value = raw.strip().lower() in ("1", "true", "yes", "on")
         elif key in ("steps", "extend_steps") or isinstance(current, int):
             value = int(raw)
-        elif key in ("dssim_budget", "stop_fraction") or isinstance(current, float):
+        elif key in ("dssim_budget", "stop_fraction", "max_budget") or isinstance(current, float):
             value = float(raw)
         else:
             value = raw
