@@ -171,9 +171,13 @@ class CloakOptions:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    if dev.type == "cuda":
+        # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off. (The warp's backward pass
+        # still adds with atomics in no fixed order on CUDA: reruns differ by a level in a few pixels.)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return dev
 
 
 @dataclass
