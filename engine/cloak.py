@@ -171,7 +171,9 @@ class CloakOptions:
 
 
 def resolve_device(device: str) -> torch.device:
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     if dev.type == "cuda":
         # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off. (The warp's backward pass
         # still adds with atomics in no fixed order on CUDA: reruns differ by a level in a few pixels.)
