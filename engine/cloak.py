@@ -175,8 +175,9 @@ def resolve_device(device: str) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
-        # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off. (The warp's backward pass
-        # still adds with atomics in no fixed order on CUDA: reruns differ by a level in a few pixels.)
+        # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off. (The warp's and the resize's
+        # backward passes still add with atomics in no fixed order on CUDA, and PyTorch has no deterministic
+        # version of either: seeded reruns there differ by a few levels, measured up to 11 after 5 steps.)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return dev
