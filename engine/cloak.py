@@ -721,7 +721,7 @@ class Cloaker:
                             better = margins[r] > best_margin[j] if phase[j][3] else float(judged[r]) < best_loss[j]
                             if float(ds[j]) <= budgets[j] and better:
                                 best_loss[j] = float(judged[r])
-                                best_step[j] = step
+                                best_step[j] = step - idle[j]
                                 best_margin[j] = margins[r]
                                 best_pixels[j] = advs[j].detach().clone()
                 restarted: set[int] = set()
@@ -755,7 +755,7 @@ class Cloaker:
                         judge_from[j] = step + self._judge_from(more, None)
                         continue
                     if best_step[j] == 0:  # no judged step was inside the budget: take the last one,
-                        best_step[j] = step  # quantization below shrinks it into the budget
+                        best_step[j] = step - idle[j]  # quantization below shrinks it into the budget
                         best_pixels[j] = advs[j].detach().clone()
                     done[j] = True
                     steps_taken[j] = step - idle[j]
