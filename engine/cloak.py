@@ -203,7 +203,7 @@ class FaceResult:
     target_distance_after: dict[str, float] = field(default_factory=dict)
     best_step: int = 0
     steps: int = 0  # optimizer steps this face took (more than the mode's when it was extended)
-    budget: float = 0.0  # the DSSIM budget it was held to (above the mode's when raised to cross)
+    budget: float = 0.0  # the DSSIM budget it was held to (the mode's ceiling when cloaked again to cross)
 
 
 def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
@@ -549,7 +549,7 @@ class Cloaker:
         # extended (below) restarts its schedule while the others have stopped
         # fused: one kernel over each face's pixels instead of ~10 tensor ops (12 MP face: 8 → 1.2 ms a step)
         opt = torch.optim.Adam([{"params": [w]} for w in ws], lr=o.learning_rate * _TANH_LR, fused=dev.type in ("cpu", "cuda"))
-        budgets = [o.budget] * n  # per face: raised, round by round, for a face extended to cross
+        budgets = [o.budget] * n  # per face: the ceiling for a face cloaked again to cross (below)
         best_loss = [math.inf] * n
         best_step = [0] * n
         best_margin = [-math.inf] * n
