@@ -130,7 +130,8 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     src.name,
                     entry["status"],
                     str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
-                    ", ".join(f"{f.dssim:.4f}" for f in result.faces) or "-",
+                    # a face cloaked again at a higher budget to cross its target says so
+                    ", ".join(f"{f.dssim:.4f}" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "") for f in result.faces) or "-",
                     ", ".join(f"{s:.2f}" for s in shifts) or "-",
                     f"{result.seconds:.1f}",
                 )
