@@ -124,6 +124,8 @@ class CloakOptions:
     max_budget: float | None = None
     seed: int = 0
     device: str = "auto"
+    # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``_view``)
+    deterministic: bool = True
 
     @property
     def budget(self) -> float:
@@ -175,9 +177,7 @@ def resolve_device(device: str) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
-        # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off. (The warp's and the resize's
-        # backward passes still add with atomics in no fixed order on CUDA, and PyTorch has no deterministic
-        # version of either: seeded reruns there differ by a few levels, measured up to 11 after 5 steps.)
+        # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off (the crops: ``_view``)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return dev
@@ -220,6 +220,23 @@ def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np
         xs += list(src[0])
         ys += list(src[1])
     return max(0, int(min(xs)) - 1), max(0, int(min(ys)) - 1), min(w, int(math.ceil(max(xs))) + 2), min(h, int(math.ceil(max(ys))) + 2)
+
+
+def _view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: bool) -> torch.Tensor:
+    """The crop an extractor sees (:func:`warp_faces`, then the diversity blur), computed on the
+    CPU and moved back when ``on_cpu`` (a seeded CUDA cloak).
+
+    Why: on CUDA the backward passes of ``grid_sample``, of the antialiased resize and of the
+    blur's edge padding add with atomics in no fixed order, and PyTorch has no deterministic
+    version of them; the differences grow over the steps (seeded reruns on an H200 ended up to
+    11 levels apart after 5 steps). They are deterministic on the CPU, and only the crop's
+    footprint travels.
+    """
+    x = patch.cpu() if on_cpu and patch.device.type != "cpu" else patch
+    crop = warp_faces(x, m, size)
+    if sigma > 0:
+        crop = gaussian_blur(crop, sigma)
+    return crop.to(patch.device)
 
 
 def _to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
@@ -591,6 +608,8 @@ class Cloaker:
             """``d`` again with its graph where the penalty is active (the same value, now differentiable)."""
             return windows[j].region_dssim(windows[j].with_pixels(x)) if float(d) > budgets[j] else d
 
+        cpu_warp = o.deterministic and dev.type == "cuda"
+
         def crops(xs: list[torch.Tensor | None], diverse: bool, rows: list[int]) -> list[torch.Tensor]:
             """Each extractor's view of faces ``rows`` (their canvases must show ``xs``)."""
             per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
@@ -608,9 +627,7 @@ class Cloaker:
                 for e_i, (ext, (m, sigma, (bx0, by0, _bx1, _by1)), patch) in enumerate(zip(self.extractors, views, patches)):
                     m = m.copy()
                     m[:, 2] += m[:, 0] * bx0 + m[:, 1] * by0  # the patch's coordinates
-                    crop = warp_faces(patch, m[None], ext.spec.input_size)
-                    if sigma > 0:
-                        crop = gaussian_blur(crop, sigma)
+                    crop = _view(patch, m[None], ext.spec.input_size, sigma, cpu_warp)
                     if diverse:
                         crop = _colour_and_jpeg(crop, rng, o)
                     per_ext[e_i].append(crop)

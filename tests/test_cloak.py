@@ -121,15 +121,10 @@ def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Pa
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
     # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/__init__.py)
-    results = [PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0] for _ in range(5)]
-    if torch.cuda.is_available():
-        # On CUDA the backward passes of grid_sample and of the resize add with atomics in no fixed order, and
-        # PyTorch has no deterministic version of either; the differences grow over the steps (measured on an
-        # H200: up to 11 levels after 5 steps). The seed still fixes the target and the diversity draws.
-        assert len({r.faces[0].target for r in results}) == 1
-        return
-    for r in results[1:]:
-        assert np.array_equal(results[0].photo.rgb, r.photo.rgb)
+    # (on CUDA too: the crops are made on the CPU there, engine.cloak._view)
+    runs = [PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0].photo.rgb for _ in range(5)]
+    for r in runs[1:]:
+        assert np.array_equal(runs[0], r)
 
 
 def _toy_bank() -> TargetBank:
