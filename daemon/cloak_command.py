@@ -73,6 +73,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         stop_fraction=args.stop_fraction,
         target_identity=args.target,
         seed=args.seed,
+        deterministic=not args.nondeterministic,
         device=args.device,
     )
     try:
@@ -186,6 +187,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--nondeterministic", action="store_true",
+                   help="on CUDA, make the crops on the GPU too: about 20 %% faster there, but seeded reruns differ")
     c.add_argument("--report", metavar="FILE.json", help="write per-file and per-face results as JSON")
     c.add_argument("--diff-image", action="store_true", help="also write <stem>_cloaked_diff.png: original | cloaked | amplified difference")
     c.set_defaults(func=cmd_cloak)
