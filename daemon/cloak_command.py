@@ -174,7 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
     c.add_argument("--max-budget", type=float, metavar="RHO",
-                   help="the budget a face not yet nearer its target may be raised to in its extra steps "
+                   help="the budget at which a face that its own budget cannot carry across its target is cloaked again "
                         "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)")
     c.add_argument("--extend-steps", type=int, metavar="N",
                    help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)")
