@@ -676,6 +676,18 @@ class Cloaker:
         ds: list[torch.Tensor | None] = [None] * n
         loss_each: torch.Tensor | None = None
         embs: list[torch.Tensor] = []
+        # without diversity (or taps) a step's own forward pass is the clean one and also judges;
+        # otherwise faces are judged first, on clean crops, so that a face whose phase ends at a step
+        # (and is not extended) costs no diversified forward pass it would not use
+        shared = not (o.diversity or taps)
+
+        def step_loss(going_rows: list[int], advs: list, ds: list, diverse: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+            """The loss of faces ``going_rows`` (penalty included) and their embeddings, with a graph."""
+            d = torch.stack([penalised(j, ds[j], advs[j]) for j in going_rows])
+            feat_loss, embs = feature_loss(crops(advs, diverse, going_rows), going_rows, tap=taps is not None)
+            limit = torch.tensor([budgets[j] for j in going_rows], device=dev)
+            return feat_loss + o.penalty * torch.relu(d - limit), embs
+
         try:
             for step in itertools.count():
                 rows = [j for j in range(n) if not done[j]]
@@ -710,19 +722,8 @@ class Cloaker:
                             ds[j] = estimate
                             windows[j].show(advs[j])
                 diverse = o.diversity and step > 0 and (o.diversity_prob >= 1 or rng.random() < o.diversity_prob)
-                # without diversity (or taps) the step's own forward pass is the clean one and also judges;
-                # otherwise faces are judged first, on clean crops, so that a face whose phase ends here
-                # (and is not extended) costs no diversified forward pass it would not use
-                shared = not (o.diversity or taps)
-
-                def step_loss(going_rows: list[int], advs: list, ds: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
-                    d = torch.stack([penalised(j, ds[j], advs[j]) for j in going_rows])
-                    feat_loss, embs = feature_loss(crops(advs, diverse and not shared, going_rows), going_rows, tap=taps is not None)
-                    limit = torch.tensor([budgets[j] for j in going_rows], device=dev)
-                    return feat_loss + o.penalty * torch.relu(d - limit), embs
-
                 if shared:
-                    loss_each, embs = step_loss(rows, advs, ds)
+                    loss_each, embs = step_loss(rows, advs, ds, False)
                 judged_rows = [j for j in rows if step >= judge_from[j]]
                 if judged_rows:
                     with torch.no_grad():
@@ -785,7 +786,7 @@ class Cloaker:
                     # finished faces leave the sum: no gradient reaches them, so Adam leaves their pixels be
                     loss_each = loss_each[torch.tensor([pos[j] for j in going_rows], device=dev)]
                 else:
-                    loss_each, embs = step_loss(going_rows, advs, ds)
+                    loss_each, embs = step_loss(going_rows, advs, ds, diverse)
                 for j in going_rows:
                     opt.param_groups[j]["lr"] = step_size(j, step)
                 opt.zero_grad(set_to_none=True)

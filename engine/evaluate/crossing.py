@@ -57,20 +57,21 @@ def crossings(
     orig_faces, _ = faces_in(original, detector)
     if not back_faces or not orig_faces:
         raise ValueError("no face detected in the original or the written photo")
-    names = list(extractors)
+    exts = [get_extractor(name) for name in extractors]
+    centres = {e.name: bank.centroids(e.name) for e in exts}  # normalized, one row per bank identity
+    back8, orig8 = written.rgb8(), original.rgb8()
     out: list[list[Crossing]] = []
     for f in faces:
         if f.target is None or f.target not in bank.identities:
             raise ValueError(f"face at {f.box} has no target-bank identity to cross toward")
         g, o = nearest_face(back_faces, f.box), nearest_face(orig_faces, f.box)
+        t = bank.identities.index(f.target)
         row = []
-        for name in names:
-            ext = get_extractor(name)
+        for ext in exts:
             s = ext.spec
-            a = _unit(ext.embed_onnx(align_numpy(written.rgb8(), g.landmarks, s.template, s.input_size)[None])[0])
-            b = _unit(ext.embed_onnx(align_numpy(original.rgb8(), o.landmarks, s.template, s.input_size)[None])[0])
-            t = bank.embeddings[name][bank.images_of(bank.identities.index(f.target))].astype(np.float32)
-            c = _unit(t.mean(0))
-            row.append(Crossing(name, float(np.linalg.norm(b - c)), float(np.linalg.norm(a - c)), float(np.linalg.norm(a - b))))
+            a = _unit(ext.embed_onnx(align_numpy(back8, g.landmarks, s.template, s.input_size)[None])[0])
+            b = _unit(ext.embed_onnx(align_numpy(orig8, o.landmarks, s.template, s.input_size)[None])[0])
+            c = centres[ext.name][t]
+            row.append(Crossing(ext.name, float(np.linalg.norm(b - c)), float(np.linalg.norm(a - c)), float(np.linalg.norm(a - b))))
         out.append(row)
     return out
