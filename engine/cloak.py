@@ -119,6 +119,8 @@ class CloakOptions:
     # (an explicit step count is exact). Targeted cloaks only, and not with ``stop_fraction``.
     extend_steps: int | None = None
     cross_margin: float = 0.05
+    # in a face's extension rounds, each extractor it is not yet across under weighs this much more
+    lag_weight: float = 1.5
     # the DSSIM budget an extended face may be raised to (None: the mode's ceiling; a custom
     # ``dssim_budget`` is a hard limit unless this is given too)
     max_budget: float | None = None
@@ -166,6 +168,8 @@ class CloakOptions:
             raise ValueError(f"feature_depth must be in (0, 1), got {self.feature_depth}")
         if self.max_budget is not None and not self.budget <= self.max_budget < 0.5:
             raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
+        if self.lag_weight <= 0:
+            raise ValueError(f"lag_weight must be > 0, got {self.lag_weight}")
         if self.extend_steps is not None and self.extend_steps < 0:
             raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
@@ -552,6 +556,8 @@ class Cloaker:
         best_loss = [math.inf] * n
         best_step = [0] * n
         best_margin = [-math.inf] * n
+        best_margins: list[list[float]] = [[-math.inf] * len(self.extractors) for _ in range(n)]  # per extractor
+        lean = torch.ones(len(self.extractors), n, device=dev)  # per extractor and face: weight factor (extension rounds)
         steps_taken = [0] * n  # set when a face is done: its Adam steps were 0 .. that step − 1
         idle = [0] * n  # loop steps in which a face took no Adam step (the step it was restarted in)
         best_pixels: list[torch.Tensor | None] = [None] * n  # the best judged step inside the budget, else the last one
@@ -624,23 +630,25 @@ class Cloaker:
             embs = []
             if taps is not None:
                 taps.armed = tap
+            faces_at = torch.tensor(rows, device=dev)
             for e_i, mod in enumerate(self.modules):
                 emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
                 embs.append(emb)
+                wt = self.weights[e_i] * lean[e_i, faces_at]  # per face
                 if taps is not None and tap:
                     a = taps.take(e_i)  # N×C: channel means of the tapped convolution
                     if len(tap_clean) <= e_i:
                         tap_clean.append(a.detach())  # step 0: the original face
                     ref = tap_clean[e_i][rows]
                     rel = (a - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-6)
-                    loss = loss - self.weights[e_i] * o.feature_weight * rel
+                    loss = loss - wt * o.feature_weight * rel
                 dist = (emb - goal[e_i][rows]).norm(dim=1)
                 if stop_at[e_i] is not None:
-                    loss = loss + self.weights[e_i] * torch.relu(dist - stop_at[e_i][rows])
+                    loss = loss + wt * torch.relu(dist - stop_at[e_i][rows])
                     continue  # no push-away either: the point is not to go further than needed
-                loss = loss + self.weights[e_i] * sign * dist
+                loss = loss + wt * sign * dist
                 if o.push_away and sign > 0:
-                    loss = loss - self.weights[e_i] * o.push_away * (emb - clean[e_i][rows]).norm(dim=1)
+                    loss = loss - wt * o.push_away * (emb - clean[e_i][rows]).norm(dim=1)
             return loss, embs
 
         def crossing(embs: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
@@ -714,7 +722,8 @@ class Cloaker:
                             judged, judged_embs = loss_each.detach()[at], [e.detach()[at] for e in embs]
                         else:
                             judged, judged_embs = feature_loss(crops(advs, False, judged_rows), judged_rows)
-                        margins = crossing(judged_embs, judged_rows).min(0).values.tolist()
+                        per_ext = crossing(judged_embs, judged_rows)
+                        margins = per_ext.min(0).values.tolist()
                         for r, j in enumerate(judged_rows):
                             # step 0 is the untouched face: never a candidate (a cloak must change something);
                             # a face extended to cross keeps the step nearest to crossing
@@ -723,6 +732,7 @@ class Cloaker:
                                 best_loss[j] = float(judged[r])
                                 best_step[j] = step - idle[j]
                                 best_margin[j] = margins[r]
+                                best_margins[j] = per_ext[:, r].tolist()
                                 best_pixels[j] = advs[j].detach().clone()
                 restarted: set[int] = set()
                 for j in rows:
@@ -744,11 +754,17 @@ class Cloaker:
                             ws[j].copy_(_atanh_space(originals[j]))
                         opt.state.pop(ws[j], None)  # Adam's moments start afresh too
                         best_loss[j], best_step[j], best_margin[j], best_pixels[j] = math.inf, 0, -math.inf, None
+                        best_margins[j] = [-math.inf] * len(self.extractors)
+                        lean[:, j] = 1.0
                         restarted.add(j)
                         idle[j] += 1
                         continue
                     if extend_left[j] > 0 and best_margin[j] < o.cross_margin:
-                        # not across yet: another round of half the steps, the schedule restarted at half height
+                        # not across yet: another round of half the steps, the schedule restarted at half height,
+                        # with more weight on the extractors it is not across under (with equal weights a
+                        # dev crop ended short under dlib after all its rounds: README, "Ensemble weights")
+                        for e_i, m in enumerate(best_margins[j]):
+                            lean[e_i, j] = o.lag_weight if m < o.cross_margin else 1.0
                         more = min(extend_left[j], max(1, o.n_steps // 2))
                         extend_left[j] -= more
                         phase[j] = (step, more, 0.5, True)
