@@ -555,8 +555,8 @@ class Cloaker:
         budgets = [o.budget] * n  # per face: the ceiling for a face cloaked again to cross (below)
         best_loss = [math.inf] * n
         best_step = [0] * n
-        best_margin = [-math.inf] * n
-        best_margins: list[list[float]] = [[-math.inf] * len(self.extractors) for _ in range(n)]  # per extractor
+        # per face, per extractor: the crossing margins of its best step (the face's margin is their minimum)
+        best_margins: list[list[float]] = [[-math.inf] * len(self.extractors) for _ in range(n)]
         lean = torch.ones(len(self.extractors), n, device=dev)  # per extractor and face: weight factor (extension rounds)
         steps_taken = [0] * n  # set when a face is done: its Adam steps were 0 .. that step − 1
         idle = [0] * n  # loop steps in which a face took no Adam step (the step it was restarted in)
@@ -727,11 +727,10 @@ class Cloaker:
                         for r, j in enumerate(judged_rows):
                             # step 0 is the untouched face: never a candidate (a cloak must change something);
                             # a face extended to cross keeps the step nearest to crossing
-                            better = margins[r] > best_margin[j] if phase[j][3] else float(judged[r]) < best_loss[j]
+                            better = margins[r] > min(best_margins[j]) if phase[j][3] else float(judged[r]) < best_loss[j]
                             if float(ds[j]) <= budgets[j] and better:
                                 best_loss[j] = float(judged[r])
                                 best_step[j] = step - idle[j]
-                                best_margin[j] = margins[r]
                                 best_margins[j] = per_ext[:, r].tolist()
                                 best_pixels[j] = advs[j].detach().clone()
                 restarted: set[int] = set()
@@ -739,7 +738,7 @@ class Cloaker:
                     start, length, _top, _by_margin = phase[j]
                     if step < start + length:
                         continue
-                    if extend_left[j] > 0 and best_margin[j] < o.cross_margin and budgets[j] < o.budget_ceiling:
+                    if extend_left[j] > 0 and min(best_margins[j]) < o.cross_margin and budgets[j] < o.budget_ceiling:
                         # a face its budget cannot carry across starts again from the original at the
                         # ceiling's budget, as a cloak of that budget would (continuing from the low-budget
                         # cloak, in rounds or in one full phase, left the hardest dev faces short: README)
@@ -753,13 +752,13 @@ class Cloaker:
                         with torch.no_grad():
                             ws[j].copy_(_atanh_space(originals[j]))
                         opt.state.pop(ws[j], None)  # Adam's moments start afresh too
-                        best_loss[j], best_step[j], best_margin[j], best_pixels[j] = math.inf, 0, -math.inf, None
+                        best_loss[j], best_step[j], best_pixels[j] = math.inf, 0, None
                         best_margins[j] = [-math.inf] * len(self.extractors)
                         lean[:, j] = 1.0
                         restarted.add(j)
                         idle[j] += 1
                         continue
-                    if extend_left[j] > 0 and best_margin[j] < o.cross_margin:
+                    if extend_left[j] > 0 and min(best_margins[j]) < o.cross_margin:
                         # not across yet: another round of half the steps, the schedule restarted at half height,
                         # with more weight on the extractors it is not across under (with equal weights a
                         # dev crop ended short under dlib after all its rounds: README, "Ensemble weights")
