@@ -138,3 +138,29 @@ def test_frozen_modules_do_not_share_weights_with_fresh_builds() -> None:
     with torch.no_grad():
         p.add_(1.0)
     assert torch.equal(next(frozen.parameters()), before)
+
+
+def test_input_grad_prelu_matches_torch_prelu() -> None:
+    """The cheaper PReLU (input gradient only, from prelu(sign(x))) gives F.prelu's values and input gradients,
+    with negative slopes, after its slope changes in place and for a single shared slope."""
+    import torch
+
+    from engine.models.onnx_torch import InputGradPReLU
+
+    torch.manual_seed(0)
+    mod = InputGradPReLU()
+    for slope in (torch.tensor([0.25, -0.1, 0.6]), torch.tensor([0.3, 0.2, 0.1]), torch.tensor([0.2])):
+        x = torch.randn(2, 3, 5, 5, requires_grad=True)
+        ref_x = x.detach().clone().requires_grad_(True)
+        g = torch.randn(2, 3, 5, 5)
+        y = mod(x, slope)
+        ref = torch.nn.functional.prelu(ref_x, slope)
+        assert torch.allclose(y, ref)
+        y.backward(g)
+        ref.backward(g)
+        assert torch.allclose(x.grad, ref_x.grad, atol=1e-6)
+    with torch.no_grad():  # the same slope tensor changed in place (now negative): the sign check must follow it
+        slope.sub_(0.5)
+    x = torch.randn(1, 3, 4, 4, requires_grad=True)
+    mod(x, slope).sum().backward()
+    assert torch.allclose(x.grad, torch.where(x > 0, 1.0, -0.3).detach())
