@@ -45,6 +45,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * r, t[:, None]])
 
 
+def with_origin(m: np.ndarray, x0: float, y0: float) -> np.ndarray:
+    """``m`` for a sub-image whose top-left pixel is the source's (x0, y0): the same crop from a slice."""
+    out = m.copy()
+    out[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+    return out
+
+
 def invert_affine(m: np.ndarray) -> np.ndarray:
     full = np.vstack([m, [0.0, 0.0, 1.0]])
     return np.linalg.inv(full)[:2]
@@ -76,8 +83,7 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
             x0, y0, x1, y1 = footprint(m, size, h, w)
             if (x0, y0, x1, y1) != (0, 0, w, h):  # (a slice's backward pass is a full-size zero gradient)
                 img = img[..., y0:y1, x0:x1]
-                m = m.copy()
-                m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+                m = with_origin(m, x0, y0)
             # Antialiased resize to about the crop's scale first: its backward pass spreads each
             # crop pixel's gradient smoothly over the source pixels it summarizes.
             hh, ww = img.shape[-2:]
@@ -167,8 +173,7 @@ def align_numpy(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, 
         # (a 12 MP photo as float is 144 MB, for every face measured); the copy is also writable, which
         # torch.from_numpy wants (decoded photos are read-only arrays)
         x0, y0, x1, y1 = footprint(m, size, image.shape[0], image.shape[1])
-        m = m.copy()
-        m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+        m = with_origin(m, x0, y0)
         patch = np.array(image[y0:y1, x0:x1], copy=True)
         return (
             warp_faces(torch.from_numpy(patch).permute(2, 0, 1)[None].float(), m[None], size)[0]

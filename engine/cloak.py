@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.align import footprint, similarity_transform, transform_scale, warp_faces
+from engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
 from engine.faces import Face
 from engine.jpeg_diff import jpeg_approx
 from engine.memory import release_free_memory
@@ -480,9 +480,7 @@ class Cloaker:
                 m = similarity_transform(job.face.landmarks, ext.spec.template)
                 x0, y0, x1, y1 = _context_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
                 ctx = _to_unit(job.image[y0:y1, x0:x1], max_value(job.image), self.device)
-                mm = m.copy()
-                mm[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
-                crops.append(warp_faces(ctx, mm[None], ext.spec.input_size))
+                crops.append(warp_faces(ctx, with_origin(m, x0, y0)[None], ext.spec.input_size))
             emb = mod(torch.cat(crops)) if crops else torch.zeros(0, ext.spec.embedding_dim)
             out[ext.name] = F.normalize(emb, dim=1).cpu().numpy()
         return out
@@ -564,9 +562,7 @@ class Cloaker:
             ws.append(_atanh_space(win.original).clone().requires_grad_(True))
             per_ext = []
             for template, _size in templates:
-                m = similarity_transform(job.face.landmarks, template)
-                m[:, 2] += m[:, 0] * win.x0 + m[:, 1] * win.y0  # the window tensor's coordinates
-                per_ext.append(m)
+                per_ext.append(with_origin(similarity_transform(job.face.landmarks, template), win.x0, win.y0))  # window coordinates
             mats.append(per_ext)
         originals = [win.original for win in windows]
         n = len(jobs)
@@ -635,9 +631,7 @@ class Cloaker:
                     views.append((m, sigma, footprint(m, ext.spec.input_size, h, w)))
                 patches = windows[j].patches(xs[j], [box for _m, _s, box in views])
                 for e_i, (ext, (m, sigma, (bx0, by0, _bx1, _by1)), patch) in enumerate(zip(self.extractors, views, patches)):
-                    m = m.copy()
-                    m[:, 2] += m[:, 0] * bx0 + m[:, 1] * by0  # the patch's coordinates
-                    crop = _view(patch, m[None], ext.spec.input_size, sigma, cpu_warp)
+                    crop = _view(patch, with_origin(m, bx0, by0)[None], ext.spec.input_size, sigma, cpu_warp)
                     if diverse:
                         crop = _colour_and_jpeg(crop, rng, o)
                     per_ext[e_i].append(crop)

@@ -159,7 +159,7 @@ def test_input_grad_prelu_matches_torch_prelu() -> None:
         y.backward(g)
         ref.backward(g)
         assert torch.allclose(x.grad, ref_x.grad, atol=1e-6)
-    with torch.no_grad():  # the same slope tensor changed in place (now negative): the sign check must follow it
+    with torch.no_grad():  # the same slope tensor changed in place (now negative): the gradient must follow it
         slope.sub_(0.5)
     x = torch.randn(1, 3, 4, 4, requires_grad=True)
     mod(x, slope).sum().backward()

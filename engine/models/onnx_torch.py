@@ -23,43 +23,30 @@ class _PReLUInputGrad(torch.autograd.Function):
     """``F.prelu`` forward; backward returns only the input gradient (the slope is frozen)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: torch.Tensor, nonnegative: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x, slope)
-        ctx.nonnegative = nonnegative
         return nn.functional.prelu(x, slope)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x, slope = ctx.saved_tensors
-        # the factor is 1 where x > 0 and s where x < 0: prelu(sign(x)) is 1 or −s, so its absolute
-        # value (or, with a negative slope, its product with sign(x)) is the factor. Built from
-        # prelu's own kernel, which broadcasts the per-channel slope cheaply: torch.where and
-        # comparisons run unvectorized on CPU (≈ 6× slower), and the earlier form, an addcmul with
-        # the slope broadcast over each channel, took 3–4× this on SFace's activations
+        # the factor is 1 where x > 0 and s where x < 0: prelu(sign(x)) is 1 or −s, and times sign(x)
+        # it is 1 or s, for a slope of either sign. Built from prelu's own kernel, which broadcasts the
+        # per-channel slope cheaply: torch.where and comparisons run unvectorized on CPU (≈ 6× slower),
+        # and the earlier form, an addcmul with the slope broadcast over each channel, took 3–4× this
+        # on SFace's activations
         sx = torch.sign(x)
-        factor = nn.functional.prelu(sx, slope)
-        factor = factor.abs_() if ctx.nonnegative else factor.mul_(sx)
-        return factor.mul_(grad), None, None
+        return nn.functional.prelu(sx, slope).mul_(sx).mul_(grad), None
 
 
 class InputGradPReLU(nn.Module):
     """PReLU with a fixed slope: same values as ``F.prelu``, cheaper backward w.r.t. the input."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._nonnegative: tuple[tuple[int, int], bool] | None = None  # (slope's identity, all slopes ≥ 0)
-
-    def _slopes_nonnegative(self, slope: torch.Tensor) -> bool:
-        key = (slope.data_ptr(), slope._version)
-        if self._nonnegative is None or self._nonnegative[0] != key:
-            self._nonnegative = (key, bool((slope >= 0).all()))
-        return self._nonnegative[1]
-
     def forward(self, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
         slope = slope.reshape(-1)
         if torch.onnx.is_in_onnx_export() or not torch.is_grad_enabled():
             return nn.functional.prelu(x, slope)
-        return _PReLUInputGrad.apply(x, slope, self._slopes_nonnegative(slope))
+        return _PReLUInputGrad.apply(x, slope)
 
 
 def _faster(gm: fx.GraphModule) -> nn.Module:
