@@ -51,7 +51,10 @@ from engine.jpeg_diff import jpeg_approx
 from engine.memory import release_free_memory
 from engine.models import get_extractor
 from engine.photo_io import max_value
-from engine.ssim import SSIM_WINDOW, SSIMReference, dssim, gaussian_blur, loop_stride, window_positions
+from engine.perceptual import perceptual_weights, shape_change
+from engine.ssim import gaussian_blur
+from engine.visibility import FACE_MARGIN, FacePyramid, ScaleDSSIM, measure_scales, ssimulacra2
+from engine.working_scale import WorkingCopy, lift, working_copy
 from engine.targets import TargetBank, identity_index, select_target
 
 log = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ class CloakOptions:
     target_mode: TargetMode = "farthest"
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
-    learning_rate: float = 0.16
+    learning_rate: float = 0.1  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
@@ -109,7 +112,11 @@ class CloakOptions:
     grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
     feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
     feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
-    region_margin: float = 0.5  # face region = detection box grown by this much on each side
+    region_margin: float = FACE_MARGIN  # the face box (the only pixels changed, where DSSIM is measured): detection box grown by this much
+    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (engine.working_scale)
+    masking: float = 1.0  # contrast masking strength (engine.perceptual): 0 uniform, 1 in proportion to local contrast
+    chroma: float = 0.35  # chroma's weight relative to luminance (none in the eyes)
+    eye_luma: float = 0.5  # luminance weight left at the eye centres
     # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
     # fraction of its original-to-target feature distance (None: go as far as the budget allows)
     stop_fraction: float | None = None
@@ -174,6 +181,10 @@ class CloakOptions:
             raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
             raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
+        if self.working_width < 112:
+            raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
+        if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:
+            raise ValueError("masking and eye_luma must be in [0, 1] and chroma ≥ 0")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -208,6 +219,10 @@ class FaceResult:
     best_step: int = 0
     steps: int = 0  # optimizer steps this face took (more than the mode's when it was extended)
     budget: float = 0.0  # the DSSIM budget it was held to (the mode's ceiling when cloaked again to cross)
+    # DSSIM of the face box at each scale of its pyramid (face width in px → DSSIM); ``dssim`` is the worst
+    dssim_scales: dict[int, float] = field(default_factory=dict)
+    binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
+    ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
 
 
 def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
@@ -245,46 +260,6 @@ def _view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: b
 
 def _to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device=device, dtype=torch.float32).unsqueeze(0) / max_value
-
-
-def _atanh_space(x: torch.Tensor) -> torch.Tensor:
-    """The optimizer's variable for pixels ``x``: 2·atanh(2x − 1) = logit(x).
-
-    This is the paper's tanh space scaled by 2, so that pixels are sigmoid(v) with no
-    multiply on either pass; Adam's steps are invariant to that scale once its learning
-    rate is doubled (``_TANH_LR``), so the trajectory is the tanh-space one.
-    """
-    return torch.logit(x, eps=_LOGIT_EPS)
-
-
-_LOGIT_EPS = 5e-7
-
-
-def _from_tanh(v: torch.Tensor) -> torch.Tensor:
-    """(tanh(v / 2) + 1) / 2 = sigmoid(v): one saved tensor, no scaling pass."""
-    return torch.sigmoid(v)
-
-
-class _KnownSigmoid(torch.autograd.Function):
-    """sigmoid(v) when its value ``p`` is already at hand: returns ``p``, differentiates as sigmoid.
-
-    Why: a projected step sets v = logit(p) from pixels p it has just computed; sigmoid(v)
-    would recompute p (equal to float rounding) in another window-sized pass, ~2.5 ms a step
-    on a 12 MP photo's face.
-    """
-
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(p)
-        return p
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (p,) = ctx.saved_tensors
-        return torch.ops.aten.sigmoid_backward(grad, p), None
-
-
-_TANH_LR = 2.0  # the variable is twice the tanh-space one, and so are Adam's steps in it
 
 
 def _diverse(m: np.ndarray, size: int, rng: np.random.Generator, opts: CloakOptions) -> tuple[np.ndarray, float]:
@@ -342,72 +317,53 @@ class _FeatureTaps:
 
 @dataclass
 class _VisibleWindow:
-    """One face's pixels as the optimizer holds them.
+    """One face's pixels as the optimizer holds them: its working copy, and the face box it may change.
 
-    Only the part of the face region that some extractor's (diversified) crop can see is
-    optimized: elsewhere the gradient is zero, so those pixels would never change. DSSIM is
-    still the region's: it is computed on the optimized pixels grown by the SSIM window (every
-    window that sees a change lies there; all others have SSIM exactly 1) and rescaled by the
-    count of window positions, which is exact at stride 1 and the same estimate when strided.
+    The variable is a luminance/chroma field over the face box (``engine.perceptual``); the
+    canvas is the copy as the current step shows it, from which each extractor's crop is cut.
+    The face box's DSSIM is the worst over its scales (``engine.visibility``).
     """
 
-    x0: int  # the window tensor's origin in the photo
-    y0: int
-    base: torch.Tensor  # the original pixels of the context ∪ SSIM window (1×C×H×W, in [0, 1])
-    ox: tuple[int, int]  # optimized columns and rows, in window-tensor coordinates
+    base: torch.Tensor  # the working copy's original pixels (1×C×H×W, in [0, 1])
+    ox: tuple[int, int]  # the face box's columns and rows in the copy: the optimized pixels
     oy: tuple[int, int]
-    sx: tuple[int, int]  # SSIM columns and rows, in window-tensor coordinates
-    sy: tuple[int, int]
-    ref: SSIMReference
-    scale: float  # window positions of the SSIM area / those of the region
-    canvas: torch.Tensor = field(init=False)  # the window as the current step shows it (no graph)
+    pyramid: FacePyramid
+    m_y: torch.Tensor  # perceptual weights of luminance and chroma over the face box
+    m_c: torch.Tensor
+    canvas: torch.Tensor = field(init=False)  # the copy as the current step shows it (no graph)
 
     def __post_init__(self) -> None:
         self.canvas = self.base.clone()
 
     @classmethod
-    def build(cls, image: np.ndarray, region: tuple[int, int, int, int], context: tuple[int, int, int, int], device: torch.device) -> "_VisibleWindow":
-        rx0, ry0, rx1, ry1 = region
-        cx0, cy0, cx1, cy1 = context
-        ox0, oy0, ox1, oy1 = max(rx0, cx0), max(ry0, cy0), min(rx1, cx1), min(ry1, cy1)
-        if ox1 - ox0 < 2 or oy1 - oy0 < 2:  # degenerate detection: optimize the whole region
-            ox0, oy0, ox1, oy1 = rx0, ry0, rx1, ry1
-        g = SSIM_WINDOW - 1
-        sx0, sy0, sx1, sy1 = max(rx0, ox0 - g), max(ry0, oy0 - g), min(rx1, ox1 + g), min(ry1, oy1 + g)
-        x0, y0 = min(cx0, sx0, ox0), min(cy0, sy0, oy0)
-        x1, y1 = max(cx1, sx1, ox1), max(cy1, sy1, oy1)
-        base = _to_unit(image[y0:y1, x0:x1], max_value(image), device)
-        ssim_orig = base[..., sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-        stride = loop_stride(sy1 - sy0, sx1 - sx0)
-        scale = window_positions(sy1 - sy0, sx1 - sx0) / window_positions(ry1 - ry0, rx1 - rx0)
-        return cls(x0, y0, base, (ox0 - x0, ox1 - x0), (oy0 - y0, oy1 - y0), (sx0 - x0, sx1 - x0), (sy0 - y0, sy1 - y0), SSIMReference.of(ssim_orig, stride), scale)
+    def build(cls, wc: WorkingCopy, device: torch.device, o: CloakOptions) -> "_VisibleWindow":
+        base = _to_unit(wc.image, max_value(wc.image), device)
+        x0, y0, x1, y1 = wc.copy_region
+        original = base[..., y0:y1, x0:x1]
+        lm = wc.face.landmarks
+        eyes = lm[:2] - np.array([x0, y0])
+        m_y, m_c = perceptual_weights(original, eyes, float(np.linalg.norm(lm[0] - lm[1])), o.masking, o.chroma, o.eye_luma)
+        return cls(base, (x0, x1), (y0, y1), FacePyramid(original), m_y, m_c)
 
     @property
     def original(self) -> torch.Tensor:
         return self.base[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]]
 
-    def with_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape == self.base.shape:
-            return x  # the optimized pixels are the whole window (aligned crops): nothing to compose
-        full = self.base.clone()
-        full[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]] = x
-        return full
+    def pixels(self, u: torch.Tensor) -> torch.Tensor:
+        """The face box's pixels for the optimizer's field ``u`` (differentiable when ``u`` is)."""
+        return (self.original + shape_change(u, self.m_y, self.m_c)).clamp(0, 1)
 
-    def region_dssim(self, full: torch.Tensor) -> torch.Tensor:
-        # checkpoint: large regions keep one band of SSIM intermediates at a time (engine.ssim.dssim)
-        return dssim(full[..., self.sy[0] : self.sy[1], self.sx[0] : self.sx[1]], self.ref, checkpoint=True)[0] * self.scale
+    def region_dssim(self, x: torch.Tensor) -> torch.Tensor:
+        """The worst-scale DSSIM of face-box pixels ``x`` (differentiable when ``x`` is)."""
+        return self.pyramid.worst(x)
 
     @property
     def obox(self) -> tuple[int, int, int, int]:
         return self.ox[0], self.oy[0], self.ox[1], self.oy[1]
 
     def show(self, x: torch.Tensor) -> None:
-        """Put the optimized pixels ``x`` on the canvas (what :meth:`patches` and :meth:`canvas_dssim` read)."""
+        """Put the optimized pixels ``x`` on the canvas (what :meth:`patches` reads)."""
         self.canvas[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]] = x.detach()
-
-    @torch.no_grad()
-    def canvas_dssim(self) -> torch.Tensor:
-        return self.region_dssim(self.canvas)
 
     def patches(self, x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> list[torch.Tensor]:
         """Rectangles of the canvas (x0, y0, x1, y1), differentiable w.r.t. ``x`` when it needs a gradient.
@@ -552,24 +508,24 @@ class Cloaker:
 
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         scale_max = o.diversity_scale[0] if o.diversity else 1.0
-        regions, windows, ws, mats = [], [], [], []
+        regions, windows, ws, mats, copies = [], [], [], [], []
         for job in jobs:
             region = job.face.region(job.image.shape, o.region_margin)
             context = _context_window(job.face, job.image.shape, templates, 1.0 / max(scale_max, 0.5))
-            win = _VisibleWindow.build(job.image, region, context, dev)
+            wc = working_copy(job.image, job.face, region, context, o.working_width)
+            win = _VisibleWindow.build(wc, dev, o)
             regions.append(region)
+            copies.append(wc)
             windows.append(win)
-            ws.append(_atanh_space(win.original).clone().requires_grad_(True))
-            per_ext = []
-            for template, _size in templates:
-                per_ext.append(with_origin(similarity_transform(job.face.landmarks, template), win.x0, win.y0))  # window coordinates
-            mats.append(per_ext)
+            # the luminance/chroma field starts at zero: the first step starts from the original face
+            ws.append(torch.zeros((1, 3) + tuple(win.original.shape[-2:]), device=dev, requires_grad=True))
+            mats.append([similarity_transform(wc.face.landmarks, template) for template, _size in templates])  # copy coordinates
         originals = [win.original for win in windows]
         n = len(jobs)
         # one parameter group per face: each face runs its own step-size schedule, so a face that is
         # extended (below) restarts its schedule while the others have stopped
         # fused: one kernel over each face's pixels instead of ~10 tensor ops (12 MP face: 8 → 1.2 ms a step)
-        opt = torch.optim.Adam([{"params": [w]} for w in ws], lr=o.learning_rate * _TANH_LR, fused=dev.type in ("cpu", "cuda"))
+        opt = torch.optim.Adam([{"params": [w]} for w in ws], lr=o.learning_rate, fused=dev.type in ("cpu", "cuda"))
         budgets = [o.budget] * n  # per face: the ceiling for a face cloaked again to cross (below)
         best_loss = [math.inf] * n
         best_step = [0] * n
@@ -597,7 +553,7 @@ class Cloaker:
             """Cosine decay to 10 % over the face's current phase: big early moves, fine steps near the budget."""
             start, length, top, _by_margin = phase[j]
             k = min(step - start, length) / max(length, 1)
-            return o.learning_rate * _TANH_LR * (0.1 + (top - 0.1) * 0.5 * (1 + math.cos(math.pi * k)))
+            return o.learning_rate * (0.1 + (top - 0.1) * 0.5 * (1 + math.cos(math.pi * k)))
 
         def loop_dssim(j: int, x: torch.Tensor) -> torch.Tensor:
             """Show window pixels ``x`` on face j's canvas; the region's DSSIM, without a graph.
@@ -608,11 +564,12 @@ class Cloaker:
             every step was ~a third of the pixel work's backward pass on a 12 MP photo.
             """
             windows[j].show(x)
-            return windows[j].canvas_dssim()
+            with torch.no_grad():
+                return windows[j].region_dssim(x)
 
         def penalised(j: int, d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             """``d`` again with its graph where the penalty is active (the same value, now differentiable)."""
-            return windows[j].region_dssim(windows[j].with_pixels(x)) if float(d) > budgets[j] else d
+            return windows[j].region_dssim(x) if float(d) > budgets[j] else d
 
         cpu_warp = o.deterministic and dev.type == "cuda"
 
@@ -703,7 +660,7 @@ class Cloaker:
                 advs = [None] * n  # the last step's window-sized tensors go before this step's are made
                 ds = [None] * n
                 for j in rows:
-                    advs[j] = _from_tanh(ws[j])
+                    advs[j] = windows[j].pixels(ws[j])
                     ds[j] = loop_dssim(j, advs[j])
                 if o.project and step > 0:
                     # Projected gradient steps: the previous Adam step is pulled back inside the budget
@@ -718,10 +675,10 @@ class Cloaker:
                     # benchmark face), so those get projected steps throughout.
                     # (At least 4 exact steps: with 1 of 20, a high-mode dev crop moved 3 % toward its
                     # target instead of 11 %.)
-                    for j, (shrink, pixels) in self._over_budget(ws, advs, originals, ds, budgets, rows).items():
+                    for j, shrink in self._over_budget(ws, ds, budgets, rows).items():
                         estimate = ds[j] * shrink  # (the loop's DSSIMs carry no graph)
                         advs[j] = ds[j] = None  # free the unshrunk step
-                        advs[j] = _KnownSigmoid.apply(ws[j], pixels)
+                        advs[j] = windows[j].pixels(ws[j])
                         if step >= judge_from[j] or (step - phase[j][0] < exact_until and not phase[j][3] and not seen_downscaled[j]):
                             ds[j] = loop_dssim(j, advs[j])
                         else:
@@ -766,7 +723,7 @@ class Cloaker:
                         phase[j] = (step + 1, more, 1.0, False)
                         judge_from[j] = step + 1 + self._judge_from(more, None)
                         with torch.no_grad():
-                            ws[j].copy_(_atanh_space(originals[j]))
+                            ws[j].zero_()
                         opt.state.pop(ws[j], None)  # Adam's moments start afresh too
                         best_loss[j], best_step[j], best_pixels[j] = math.inf, 0, None
                         best_margins[j] = [-math.inf] * len(self.extractors)
@@ -812,36 +769,32 @@ class Cloaker:
         finally:
             if taps is not None:
                 taps.remove()  # the modules are shared: never leave a hook on them
-        # the optimizer's state and last graph hold ~10 full-resolution copies of each region: drop them
-        # before the exact measurements below (the peak of a 48 MP photo was here)
+        # each face's change on its working copy, before the loop's tensors go
+        deltas = [best_pixels[j] - windows[j].original for j in range(n)]
         del opt, ws, advs, loss_each, embs, ds, originals
-        release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
-        # per face, in its region's coordinates: the optimized pixels, and the area DSSIM can change in
-        placed = [
-            (
-                (win.x0 + win.ox[0] - rx0, win.y0 + win.oy[0] - ry0, win.x0 + win.ox[1] - rx0, win.y0 + win.oy[1] - ry0),
-                (win.x0 + win.sx[0] - rx0, win.y0 + win.sy[0] - ry0, win.x0 + win.sx[1] - rx0, win.y0 + win.sy[1] - ry0),
-            )
-            for win, (rx0, ry0, _rx1, _ry1) in zip(windows, regions)
-        ]
+        best_pixels.clear()
         windows.clear()  # (a list the closure above reads: emptied, not deleted)
-        # quantize to the image's bit depth, then measure what will be written
+        release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
+        # the change at the photo's resolution, quantized to its bit depth; then measure what will be written
         out_pixels: list[np.ndarray] = []
         results: list[FaceResult] = []
         for j, job in enumerate(jobs):
             mv = max_value(job.image)
             rx0, ry0, rx1, ry1 = regions[j]
             orig_region = _to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
-            (ox0, oy0, ox1, oy1), area = placed[j]
-            x_region = orig_region.clone()
-            x_region[..., oy0:oy1, ox0:ox1] = best_pixels[j]
-            best_pixels[j] = None  # (pasted into x_region)
-            q, final_d = _quantize_within_budget(x_region, orig_region, mv, budgets[j], area)
+            x_region = (orig_region + lift(deltas[j], copies[j])).clamp_(0, 1)
+            deltas[j] = None  # type: ignore[call-overload]
+            q, scales = _quantize_within_budget(x_region, orig_region, mv, budgets[j])
             del orig_region, x_region
             arr = q.mul_(mv).round_()[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
             del q
             out_pixels.append(arr)
-            results.append(FaceResult(job.face.box, regions[j], final_d, target_names[j], best_step=best_step[j], steps=steps_taken[j], budget=budgets[j]))
+            results.append(
+                FaceResult(
+                    job.face.box, regions[j], scales.worst, target_names[j], best_step=best_step[j], steps=steps_taken[j], budget=budgets[j],
+                    dssim_scales=scales.per_scale, binding_width=scales.binding, ssimulacra2=ssimulacra2(job.image[ry0:ry1, rx0:rx1], arr),
+                )
+            )
         self._measure(jobs, out_pixels, results, feats, goal, regions)
         return out_pixels, results
 
@@ -865,25 +818,19 @@ class Cloaker:
 
     @staticmethod
     @torch.no_grad()
-    def _over_budget(
-        ws: list[torch.Tensor], advs: list[torch.Tensor | None], originals: list[torch.Tensor], ds: list[torch.Tensor | None], budgets: list[float], rows: list[int]
-    ) -> dict[int, tuple[float, torch.Tensor]]:
+    def _over_budget(ws: list[torch.Tensor], ds: list[torch.Tensor | None], budgets: list[float], rows: list[int]) -> dict[int, float]:
         """Shrink each perturbation that is over the DSSIM budget back inside it.
 
-        Returns, for each face shrunk, c² where c is δ's scale, and the shrunk pixels (the
-        variable now holds their logit): DSSIM is about quadratic in δ, so c = √(0.95 ρ / d)
-        lands just inside the budget (measured: the true DSSIM after the shrink is a median
-        2 % above c²·d, more in the first steps, where large changes on flat skin saturate
-        SSIM's contrast term).
+        Returns, for each face shrunk, c² where c is δ's scale (the field is scaled in place):
+        DSSIM is about quadratic in δ, so c = √(0.95 ρ / d) lands just inside the budget.
         """
-        shrunk: dict[int, tuple[float, torch.Tensor]] = {}
+        shrunk: dict[int, float] = {}
         for j in rows:
             dj = float(ds[j])
             if dj > budgets[j] * 0.97:
                 c = math.sqrt(budgets[j] * 0.95 / dj)
-                pixels = torch.lerp(originals[j], advs[j], c).clamp_(0, 1)
-                torch.logit(pixels, eps=_LOGIT_EPS, out=ws[j])  # (in place: no temporary, no copy)
-                shrunk[j] = (c * c, pixels)
+                ws[j].mul_(c)
+                shrunk[j] = c * c
         return shrunk
 
     @torch.no_grad()
@@ -911,47 +858,37 @@ class Cloaker:
 
 
 @torch.no_grad()
-def _quantize_within_budget(
-    x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float, area: tuple[int, int, int, int] | None = None
-) -> tuple[torch.Tensor, float]:
-    """Round to the image's levels and measure DSSIM exactly (stride 1). Returns levels / max_value.
+def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float) -> tuple[torch.Tensor, ScaleDSSIM]:
+    """Round the face box to the image's levels and measure its DSSIM exactly at every scale. Returns levels / max_value.
 
     Rounding can push a perturbation just over the budget; then a smaller scale c of δ whose
     rounded result fits is searched for, by interpolating DSSIM linearly in c² (it is about
     quadratic in δ) between the best scale inside the budget and the smallest outside it,
     with a bisection step after every overshoot: usually one more evaluation, where plain
     bisection took ten. (Uniform shrinking before rounding would not do: rounding can
-    collapse a small δ to nothing.)
-
-    ``area`` (x0, y0, x1, y1 in the region) holds every pixel that can differ from the
-    original, grown by the SSIM window: DSSIM is measured there and rescaled to the region's
-    window count, exact at stride 1 because every other window compares identical pixels
-    (SSIM exactly 1). A margin of 0.02 % keeps float32 summation order from tipping a
-    result over the budget when the whole region is measured instead.
+    collapse a small δ to nothing.) The budget holds for the worst scale
+    (:func:`engine.visibility.measure_scales`); a margin of 0.02 % keeps float32 summation
+    order from tipping a result over it in another implementation's sum.
 
     ``x`` and ``orig`` are overwritten (in place: on a 48 MP photo each is ~40 MB, and this
     step's temporaries were the process's peak).
     """
-    h, w = x.shape[-2:]
-    ax0, ay0, ax1, ay1 = area if area is not None else (0, 0, w, h)
-    scale = window_positions(ay1 - ay0, ax1 - ax0) / window_positions(h, w)
     limit = budget * (1 - 2e-4)
     base = orig.mul_(max_value).round_()
     delta = x.mul_(max_value).sub_(base)
     base_unit = base / max_value
-    # (no SSIMReference: its two full-size statistics tensors were a 48 MP photo's peak; the banded
-    # evaluation computes them a band at a time, and the search needs only a few evaluations)
 
-    def at(c: float) -> tuple[torch.Tensor, float]:
+    def at(c: float) -> tuple[torch.Tensor, ScaleDSSIM]:
         q = torch.add(base, delta, alpha=c).round_().clamp_(0, max_value).div_(max_value)
-        return q, float(dssim(q[..., ay0:ay1, ax0:ax1], base_unit[..., ay0:ay1, ax0:ax1])[0]) * scale
+        return q, measure_scales(q, base_unit)
 
-    q, d = at(1.0)
+    q, m = at(1.0)
+    d = m.worst
     if d <= limit:
-        return q, d
+        return q, m
     lo, hi = 0.0, 1.0  # scales of δ inside and outside the budget
     lo_d, hi_d = 0.0, d
-    best = (base_unit, 0.0)
+    best = (base_unit, ScaleDSSIM({w: 0.0 for w in m.per_scale}))
     bisect = False
     for _ in range(14):
         if bisect:
@@ -961,14 +898,14 @@ def _quantize_within_budget(
         else:
             frac = min(max((limit * 0.995 - lo_d) / max(hi_d - lo_d, 1e-12), 0.05), 0.95)
             c = math.sqrt(lo * lo + (hi * hi - lo * lo) * frac)
-        q, d = at(c)
+        q, m = at(c)
+        d = m.worst
         if d <= limit:
-            lo, lo_d, best, bisect = c, d, (q, d), False
+            lo, lo_d, best, bisect = c, d, (q, m), False
             if d >= limit * 0.98:
                 break
         else:
             hi, hi_d, bisect = c, d, True
-        q = None
         if hi - lo < 1e-3:
             break
     return best

@@ -1,9 +1,9 @@
 """Differentiable image-similarity and filtering functions (kornia style: plain functions on tensors).
 
 DSSIM follows the Fawkes paper: ``(1 − SSIM) / 2`` with SSIM's usual 11-tap Gaussian
-window (σ = 1.5) on images in [0, 1], averaged over channels and positions. It is
-computed at whatever resolution it is given — the cloak gives it the full-resolution face
-region, so the budget describes what a viewer of the photo actually sees.
+window (σ = 1.5) on images in [0, 1], averaged over channels and positions, at whatever
+resolution it is given. The cloak's budget applies it to the face box at every scale of a
+pyramid (:mod:`engine.visibility`).
 """
 
 from __future__ import annotations
@@ -179,17 +179,3 @@ def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: boo
             total = total + _band_sum(xb, yb, stride, window, mu, e_sq)
         count += n_out * ((w - win) // stride + 1) * x.shape[1]
     return (1.0 - total / count) / 2.0
-
-
-def loop_stride(h: int, w: int, positions: int = 30_000) -> int:
-    """The SSIM stride that keeps an inner-loop evaluation near ``positions`` window positions (max 5).
-
-    Measured on the cloaked regions of large photos (session 9, mid): the stride-5 estimate of
-    a 12 MP photo's 773×1083 face region is within 0.6 % of the exact value, of two 1200×1550
-    regions within 0.5 %, and stride 2 of a 389×565 region within 0.5 %; regions under 120,000
-    positions (every LFW or dev crop) keep stride 1: on 25 small dev faces stride-2 estimates were
-    off by up to 9 %.
-    The loop's result is measured exactly after rounding anyway. (Stride 5 instead of 3 on the
-    12 MP face: ~6 ms less per optimizer step.)
-    """
-    return int(min(5, max(1, math.floor(math.sqrt(h * w / positions)))))

@@ -8,6 +8,7 @@ import torch
 
 from engine.cloak import _VisibleWindow
 from engine.ssim import SSIMReference, dssim
+from engine.visibility import FacePyramid, measure_scales, pyramid_widths
 
 
 @pytest.mark.parametrize(("h", "w", "stride"), [(60, 80, 1), (300, 400, 2), (1200, 1000, 3)])
@@ -26,29 +27,49 @@ def test_reference_statistics_give_the_same_dssim_and_gradient(h: int, w: int, s
         assert torch.allclose(dssim(x, ref), plain, rtol=1e-6, atol=1e-9)
 
 
-def test_visible_window_dssim_is_the_region_dssim() -> None:
-    """Optimizing only the visible part of a region and rescaling its DSSIM is exact at stride 1."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, size=(240, 260, 3), dtype=np.uint8)
-    region = (30, 20, 230, 220)  # x0, y0, x1, y1
-    context = (60, 0, 250, 150)  # sticks out of the region to the right and above
-    win = _VisibleWindow.build(image, region, context, torch.device("cpu"))
-    assert win.ref.stride == 1
-    orig = win.original
-    changed = (orig + 0.05 * torch.from_numpy(rng.standard_normal(orig.shape).astype(np.float32))).clamp(0, 1)
-    full = win.with_pixels(changed)
-    # the same change written into the whole region, measured the plain way
-    rx0, ry0, rx1, ry1 = region
-    region_orig = torch.from_numpy(image[ry0:ry1, rx0:rx1].transpose(2, 0, 1).astype(np.float32) / 255)[None]
-    region_new = region_orig.clone()
-    oy0, ox0 = win.y0 + win.oy[0] - ry0, win.x0 + win.ox[0] - rx0
-    region_new[..., oy0 : oy0 + changed.shape[-2], ox0 : ox0 + changed.shape[-1]] = changed
-    expected = float(dssim(region_new, region_orig)[0])
-    # (float32: windows that see no change score 1 only to within rounding, hence 1e-4)
-    assert float(win.region_dssim(full)) == pytest.approx(expected, rel=1e-4)
-    # pixels outside the region are never part of the optimized window
-    assert win.x0 + win.ox[0] >= rx0 and win.x0 + win.ox[1] <= rx1
-    assert win.y0 + win.oy[0] >= ry0 and win.y0 + win.oy[1] <= ry1
+def test_pyramid_widths_run_from_the_face_down_to_112() -> None:
+    assert pyramid_widths(884) == [884, 448, 224, 112]
+    assert pyramid_widths(230) == [230, 224, 112]
+    assert pyramid_widths(112) == [112]
+    assert pyramid_widths(60) == [60]  # a small face is never upsampled
+
+
+def test_loop_pyramid_matches_the_exact_measurement_and_binds_at_the_coarse_scale() -> None:
+    """A smooth change (what the extractors' warp makes) hardly registers at full resolution, but does at 112 px."""
+    yy, xx = np.mgrid[0:400, 0:360]
+    rng = np.random.default_rng(3)
+    face = 0.45 + 0.1 * np.sin(xx / 23.0) + 0.05 * rng.standard_normal((400, 360))
+    orig = torch.from_numpy(np.clip(face, 0, 1)[None, None].repeat(3, axis=1).astype(np.float32))
+    blob = 0.03 * np.exp(-(((xx - 180) / 30.0) ** 2 + ((yy - 200) / 25.0) ** 2))  # a smooth blotch
+    x = (orig + torch.from_numpy(blob.astype(np.float32))).clamp(0, 1)
+    exact = measure_scales(x, orig)
+    assert list(exact.per_scale) == [360, 224, 112]
+    loop = FacePyramid(orig).per_scale(x)
+    assert torch.allclose(loop, torch.tensor(list(exact.per_scale.values())), rtol=1e-4)
+    assert exact.binding == 112 and exact.per_scale[112] > 2 * exact.per_scale[360]
+
+
+def test_lift_is_exact_at_scale_one_and_stays_inside_the_face_box() -> None:
+    from engine.faces import Face
+    from engine.working_scale import lift, working_copy
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(900, 800, 3), dtype=np.uint8)
+    lm = np.array([[330.0, 380.0], [470.0, 380.0], [400.0, 450.0], [345.0, 520.0], [455.0, 520.0]])
+    face = Face((280.0, 280.0, 240.0, 300.0), lm)
+    region = face.region(image.shape, 0.1)
+    context = (200, 180, 640, 700)
+    small = working_copy(image, face, region, context, 1000)
+    assert not small.resampled
+    d = torch.randn(1, 3, small.copy_region[3] - small.copy_region[1], small.copy_region[2] - small.copy_region[0])
+    assert torch.equal(lift(d, small), d)  # the copy is the photo: the change is put back as it is
+    big = working_copy(image, face, region, context, 112)
+    assert big.resampled and big.copy_region[2] - big.copy_region[0] <= 112
+    cx0, cy0, cx1, cy1 = big.copy_region
+    ones = torch.ones(1, 3, cy1 - cy0, cx1 - cx0)
+    up = lift(ones, big)
+    assert up.shape[-2:] == (region[3] - region[1], region[2] - region[0])
+    assert float(up.max()) <= 1 + 1e-5 and float(up[..., 40:-40, 40:-40].min()) > 1 - 1e-5  # interpolation, no overshoot
 
 
 @pytest.mark.parametrize("crop_scale", [0.4, 1.0])  # a large photo's face (antialiased resize first) and an LFW-sized one
@@ -58,7 +79,7 @@ def test_canvas_patches_give_the_crops_and_gradients_of_the_composed_window(crop
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(700, 720, 3), dtype=np.uint8)
-    win = _VisibleWindow.build(image, (40, 30, 680, 670), (90, 60, 700, 630), torch.device("cpu"))
+    win = _window(image, (40, 30, 680, 670), (90, 60, 700, 630))
     x = (win.original + 0.02 * torch.from_numpy(rng.standard_normal(win.original.shape).astype(np.float32))).clamp(0, 1)
     x.requires_grad_(True)
     h, w = win.base.shape[-2:]
@@ -70,7 +91,8 @@ def test_canvas_patches_give_the_crops_and_gradients_of_the_composed_window(crop
         mats.append(m)
     weights = torch.from_numpy(rng.standard_normal((2, 1, 3, 112, 112)).astype(np.float32))
 
-    full = win.with_pixels(x)
+    full = win.base.clone()
+    full[..., win.oy[0] : win.oy[1], win.ox[0] : win.ox[1]] = x
     plain = [warp_faces(full, m[None], 112) for m in mats]
     (g_plain,) = torch.autograd.grad(sum((p * wt).sum() for p, wt in zip(plain, weights)), x)
 
@@ -91,8 +113,20 @@ def test_canvas_patches_give_the_crops_and_gradients_of_the_composed_window(crop
     assert float(g_fast.abs().sum()) > 0
 
 
-def test_quantizer_measures_the_region_exactly_from_its_changed_area() -> None:
-    """The final rounding step measures DSSIM on the changed area only: it must equal the whole region's."""
+def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple[int, int, int, int]) -> _VisibleWindow:
+    from engine.cloak import CloakOptions
+    from engine.faces import Face
+    from engine.working_scale import working_copy
+
+    x0, y0, x1, y1 = region
+    cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4
+    lm = np.array([[cx - s / 2, cy - s / 2], [cx + s / 2, cy - s / 2], [cx, cy], [cx - s / 2, cy + s / 2], [cx + s / 2, cy + s / 2]])
+    face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), lm)
+    return _VisibleWindow.build(working_copy(image, face, region, context, 10_000), torch.device("cpu"), CloakOptions())
+
+
+def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
+    """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
     from engine.cloak import _quantize_within_budget
 
     rng = np.random.default_rng(2)
@@ -102,11 +136,9 @@ def test_quantizer_measures_the_region_exactly_from_its_changed_area() -> None:
     x = orig.clone()
     x[..., 100:180, 90:200] += 0.02 * torch.from_numpy(rng.standard_normal((1, 3, 80, 110)).astype(np.float32))
     x = x.clamp(0, 1)
-    area = (90 - 10, 100 - 10, 200 + 10, 180 + 10)  # the changed pixels grown by the SSIM window
     budget = 0.004
-    q, d = _quantize_within_budget(x.clone(), orig.clone(), 255, budget, area)
-    whole = float(dssim(q, orig)[0])
-    assert d == pytest.approx(whole, rel=1e-4)
-    assert whole <= budget and d > 0.9 * budget  # over the budget at first, shrunk to just inside it
+    q, m = _quantize_within_budget(x.clone(), orig.clone(), 255, budget)
+    again = measure_scales(q, orig)
+    assert again.per_scale == pytest.approx(m.per_scale, rel=1e-4)
+    assert again.worst <= budget and again.worst > 0.9 * budget  # over the budget at first, shrunk to just inside it
     assert torch.equal(q[..., :80, :], orig[..., :80, :])  # nothing outside the change moved
-
