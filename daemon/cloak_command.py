@@ -94,7 +94,8 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         failures += 1
     roots = {Path(r) for r in args.paths if Path(r).is_dir()}
     table = Table(title="fawkes cloak")
-    for col in ("file", "status", "faces", "DSSIM per face", "feature shift", "seconds"):
+    # DSSIM: the face box's worst scale, with the face width that binds (px); SSIMULACRA2: 90 ≈ visually lossless
+    for col in ("file", "status", "faces", "DSSIM per face (binding width)", "SSIMULACRA2", "feature shift", "seconds"):
         table.add_column(col)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("cloaking", total=len(files))
@@ -132,7 +133,8 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     entry["status"],
                     str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
                     # a face cloaked again at a higher budget to cross its target says so
-                    ", ".join(f"{f.dssim:.4f}" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "") for f in result.faces) or "-",
+                    ", ".join(f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "") for f in result.faces) or "-",
+                    ", ".join(f"{f.ssimulacra2:.0f}" for f in result.faces) or "-",
                     ", ".join(f"{s:.2f}" for s in shifts) or "-",
                     f"{result.seconds:.1f}",
                 )
@@ -140,13 +142,13 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                 failures += 1
                 entry.update(status="failed", error=str(e))
                 console.print(f"[red]failed[/red] {e}")
-                table.add_row(src.name, "failed", "-", "-", "-", "-")
+                table.add_row(src.name, "failed", "-", "-", "-", "-", "-")
             except Exception as e:  # one bad file must not stop the rest
                 failures += 1
                 entry.update(status="failed", error=f"{src}: {type(e).__name__}: {e}")
                 console.print(f"[red]failed[/red] {src}: {type(e).__name__}: {e}")
                 log.debug("cloak failed", exc_info=True)
-                table.add_row(src.name, "failed", "-", "-", "-", "-")
+                table.add_row(src.name, "failed", "-", "-", "-", "-", "-")
             report.append(entry)
             progress.advance(task)
     Console().print(table)

@@ -168,7 +168,12 @@ class Worker:
                     self.queue.finish(
                         item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=len(res.faces), dssim=dssim, seconds=per, error=None
                     )
-                    log.info("%s: cloaked %d face(s), DSSIM ≤ %.4f, %.1f s", src, len(res.faces), dssim, per)
+                    worst = max(res.faces, key=lambda f: f.dssim)
+                    log.info(
+                        "%s: cloaked %d face(s), face DSSIM ≤ %.4f (worst scale: %d px wide; %s), SSIMULACRA2 ≥ %.1f, %.1f s",
+                        src, len(res.faces), dssim, worst.binding_width,
+                        ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()), min(f.ssimulacra2 for f in res.faces), per,
+                    )
                 elif self.config.no_face == "hold" and not item.job.release:
                     reason = "no face found; held (no_face: hold) until `fawkes release`"
                     if res.skipped:
