@@ -2,6 +2,11 @@
 
     python -m benchmarks.bench_protection [--sample first8|other16] [--mode mid]
         [--variant default] [--variant "sface,dlib:extractor_weights=0.762/1.238"] ...
+        [--views sface,dlib,dlib-native] [--trackers linear,similarity] [--jpeg 85] [--name NAME]
+
+With budgets as variants (``"sface,dlib:dssim_budget=0.004:ssimulacra2_floor=0"``) it gives
+the curve of protection against visibility: each row also holds the faces' worst-scale DSSIM
+and SSIMULACRA2 (median and worst).
 
 Why a benchmark beside ``fawkes eval``: choosing between cloak settings needs the same rows
 for every variant (SFace and dlib linear trackers, each also after the tracker re-encodes the
@@ -24,7 +29,6 @@ import numpy as np
 from benchmarks.common import SHARED, report
 
 LFW_DEV = SHARED / "lfw-dev" / "faces"
-VIEWS = (("sface", 0), ("sface", 85), ("dlib", 0), ("dlib", 85))
 
 
 def sample_users(name: str, first8: list[str]) -> list[str]:
@@ -43,9 +47,16 @@ def main() -> None:
     ap.add_argument("--sample", default="first8", help="first8 or other16")
     ap.add_argument("--mode", default="mid")
     ap.add_argument("--variant", action="append", help="'default' or 'EXTRACTORS[:option=value...]' (repeatable)")
+    ap.add_argument("--views", default="sface,dlib", help="tracker feature extractors (also dlib-native: dlib's own HOG box and 5-point chip)")
+    ap.add_argument("--trackers", default="linear", help="linear, similarity (1-NN)")
+    ap.add_argument("--jpeg", type=int, default=85, help="also with the tracker re-encoding the cloaked photos at this JPEG quality (0: not)")
+    ap.add_argument("--name", default="", help="the JSON's name (default: protection-SAMPLE)")
     args = ap.parse_args()
     variants = args.variant or ["default"]
-    cfg = EvalConfig(dataset=LFW_DEV, max_users=8, tracker_extractors=["sface", "dlib"], trackers=["linear"])
+    view_names = [v for v in args.views.split(",") if v]
+    trackers = [t for t in args.trackers.split(",") if t]
+    views = [(v, q) for v in view_names for q in ((0, args.jpeg) if args.jpeg else (0,))]
+    cfg = EvalConfig(dataset=LFW_DEV, max_users=8, tracker_extractors=view_names, trackers=trackers)
     ev = Evaluation(cfg, progress=print)
     if args.sample != "first8":
         ev.users = sample_users(args.sample, ev.users)  # every identity's photos are loaded and split already
@@ -55,17 +66,19 @@ def main() -> None:
     for spec in variants:
         opts = base if spec == "default" else parse_variant(spec, base)
         row: dict[str, object] = {"variant": spec, "mode": args.mode, "users": len(ev.users)}
-        for view, q in VIEWS:
-            kw = {"transform": jpeg(q), "transform_key": f"jpeg={q}"} if q else {}
-            rates = [ev.measure(u, view, "linear", opts, **kw)[0] for u in ev.users]
-            row[f"{view}{f' jpeg{q}' if q else ''}"] = float(np.mean(rates))
-            if not q and view == "sface":
-                row["sface per user"] = " ".join(f"{r:.2f}" for r in rates)
+        for tracker in trackers:
+            for view, q in views:
+                kw = {"transform": jpeg(q), "transform_key": f"jpeg={q}"} if q else {}
+                rates = [ev.measure(u, view, tracker, opts, **kw)[0] for u in ev.users]
+                row[f"{view} {tracker}{f' jpeg{q}' if q else ''}"] = float(np.mean(rates))
         key = ev.cloak_key(opts)
         row["s/face"] = float(np.median(ev.cloak_seconds[key]))
-        row["dssim"] = float(np.mean(ev.dssim[key]))
+        row["dssim med"] = float(np.median(ev.dssim[key]))
+        row["dssim worst"] = float(np.max(ev.dssim[key]))
+        row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
+        row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
         rows.append(row)
-    report(f"protection-{args.sample}", rows, {"users": ev.users, "dataset": str(LFW_DEV)})
+    report(args.name or f"protection-{args.sample}", rows, {"users": ev.users, "dataset": str(LFW_DEV), "trackers": trackers, "views": view_names})
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         steps=args.steps,
         extend_steps=args.extend_steps,
         max_budget=args.max_budget,
+        ssimulacra2_floor=args.floor,
         extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
         target_mode=args.target_mode,
         stop_fraction=args.stop_fraction,
@@ -165,6 +166,7 @@ def _options_dict(o: CloakOptions) -> dict:
     d["steps_used"] = o.n_steps
     d["extend_steps_used"] = o.max_extend
     d["max_budget_used"] = o.budget_ceiling
+    d["ssimulacra2_floor_used"] = o.floor
     return d
 
 
@@ -178,6 +180,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--max-budget", type=float, metavar="RHO",
                    help="the budget at which a face that its own budget cannot carry across its target is cloaked again "
                         "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)")
+    c.add_argument("--floor", type=float, metavar="SCORE",
+                   help="SSIMULACRA2 each face must keep: its change is scaled down until it does "
+                        "(default: the mode's — low 85, mid 75, high 65; none with --budget; 0: none)")
     c.add_argument("--extend-steps", type=int, metavar="N",
                    help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)")
     c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")

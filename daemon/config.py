@@ -61,6 +61,7 @@ class CloakConfig(_Strict):
     steps: int | None = Field(default=None, ge=1)
     extend_steps: int | None = Field(default=None, ge=0)  # None: the mode's allowance (0 when steps is set)
     max_budget: float | None = Field(default=None, gt=0, lt=0.5)  # None: the mode's ceiling (dssim_budget's own if set)
+    ssimulacra2_floor: float | None = Field(default=None, ge=0, le=100)  # None: the mode's (none with dssim_budget); 0: none
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
     target_mode: Literal["farthest", "average", "untargeted"] = "farthest"
     stop_fraction: float | None = Field(default=None, gt=0, le=1)

@@ -58,7 +58,7 @@ class Worker:
             c = self.config.cloak
             self._cloaker = PhotoCloaker(
                 CloakOptions(
-                    mode=c.mode, dssim_budget=c.dssim_budget, steps=c.steps, extend_steps=c.extend_steps, max_budget=c.max_budget, extractors=tuple(c.extractors), seed=c.seed, deterministic=c.deterministic, device=self.config.device,
+                    mode=c.mode, dssim_budget=c.dssim_budget, steps=c.steps, extend_steps=c.extend_steps, max_budget=c.max_budget, ssimulacra2_floor=c.ssimulacra2_floor, extractors=tuple(c.extractors), seed=c.seed, deterministic=c.deterministic, device=self.config.device,
                     target_mode=c.target_mode, stop_fraction=c.stop_fraction,
                 )
             )

@@ -53,7 +53,8 @@ from engine.models import get_extractor
 from engine.photo_io import max_value
 from engine.perceptual import perceptual_weights, shape_change
 from engine.ssim import gaussian_blur
-from engine.visibility import FACE_MARGIN, FacePyramid, ScaleDSSIM, measure_scales, ssimulacra2
+from engine.budget import round_within_budget
+from engine.visibility import FACE_MARGIN, FacePyramid
 from engine.working_scale import WorkingCopy, lift, working_copy
 from engine.targets import TargetBank, identity_index, select_target
 
@@ -69,6 +70,8 @@ class ModeSettings:
     extend: int  # at most this many more steps for a face not yet nearer its target than itself
     # a face its budget cannot carry across starts again at this budget (its extension allowance pays)
     ceiling: float
+    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (engine.budget)
+    floor: float
 
 
 # Budgets: the original tool's "low" and the paper's ρ; steps chosen by measurement (README).
@@ -76,9 +79,9 @@ class ModeSettings:
 # target than themselves whatever the steps or target (measured: README), and a cloak that leaves
 # a face nearer itself protects little; those faces are cloaked again at mid's ρ (``ceiling``).
 MODES: dict[str, ModeSettings] = {
-    "low": ModeSettings(0.004, 40, 100, 0.007),
-    "mid": ModeSettings(0.007, 40, 60, 0.007),
-    "high": ModeSettings(0.012, 60, 30, 0.012),
+    "low": ModeSettings(0.004, 40, 100, 0.007, 85.0),
+    "mid": ModeSettings(0.007, 40, 60, 0.007, 75.0),
+    "high": ModeSettings(0.012, 60, 30, 0.012, 65.0),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
 # faces whose crops sample at least this many crop pixels per photo pixel get exact DSSIM penalty
@@ -96,7 +99,7 @@ class CloakOptions:
     target_mode: TargetMode = "farthest"
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
-    learning_rate: float = 0.1  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
+    learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
@@ -115,7 +118,7 @@ class CloakOptions:
     region_margin: float = FACE_MARGIN  # the face box (the only pixels changed, where DSSIM is measured): detection box grown by this much
     working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (engine.working_scale)
     masking: float = 1.0  # contrast masking strength (engine.perceptual): 0 uniform, 1 in proportion to local contrast
-    chroma: float = 0.35  # chroma's weight relative to luminance (none in the eyes)
+    chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
     eye_luma: float = 0.5  # luminance weight left at the eye centres
     # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
     # fraction of its original-to-target feature distance (None: go as far as the budget allows)
@@ -131,6 +134,8 @@ class CloakOptions:
     # the DSSIM budget an extended face may be raised to (None: the mode's ceiling; a custom
     # ``dssim_budget`` is a hard limit unless this is given too)
     max_budget: float | None = None
+    # SSIMULACRA2 floor per face (None: the mode's, or none with a custom ``dssim_budget``; 0: none)
+    ssimulacra2_floor: float | None = None
     seed: int = 0
     device: str = "auto"
     # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``_view``)
@@ -147,6 +152,14 @@ class CloakOptions:
         if self.dssim_budget is not None or self.mode not in MODES:
             return self.budget
         return MODES[self.mode].ceiling
+
+    @property
+    def floor(self) -> float:
+        if self.ssimulacra2_floor is not None:
+            return self.ssimulacra2_floor
+        if self.dssim_budget is not None or self.mode not in MODES:
+            return 0.0
+        return MODES[self.mode].floor
 
     @property
     def n_steps(self) -> int:
@@ -223,6 +236,7 @@ class FaceResult:
     dssim_scales: dict[int, float] = field(default_factory=dict)
     binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
     ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
+    kept: float = 1.0  # the share of the optimized change written (below 1: shrunk to meet the budget or the floor)
 
 
 def _context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
@@ -784,15 +798,13 @@ class Cloaker:
             orig_region = _to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
             x_region = (orig_region + lift(deltas[j], copies[j])).clamp_(0, 1)
             deltas[j] = None  # type: ignore[call-overload]
-            q, scales = _quantize_within_budget(x_region, orig_region, mv, budgets[j])
+            rounded = round_within_budget(x_region, orig_region, mv, budgets[j], o.floor, job.image[ry0:ry1, rx0:rx1])
             del orig_region, x_region
-            arr = q.mul_(mv).round_()[0].permute(1, 2, 0).cpu().numpy().astype(job.image.dtype)
-            del q
-            out_pixels.append(arr)
+            out_pixels.append(rounded.pixels)
             results.append(
                 FaceResult(
-                    job.face.box, regions[j], scales.worst, target_names[j], best_step=best_step[j], steps=steps_taken[j], budget=budgets[j],
-                    dssim_scales=scales.per_scale, binding_width=scales.binding, ssimulacra2=ssimulacra2(job.image[ry0:ry1, rx0:rx1], arr),
+                    job.face.box, regions[j], rounded.scales.worst, target_names[j], best_step=best_step[j], steps=steps_taken[j], budget=budgets[j],
+                    dssim_scales=rounded.scales.per_scale, binding_width=rounded.scales.binding, ssimulacra2=rounded.ssimulacra2, kept=rounded.kept,
                 )
             )
         self._measure(jobs, out_pixels, results, feats, goal, regions)
@@ -855,60 +867,6 @@ class Cloaker:
                 if r.target is not None:
                     r.target_distance_before[ext.name] = float(np.linalg.norm(feats[ext.name][j] - g[j]))
                     r.target_distance_after[ext.name] = float(np.linalg.norm(after[ext.name][j] - g[j]))
-
-
-@torch.no_grad()
-def _quantize_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float) -> tuple[torch.Tensor, ScaleDSSIM]:
-    """Round the face box to the image's levels and measure its DSSIM exactly at every scale. Returns levels / max_value.
-
-    Rounding can push a perturbation just over the budget; then a smaller scale c of δ whose
-    rounded result fits is searched for, by interpolating DSSIM linearly in c² (it is about
-    quadratic in δ) between the best scale inside the budget and the smallest outside it,
-    with a bisection step after every overshoot: usually one more evaluation, where plain
-    bisection took ten. (Uniform shrinking before rounding would not do: rounding can
-    collapse a small δ to nothing.) The budget holds for the worst scale
-    (:func:`engine.visibility.measure_scales`); a margin of 0.02 % keeps float32 summation
-    order from tipping a result over it in another implementation's sum.
-
-    ``x`` and ``orig`` are overwritten (in place: on a 48 MP photo each is ~40 MB, and this
-    step's temporaries were the process's peak).
-    """
-    limit = budget * (1 - 2e-4)
-    base = orig.mul_(max_value).round_()
-    delta = x.mul_(max_value).sub_(base)
-    base_unit = base / max_value
-
-    def at(c: float) -> tuple[torch.Tensor, ScaleDSSIM]:
-        q = torch.add(base, delta, alpha=c).round_().clamp_(0, max_value).div_(max_value)
-        return q, measure_scales(q, base_unit)
-
-    q, m = at(1.0)
-    d = m.worst
-    if d <= limit:
-        return q, m
-    lo, hi = 0.0, 1.0  # scales of δ inside and outside the budget
-    lo_d, hi_d = 0.0, d
-    best = (base_unit, ScaleDSSIM({w: 0.0 for w in m.per_scale}))
-    bisect = False
-    for _ in range(14):
-        if bisect:
-            # the interpolation overshot: rounding makes DSSIM a step function of c when δ is a level
-            # or two (few optimizer steps), far from quadratic; halving the bracket always progresses
-            c = (lo + hi) / 2
-        else:
-            frac = min(max((limit * 0.995 - lo_d) / max(hi_d - lo_d, 1e-12), 0.05), 0.95)
-            c = math.sqrt(lo * lo + (hi * hi - lo * lo) * frac)
-        q, m = at(c)
-        d = m.worst
-        if d <= limit:
-            lo, lo_d, best, bisect = c, d, (q, m), False
-            if d >= limit * 0.98:
-                break
-        else:
-            hi, hi_d, bisect = c, d, True
-        if hi - lo < 1e-3:
-            break
-    return best
 
 
 def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], pixels: list[np.ndarray]) -> np.ndarray:

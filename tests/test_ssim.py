@@ -127,7 +127,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
-    from engine.cloak import _quantize_within_budget
+    from engine.budget import round_within_budget
 
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:300, 0:280]
@@ -137,8 +137,14 @@ def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     x[..., 100:180, 90:200] += 0.02 * torch.from_numpy(rng.standard_normal((1, 3, 80, 110)).astype(np.float32))
     x = x.clamp(0, 1)
     budget = 0.004
-    q, m = _quantize_within_budget(x.clone(), orig.clone(), 255, budget)
+    original = (orig[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    r = round_within_budget(x.clone(), orig.clone(), 255, budget, 0.0, original)
+    q = torch.from_numpy(r.pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
     again = measure_scales(q, orig)
-    assert again.per_scale == pytest.approx(m.per_scale, rel=1e-4)
+    assert again.per_scale == pytest.approx(r.scales.per_scale, rel=1e-4)
     assert again.worst <= budget and again.worst > 0.9 * budget  # over the budget at first, shrunk to just inside it
+    assert r.kept < 1
     assert torch.equal(q[..., :80, :], orig[..., :80, :])  # nothing outside the change moved
+    # with a perceptual floor above what the budget allows, the change shrinks further, until it clears the floor
+    floored = round_within_budget(x.clone(), orig.clone(), 255, budget, r.ssimulacra2 + 5, original)
+    assert floored.kept < r.kept and floored.ssimulacra2 >= r.ssimulacra2 + 5 and floored.scales.worst < r.scales.worst

@@ -98,7 +98,7 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
             value = raw.strip().lower() in ("1", "true", "yes", "on")
         elif key in ("steps", "extend_steps") or isinstance(current, int):
             value = int(raw)
-        elif key in ("dssim_budget", "stop_fraction", "max_budget") or isinstance(current, float):
+        elif key in ("dssim_budget", "stop_fraction", "max_budget", "ssimulacra2_floor") or isinstance(current, float):
             value = float(raw)
         else:
             value = raw
@@ -265,6 +265,7 @@ class Evaluation:
         self._cloaked: dict[tuple, dict[int, np.ndarray]] = {}
         self.cloak_seconds: dict[str, list[float]] = {}
         self.dssim: dict[str, list[float]] = {}
+        self.ssimulacra2: dict[str, list[float]] = {}
         self._baseline: dict[tuple, tuple[float, float]] = {}
         self._transformed: dict[tuple, np.ndarray] = {}
         self._sybil: dict[tuple, list[list[np.ndarray]]] = {}
@@ -361,6 +362,7 @@ class Evaluation:
             label = self.cloak_key(options)
             self.cloak_seconds.setdefault(label, []).append(dt / max(len(idx), 1))
             self.dssim.setdefault(label, []).extend(f.dssim for r in results for f in r.faces)
+            self.ssimulacra2.setdefault(label, []).extend(f.ssimulacra2 for r in results for f in r.faces)
             self._cloaked[key] = {i: r.photo.rgb for i, r in zip(idx, results)}
         return self._cloaked[key]
 
