@@ -1,16 +1,20 @@
-"""The Fawkes cloak (paper eq. 2), computed on full-resolution face regions.
+"""The Fawkes cloak (paper eq. 2), held to an honest budget on the face itself.
 
-For every face we optimize a perturbation of its full-resolution region (the detection
-box grown by ``region_margin``) in tanh space with Adam:
+For every face we optimize, with Adam, a luminance/chroma field ``u`` on a working-scale
+copy of the face (the face box at most ``working_width`` px wide, :mod:`engine.working_scale`):
 
+    x ⊕ δ = x + RGB(m_Y·u_Y, m_C·u_C)          (perceptual weights m: engine.perceptual)
     minimize  Σ_e ‖φ_e(align_e(x ⊕ δ)) − φ_e(x_T)‖ − α ‖φ_e(align_e(x ⊕ δ)) − φ_e(x)‖
-              + λ · max(DSSIM(x, x ⊕ δ) − ρ, 0)
+              + λ · max(DSSIM*(x, x ⊕ δ) − ρ, 0)
 
 where ``e`` runs over the extractors of the cloaking set (an ensemble by default),
 features are L2-normalized, ``align_e`` is the differentiable similarity warp to that
-extractor's template, and DSSIM is measured on the full-resolution region. Because the
-perturbation lives at full resolution and reaches each extractor only through the warp,
-there is no upsampled low-resolution pattern (the original tool's visible blotches).
+extractor's template, and DSSIM* is the worst DSSIM of the face box over its pyramid of
+scales (:mod:`engine.visibility`). δ is zero outside the face box (the detector's box grown
+by ``region_margin``) and fades to zero at its edge. After the loop δ is carried back to the
+photo's resolution, rounded, and scaled down if needed until the exact DSSIM* at every scale
+from the photo's resolution down to a 112 px face is within ρ and SSIMULACRA2 clears the
+mode's floor (:mod:`engine.budget`).
 The α term (push away from the face's own features) and a projection that shrinks δ back
 inside the budget after every Adam step were both measured to help: the penalty alone
 oscillates around ρ, and without α a face often moves toward the target without ever
