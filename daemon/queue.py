@@ -62,6 +62,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX pushes_state ON pushes (state, next_attempt);
     """,
+    # v3: the perceptual figure beside DSSIM (the photo's worst face); dssim is now the face box's worst scale
+    """
+    ALTER TABLE files ADD COLUMN ssimulacra2 REAL;
+    """,
 ]
 PUSH_STATES = ("pending", "done", "superseded", "gone")
 

@@ -166,7 +166,8 @@ class Worker:
                     self._published(dest, hashlib.sha256(data).hexdigest())
                     dssim = max(f.dssim for f in res.faces)
                     self.queue.finish(
-                        item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=len(res.faces), dssim=dssim, seconds=per, error=None
+                        item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=len(res.faces), dssim=dssim,
+                        ssimulacra2=min(f.ssimulacra2 for f in res.faces), seconds=per, error=None,
                     )
                     worst = max(res.faces, key=lambda f: f.dssim)
                     log.info(

@@ -54,8 +54,9 @@ def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     old.commit()
     old.close()
     migrated = Queue(tmp_path / "old.sqlite3")
-    assert migrated.version == len(MIGRATIONS) == 2
+    assert migrated.version == len(MIGRATIONS) == 3
     assert migrated.counts()["done"] == 1 and migrated.push_counts()["pending"] == 0
+    assert "ssimulacra2" in {r[1] for r in migrated.db.execute("PRAGMA table_info(files)")}
     migrated.close()
 
     q = Queue(tmp_path / "q.sqlite3")
