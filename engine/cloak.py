@@ -103,6 +103,8 @@ class CloakOptions:
     target_mode: TargetMode = "farthest"
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
+    # every face picks its target by the same seeded hash among its top_k (the same person → the same target)
+    consistent_target: bool = False
     learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
@@ -466,7 +468,9 @@ class Cloaker:
             return None
         if o.target_mode == "fixed":
             return identity_index(self.bank, o.target_identity or "")
-        return select_target(self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest")
+        if o.consistent_target:
+            seed = o.seed
+        return select_target(self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest", stable=o.consistent_target)
 
     # -- the optimization ------------------------------------------------------------
     def cloak_faces(

@@ -11,6 +11,8 @@ with one image of that identity (image-specific cloaks).
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -94,10 +96,19 @@ def select_target(
     seed: int = 0,
     exclude: set[str] | None = None,
     rank: str = "farthest",
+    stable: bool = False,
 ) -> int:
-    """The target identity for these faces: a seeded pick among the ``top_k`` best by ``rank``."""
+    """The target identity for these faces: a seeded pick among the ``top_k`` best by ``rank``.
+
+    ``stable``: the pick depends on the *set* of the top ``top_k`` and the seed only, not on
+    their order (the candidate with the smallest seeded hash of its name wins). Why: photos
+    of the same person rank the bank in slightly different orders, and a tracker's class for
+    that person moves only if all of its photos are pulled toward the same identity.
+    """
     order = [i for i in rank_targets(bank, user_features, rank) if not exclude or bank.identities[i] not in exclude]
     k = max(1, min(top_k, len(order)))
+    if stable:
+        return int(min(order[:k], key=lambda i: hashlib.sha256(f"{seed}:{bank.identities[i]}".encode()).digest()))
     return int(order[np.random.default_rng(seed).integers(k)])
 
 

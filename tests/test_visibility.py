@@ -25,7 +25,10 @@ TOLERANCE = 1.02
 
 @pytest.fixture(scope="module")
 def mid_cloaker(detector) -> PhotoCloaker:
-    return PhotoCloaker(CloakOptions(mode="mid"), detector=detector)
+    # mid's budget and floor with 8 steps: the step size takes δ to the budget within two or three steps,
+    # so the final rounding is tested at the limit; the default 40-100 steps on the 83 faces (two crowds of
+    # 21 and 26) take minutes, and bench_visibility measures them
+    return PhotoCloaker(CloakOptions(mode="mid", steps=8), detector=detector)
 
 
 def _photos(dev: Path) -> list[Path]:
@@ -51,9 +54,10 @@ def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes
             report.append((src.name, round(f.box[2]), {k: round(v, 4) for k, v in m.dssim.items()}, round(m.ssimulacra2, 1)))
             for scale, d in m.dssim.items():
                 assert d <= f.budget * TOLERANCE, f"{src.name} face {f.box}: DSSIM {d:.4f} at {scale} > ρ {f.budget}"
-            assert f.dssim <= f.budget and f.budget == rho or f.budget <= MODES["mid"].ceiling
+            assert f.dssim <= f.budget == rho
+            assert f.ssimulacra2 >= MODES["mid"].floor and m.ssimulacra2 >= MODES["mid"].floor - 1e-6
     print("\n".join(map(str, report)))
-    assert faces >= 20  # the dev photos hold over twenty cloakable faces
+    assert faces >= 80  # the dev photos hold 83 cloakable faces (most of them 14-40 px wide, in crowds)
 
 
 def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
