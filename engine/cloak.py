@@ -104,7 +104,7 @@ class CloakOptions:
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
     # every face picks its target by the same seeded hash among its top_k (the same person → the same target)
-    consistent_target: bool = False
+    consistent_target: bool = True
     learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
