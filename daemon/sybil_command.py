@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--candidates", required=True, metavar="DIR", help="photos of a consenting person, or synthetic faces")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--per-photo", type=int, default=1, help="Sybil photos per user photo")
-    s.add_argument("--mode", default="mid", choices=list(MODES))
+    s.add_argument("--mode", default="high", choices=list(MODES),
+                   help="the Sybil photos' cloak (default high: at mid's honest budget another person's face rarely gets near yours)")
     s.add_argument("--goal", choices=["photo", "centroid"], default="photo", help="pull each Sybil photo onto one of your photos, or onto their centroid")
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=0)

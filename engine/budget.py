@@ -116,3 +116,72 @@ def _within_dssim(r: _Rounding, limit: float) -> tuple[float, torch.Tensor, Scal
         if hi - lo < 1e-3:
             break
     return best
+
+
+Box = tuple[int, int, int, int]
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def compose_within_budget(
+    image: np.ndarray, regions: list[Box], pixels: list[np.ndarray], budgets: list[float], floors: list[float]
+) -> tuple[np.ndarray, list[Rounded | None]]:
+    """The photo with every face's change written in, each face box still within its budget and floor.
+
+    Why: faces in a crowd have overlapping boxes, so one face's box also holds part of its
+    neighbour's change, and each face was held to its budget alone (measured: a 22 px face of
+    a group photo read DSSIM 0.0081 against ρ 0.007 once its neighbour's change was written).
+    The changes are added, and while a box is over its budget (or under its floor), every
+    change that reaches into it is scaled down. Returns the photo and each face's measurement
+    on it (None for a face whose box touches no other box: it is written as it is).
+    """
+    out = image.copy()
+    n = len(regions)
+    crowded = [any(_overlaps(regions[i], regions[j]) for j in range(n) if j != i) for i in range(n)]
+    for i in range(n):
+        if not crowded[i]:
+            x0, y0, x1, y1 = regions[i]
+            out[y0:y1, x0:x1] = pixels[i]
+    if not any(crowded):
+        return out, [None] * n
+    mv = 65535 if image.dtype == np.uint16 else 255
+    deltas = [(pixels[i].astype(np.float32) - image[r[1] : r[3], r[0] : r[2]].astype(np.float32)) if crowded[i] else None for i, r in enumerate(regions)]
+    scale = [1.0] * n
+    measured: dict[int, Rounded] = {}
+    for _ in range(8):
+        total = out.astype(np.float32)
+        for i, d in enumerate(deltas):
+            if d is not None:
+                x0, y0, x1, y1 = regions[i]
+                total[y0:y1, x0:x1] += scale[i] * d
+        composed = np.clip(np.round(total), 0, mv).astype(image.dtype)
+        over = False
+        for i in range(n):
+            if not crowded[i]:
+                continue
+            x0, y0, x1, y1 = regions[i]
+            a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
+            ta = torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / mv)[None]
+            tb = torch.from_numpy(b.transpose(2, 0, 1).astype(np.float32) / mv)[None]
+            m = measure_scales(tb, ta)
+            s2 = ssimulacra2(a, b)
+            measured[i] = Rounded(b, m, s2, scale[i])
+            if m.worst > budgets[i] * (1 - 2e-4) or (floors[i] > 0 and s2 < floors[i]):
+                over = True
+                c = min(math.sqrt(budgets[i] * 0.95 / m.worst) if m.worst > 0 else 1.0, 0.85 if s2 < floors[i] else 1.0)
+                for j in range(n):
+                    if deltas[j] is not None and _overlaps(regions[i], regions[j]):
+                        scale[j] *= c
+        if not over:
+            break
+    else:
+        # still over after the rounds: leave the crowded faces' changes out rather than break a budget
+        # (an unchanged face is never published: the caller refuses it)
+        composed = out
+        for i in range(n):
+            if crowded[i]:
+                x0, y0, x1, y1 = regions[i]
+                measured[i] = Rounded(image[y0:y1, x0:x1], ScaleDSSIM({x1 - x0: 0.0}), 100.0, 0.0)
+    return composed, [measured.get(i) for i in range(n)]

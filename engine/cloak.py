@@ -639,7 +639,9 @@ class Cloaker:
                     loss = loss - wt * o.feature_weight * rel
                 dist = (emb - goal[e_i][rows]).norm(dim=1)
                 if stop_at[e_i] is not None:
-                    loss = loss + wt * torch.relu(dist - stop_at[e_i][rows])
+                    # toward the stop from either side: momentum carries a face past it, and the step kept is
+                    # the one nearest the stop (a one-sided loss scored every step past it 0, the first judged won)
+                    loss = loss + wt * (dist - stop_at[e_i][rows]).abs()
                     continue  # no push-away either: the point is not to go further than needed
                 loss = loss + wt * sign * dist
                 if o.push_away and sign > 0:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.align import is_aligned_crop
-from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
+from engine.budget import compose_within_budget
+from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
 from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from engine.memory import release_free_memory
 from engine.photo_io import Photo
@@ -85,7 +86,14 @@ class PhotoCloaker:
         for i, photo in enumerate(photos):
             mine = [j for j, o in enumerate(owners) if o == i]
             if mine:
-                rgb = apply_regions(photo.rgb, [results[j].region for j in mine], [pixels[j] for j in mine])
+                floor = self.options.floor
+                rgb, crowded = compose_within_budget(photo.rgb, [results[j].region for j in mine], [pixels[j] for j in mine],
+                                                     [results[j].budget for j in mine], [floor] * len(mine))
+                for j, m in zip(mine, crowded):
+                    if m is not None:  # a face in a crowd, measured again with its neighbours' changes written
+                        r = results[j]
+                        r.dssim, r.dssim_scales, r.binding_width = m.scales.worst, m.scales.per_scale, m.scales.binding
+                        r.ssimulacra2, r.kept = m.ssimulacra2, r.kept * m.kept
                 new = photo.with_pixels(rgb)
             else:
                 new = photo

@@ -75,3 +75,42 @@ def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
     rho = MODES["mid"].dssim_budget
     assert m.dssim["native"] < rho / 3  # within budget by a full-resolution measure
     assert m.dssim["224"] > rho and m.dssim["112"] > 2 * rho  # plain at the scales a face is seen at
+
+
+def test_overlapping_faces_are_each_held_to_their_budget_once_composed() -> None:
+    """In a crowd one face's box holds part of its neighbour's change: the composed photo is measured per box."""
+    from engine.budget import compose_within_budget
+    from engine.visibility import measure_scales
+
+    rng = np.random.default_rng(5)
+    image = np.clip(120 + 4 * rng.standard_normal((60, 90, 3)), 0, 255).astype(np.uint8)
+    regions = [(5, 10, 45, 50), (30, 10, 70, 50)]  # 15 px of overlap
+    pixels, budget = [], 0.007
+    for x0, y0, x1, y1 in regions:
+        d = np.zeros((y1 - y0, x1 - x0, 3))
+        d[:, :] = 3.0 * np.sin((np.arange(x1 - x0) + x0) / 3.0)[None, :, None]  # the same wave: changes add up where boxes overlap
+        pixels.append(np.clip(image[y0:y1, x0:x1] + d, 0, 255).astype(np.uint8))
+
+    def worst(img: np.ndarray, r: tuple[int, int, int, int]) -> float:
+        x0, y0, x1, y1 = r
+        t = lambda a: torch.from_numpy(a[y0:y1, x0:x1].transpose(2, 0, 1).astype(np.float32) / 255)[None]  # noqa: E731
+        return measure_scales(t(img), t(image)).worst
+
+    import torch
+
+    summed = image.astype(np.float32)
+    for (x0, y0, x1, y1), px in zip(regions, pixels):
+        alone = image.copy()
+        alone[y0:y1, x0:x1] = px
+        assert worst(alone, (x0, y0, x1, y1)) <= budget  # each face alone is within its budget
+        summed[y0:y1, x0:x1] += px.astype(np.float32) - image[y0:y1, x0:x1]
+    summed = np.clip(np.round(summed), 0, 255).astype(np.uint8)
+    assert max(worst(summed, r) for r in regions) > budget  # both changes written as they are break it
+    out, measured = compose_within_budget(image, regions, pixels, [budget, budget], [0.0, 0.0])
+    assert all(m is not None for m in measured)
+    for r, m in zip(regions, measured):
+        assert worst(out, r) == pytest.approx(m.scales.worst, rel=1e-5) and m.scales.worst <= budget
+    outside = np.ones(image.shape[:2], bool)
+    for x0, y0, x1, y1 in regions:
+        outside[y0:y1, x0:x1] = False
+    assert np.array_equal(out[outside], image[outside])
