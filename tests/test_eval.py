@@ -46,7 +46,7 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
          "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--label-density", "2",
          "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection",
          "--transfer", "sface:diversity_jpeg=0.5", "--transfer", "dlib-robust", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "target bank identities among tracker classes: none" in proc.stderr
