@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.photo_io import max_value
 from engine.visibility import ScaleDSSIM, measure_scales, ssimulacra2
 
 
@@ -146,7 +147,7 @@ def compose_within_budget(
             out[y0:y1, x0:x1] = pixels[i]
     if not any(crowded):
         return out, [None] * n
-    mv = 65535 if image.dtype == np.uint16 else 255
+    mv = max_value(image)
     deltas = [(pixels[i].astype(np.float32) - image[r[1] : r[3], r[0] : r[2]].astype(np.float32)) if crowded[i] else None for i, r in enumerate(regions)]
     scale = [1.0] * n
     measured: dict[int, Rounded] = {}
