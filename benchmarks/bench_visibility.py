@@ -156,9 +156,11 @@ def main() -> None:
             rows.append(summary(label, faces))
             if args.sheet and budget is None:
                 contact_sheet(crops, out / f"contact-{mode}.png")
+            # Written after every mode: a long run that is stopped keeps the modes it finished.
+            (out / "visibility.json").write_text(json.dumps({"benchmark": "visibility", "machine": machine(), "rows": rows, "goals": goals(by_mode), "faces": by_mode}, indent=2))
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     path = report("visibility", rows, {"goals": goals(by_mode), "faces": by_mode})
-    (out / "visibility.json").write_text(json.dumps({"benchmark": "visibility", "machine": machine(), "rows": rows, "goals": goals(by_mode), "faces": by_mode}, indent=2))
-    print(json.dumps(goals(by_mode), indent=2), f"\nalso written {out / 'visibility.json'} (from {path.name})")
+    print(json.dumps(goals(by_mode), indent=2, ensure_ascii=False), f"\nalso written {out / 'visibility.json'} (from {path.name})")
 
 
 if __name__ == "__main__":

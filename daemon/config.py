@@ -6,17 +6,19 @@ with a message naming the key, not silently fall back to a default that leaks ph
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Literal
 
-import re
 from datetime import time as dtime
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from engine.cloak import MODES
+from engine.models.names import BUILTIN_EXTRACTORS
 from engine.photo_io import METADATA_POLICIES
 
 APP = "fawkes-sync"
@@ -38,17 +40,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _anchored(v: Path, info: ValidationInfo) -> Path:
+    """``~`` expanded; a relative path is taken relative to the config file's folder, never the current one.
+
+    Why: ``fawkes status`` run from another folder must open the same database the service uses.
+    """
+    p = Path(v).expanduser()
+    base = (info.context or {}).get("base")
+    if not p.is_absolute():
+        if base is None:
+            raise ValueError(f"{v}: must be an absolute path (or relative to a config file)")
+        p = Path(base) / p
+    return Path(os.path.normpath(p))
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """a is b or lies below it (both resolved)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
 class SourceConfig(_Strict):
     path: Path
     name: str | None = None  # sub-folder of to-share; default: the folder's name
-    include: list[str] = Field(default_factory=lambda: ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.heic", "*.heif", "*.gif"])
+    include: list[str] = Field(default_factory=lambda: ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.heic", "*.heif"])
     exclude: list[str] = Field(default_factory=list)
     polling: bool = False  # network filesystems (NFS, SMB) deliver no inotify events
 
     @field_validator("path")
     @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return Path(v).expanduser()
+    def _expand(cls, v: Path, info: ValidationInfo) -> Path:
+        return _anchored(v, info)
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, v: str | None) -> str | None:
+        # the name is a folder of to-share: "../x", "/x" or "a/b" would put outputs elsewhere
+        if v is not None and (v in ("", ".", "..") or "/" in v or "\\" in v or "\0" in v):
+            raise ValueError(f"{v!r} must be a single folder name (no '/', not '.' or '..')")
+        return v
 
     @property
     def label(self) -> str:
@@ -75,7 +105,18 @@ class CloakConfig(_Strict):
             raise ValueError(f"must be one of {', '.join(MODES)}")
         return v
 
+    @field_validator("extractors")
+    @classmethod
+    def _extractors(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one extractor is needed")
+        unknown = [e for e in v if e not in BUILTIN_EXTRACTORS]
+        if unknown:
+            raise ValueError(f"unknown extractor(s) {', '.join(map(repr, unknown))}; known: {', '.join(BUILTIN_EXTRACTORS)}")
+        return v
 
+
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -125,6 +166,7 @@ class PushConfig(_Strict):
     timeout: float = Field(default=120.0, gt=0)
     retry_base: float = Field(default=30.0, gt=0)  # first retry delay; doubles per attempt
     retry_max: float = Field(default=3600.0, gt=0)  # ...up to this; pushes are never given up
+    allow_insecure_http: bool = False  # plain http:// to another machine sends the password in clear
 
     @field_validator("secret")
     @classmethod
@@ -140,6 +182,12 @@ class PushConfig(_Strict):
                 raise ValueError("webdav needs `url:` (http:// or https://)")
             if not self.user:
                 raise ValueError("webdav needs `user:`")
+            host = self.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            if self.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1") and not self.allow_insecure_http:
+                raise ValueError(
+                    "plain http:// sends the WebDAV password (Basic auth) and the photos in clear; "
+                    "use https://, or set `allow_insecure_http: true` if the network is yours"
+                )
             if "@" in self.url.split("//", 1)[1].split("/", 1)[0]:
                 raise ValueError("put no credentials in `url:`; the password belongs in the keyring (`fawkes secret set`)")
             if self.secret is None:
@@ -164,6 +212,14 @@ class Config(_Strict):
     state_dir: Path = Field(default_factory=default_state_dir)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     push: PushConfig | None = None
+    max_file_mb: float = Field(default=512.0, gt=0)  # larger files are refused before they are read
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not DEVICE.match(v):
+            raise ValueError(f"{v!r} is not a device: auto, cpu, cuda, cuda:N or mps")
+        return v
 
     @field_validator("metadata")
     @classmethod
@@ -174,22 +230,30 @@ class Config(_Strict):
 
     @field_validator("to_share", "state_dir")
     @classmethod
-    def _expand(cls, v: Path) -> Path:
-        return Path(v).expanduser()
+    def _expand(cls, v: Path, info: ValidationInfo) -> Path:
+        return _anchored(v, info)
 
     @model_validator(mode="after")
     def _no_overlap(self) -> "Config":
         if not self.sources:
             raise ValueError("sources: at least one source folder is needed")
-        share = self.to_share.resolve()
         labels = set()
-        for s in self.sources:
-            src = s.path.resolve()
-            if share == src or share in src.parents or src in share.parents:
+        for i, s in enumerate(self.sources):
+            if _inside(self.to_share, s.path) or _inside(s.path, self.to_share):
                 raise ValueError(f"to_share ({self.to_share}) must not be inside or contain a source folder ({s.path})")
+            for other in self.sources[i + 1 :]:
+                if _inside(s.path, other.path) or _inside(other.path, s.path):
+                    raise ValueError(f"sources: {s.path} and {other.path} overlap; each photo would get two safe copies")
+            if not s.label or s.label in (".", ".."):
+                raise ValueError(f"sources: {s.path} has no usable folder name; set `name:`")
             if s.label in labels:
                 raise ValueError(f"sources: two sources share the name {s.label!r}; set `name:` on one")
             labels.add(s.label)
+        if _inside(self.state_dir, self.to_share):
+            raise ValueError(f"state_dir ({self.state_dir}) must not be inside to_share: the queue database would be synced to the cloud")
+        for s in self.sources:
+            if _inside(self.state_dir, s.path):
+                raise ValueError(f"state_dir ({self.state_dir}) must not be inside a source folder ({s.path})")
         return self
 
     @property
@@ -213,7 +277,7 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={"base": path.resolve().parent})
     except ValidationError as e:
         problems = []
         for err in e.errors():

@@ -57,6 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SecretError as e:
         print(f"fawkes: push: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # to_share, its staging folder or state_dir cannot be created: a setup error, not a crash
+        print(f"fawkes: cannot create {e.filename or 'a folder'}: {e.strerror or e}; check to_share and state_dir", file=sys.stderr)
+        return 2
     d.install_signal_handlers()
     d.run_forever()
     return 0

@@ -6,10 +6,15 @@ back to ``pending`` at the next start, and outputs only ever reach to-share by a
 rename after the file was fully written, so a crash can leave a stray staging file but
 never a partial or duplicate output. The schema is versioned (``PRAGMA user_version``)
 with forward migrations.
+
+File names are stored losslessly: a name that is not valid UTF-8 (legal on Linux; cameras,
+FAT cards and SMB shares make them) is stored as its raw bytes, a BLOB, and read back as
+the same ``str`` Python's ``os`` functions use (surrogateescape).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -66,7 +71,37 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE files ADD COLUMN ssimulacra2 REAL;
     """,
+    # v4: the SHA-256 of the safe copy as written (deduplication copies an output only while the file
+    # still holds exactly those bytes), and the faces detected but too small to cloak
+    """
+    ALTER TABLE files ADD COLUMN output_hash TEXT;
+    ALTER TABLE files ADD COLUMN skipped INTEGER;
+    """,
 ]
+_TEXT_COLUMNS = ("relpath", "output", "error")
+
+
+def to_db(text: str | None) -> str | bytes | None:
+    """A name or message as SQLite can store it without loss: invalid UTF-8 becomes its raw bytes."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def from_db(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _row(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    for k in _TEXT_COLUMNS:
+        if k in d:
+            d[k] = from_db(d[k])
+    return d
 PUSH_STATES = ("pending", "done", "superseded", "gone")
 
 
@@ -131,14 +166,14 @@ class Queue:
         with self._lock:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                (source, relpath, size, mtime_ns, now, now),
+                (source, to_db(relpath), size, mtime_ns, now, now),
             )
             return cur.rowcount == 1
 
     def known(self, source: str, relpath: str, size: int, mtime_ns: int) -> bool:
         with self._lock:
             row = self.db.execute(
-                "SELECT 1 FROM files WHERE source=? AND relpath=? AND size=? AND mtime_ns=?", (source, relpath, size, mtime_ns)
+                "SELECT 1 FROM files WHERE source=? AND relpath=? AND size=? AND mtime_ns=?", (source, to_db(relpath), size, mtime_ns)
             ).fetchone()
             return row is not None
 
@@ -158,14 +193,27 @@ class Queue:
             except Exception:
                 self.db.execute("ROLLBACK")
                 raise
-        return [Job(r["id"], r["source"], r["relpath"], r["size"], r["mtime_ns"], r["attempts"], bool(r["release"])) for r in rows]
+        return [Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"])) for r in rows]
 
     def finish(self, job_id: int, state: str, **fields) -> None:
+        """Set a row's final state. A ``done`` row supersedes the failed or held rows of older versions of its file."""
         if state not in STATES:
             raise ValueError(state)
         cols = ["state=?", "updated=?"] + [f"{k}=?" for k in fields]
+        values = [to_db(v) if k in _TEXT_COLUMNS else v for k, v in fields.items()]
         with self._lock:
-            self.db.execute(f"UPDATE files SET {', '.join(cols)} WHERE id=?", (state, time.time(), *fields.values(), job_id))
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(f"UPDATE files SET {', '.join(cols)} WHERE id=?", (state, time.time(), *values, job_id))
+                if state == "done":
+                    self.db.execute(
+                        "DELETE FROM files WHERE id<? AND state IN ('failed', 'held') AND (source, relpath) IN (SELECT source, relpath FROM files WHERE id=?)",
+                        (job_id, job_id),
+                    )
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
 
     def retry_later(self, job_id: int, error: str, max_attempts: int, base_delay: float = 30.0) -> str:
         """A transient failure: back off exponentially, or give up after ``max_attempts``."""
@@ -176,7 +224,7 @@ class Queue:
             delay = base_delay * 2 ** (attempts - 1)
             self.db.execute(
                 "UPDATE files SET state=?, attempts=?, next_attempt=?, error=?, updated=? WHERE id=?",
-                (state, attempts, time.time() + delay, error, time.time(), job_id),
+                (state, attempts, time.time() + delay, to_db(error), time.time(), job_id),
             )
             return state
 
@@ -190,7 +238,7 @@ class Queue:
         with self._lock:
             return self.db.execute(
                 "UPDATE files SET state='pending', release=1, next_attempt=0, updated=? WHERE state='held' AND source=? AND relpath=?",
-                (time.time(), source, relpath),
+                (time.time(), source, to_db(relpath)),
             ).rowcount
 
     # -- pushes ---------------------------------------------------------------------------------
@@ -200,7 +248,7 @@ class Queue:
         with self._lock:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO pushes (relpath, sha256, state, created, updated) VALUES (?, ?, 'pending', ?, ?)",
-                (relpath, sha256, now, now),
+                (to_db(relpath), sha256, now, now),
             )
             return cur.rowcount == 1
 
@@ -209,7 +257,7 @@ class Queue:
             rows = self.db.execute(
                 "SELECT id, relpath, sha256, attempts FROM pushes WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?", (time.time(), n)
             )
-            return [dict(r) for r in rows]
+            return [_row(r) for r in rows]
 
     def next_push_due(self) -> float | None:
         with self._lock:
@@ -239,15 +287,15 @@ class Queue:
     def last_push_error(self) -> str | None:
         with self._lock:
             row = self.db.execute("SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1").fetchone()
-            return row["error"] if row else None
+            return from_db(row["error"]) if row else None
 
     def done_outputs(self) -> list[str]:
         with self._lock:
-            return [r["output"] for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")]
+            return [from_db(r["output"]) or "" for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")]
 
     def pushed_paths(self) -> set[str]:
         with self._lock:
-            return {r[0] for r in self.db.execute("SELECT DISTINCT relpath FROM pushes")}
+            return {from_db(r[0]) or "" for r in self.db.execute("SELECT DISTINCT relpath FROM pushes")}
 
     # -- maintenance ----------------------------------------------------------------------------
     def maintain(self, keep_days: float = 30.0) -> dict[str, object]:
@@ -269,17 +317,24 @@ class Queue:
             return self.db.execute("SELECT COUNT(*) FROM files WHERE state='pending' AND next_attempt<=?", (time.time(),)).fetchone()[0]
 
     # -- reads ---------------------------------------------------------------------------------
-    def done_output_for_hash(self, content_hash: str) -> str | None:
+    def done_outputs_for_hash(self, content_hash: str) -> list[tuple[str, str]]:
+        """(safe copy, its SHA-256 as written) of every cloaked row with this content, newest first.
+
+        The caller must check that the file still holds those bytes: the path may since have
+        received the cloak of another version of its source.
+        """
         with self._lock:
-            row = self.db.execute(
-                "SELECT output FROM files WHERE content_hash=? AND state='done' AND output IS NOT NULL AND faces > 0 ORDER BY id LIMIT 1",
+            rows = self.db.execute(
+                "SELECT output, output_hash FROM files WHERE content_hash=? AND state='done' AND output IS NOT NULL "
+                "AND output_hash IS NOT NULL AND faces > 0 ORDER BY id DESC",
                 (content_hash,),
-            ).fetchone()
-            return row["output"] if row else None
+            ).fetchall()
+            return [(from_db(r["output"]) or "", r["output_hash"]) for r in rows]
 
     def outputs_for(self, source: str, relpath: str) -> list[str]:
         with self._lock:
-            return [r["output"] for r in self.db.execute("SELECT output FROM files WHERE source=? AND relpath=? AND output IS NOT NULL", (source, relpath))]
+            rows = self.db.execute("SELECT output FROM files WHERE source=? AND relpath=? AND output IS NOT NULL", (source, to_db(relpath)))
+            return [from_db(r["output"]) or "" for r in rows]
 
     def counts(self) -> dict[str, int]:
         return self._state_counts("files", STATES)
@@ -296,7 +351,7 @@ class Queue:
         with self._lock:
             q = "SELECT * FROM files" + (" WHERE state=?" if state else "") + f" ORDER BY {order} LIMIT ?"
             args: Iterable = (state, limit) if state else (limit,)
-            return [dict(r) for r in self.db.execute(q, tuple(args))]
+            return [_row(r) for r in self.db.execute(q, tuple(args))]
 
     def throughput(self, window: float = 3600.0) -> float:
         """Files finished per hour over the last ``window`` seconds."""

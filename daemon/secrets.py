@@ -131,8 +131,8 @@ def get_secret(name: str) -> str:
 
 
 def register(value: str) -> None:
-    """Redact ``value`` from every log record from now on."""
-    if value and len(value) >= 4:
+    """Redact ``value`` from every log record from now on, however short (a short secret is still a secret)."""
+    if value:
         _known.add(value)
         _install_filter()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from daemon.config import Config, SourceConfig
 from daemon.queue import Job, Queue
-from engine.photo_io import Photo, PhotoError, decode_photo, encode_photo, output_format
+from engine.photo_io import Photo, PhotoError, decode_photo, encode_photo, output_format, sniff_format
 
 log = logging.getLogger("fawkes.worker")
 
@@ -31,12 +31,32 @@ class PermanentError(Exception):
     """A file that will never work (bad data, a symlink out of the source): fail without retrying."""
 
 
+class UnsafeDestination(Exception):
+    """The safe copy's place in to-share would lead outside to-share: never written."""
+
+
 @dataclass
 class Loaded:
     job: Job
     photo: Photo
     content_hash: str
     dest: Path
+    mode: int  # the source's permission bits: the safe copy is no more readable than the original
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; done once, at start, before any thread writes)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class Worker:
@@ -46,8 +66,10 @@ class Worker:
         self.on_published = on_published  # (path in to-share, its SHA-256): e.g. record a push
         self.sources = {s.label: s for s in config.sources}
         self._cloaker = None
+        self.umask = current_umask()
         config.staging_dir.mkdir(parents=True, exist_ok=True)
         config.to_share.mkdir(parents=True, exist_ok=True)
+        self.share_root = Path(os.path.realpath(config.to_share))
 
     @property
     def cloaker(self):
@@ -90,7 +112,11 @@ class Worker:
                 state = self.queue.retry_later(job.id, f"{self._src_path(job)}: {e}", self.config.max_attempts)
                 log.warning("%s: %s (%s)", self._src_path(job), e, state)
                 continue
-            copied = self._reuse_identical(item)
+            try:
+                copied = self._reuse_identical(item)
+            except Exception as e:  # the copy could not be placed: cloak it afresh instead
+                log.warning("%s: reusing an identical safe copy failed (%s); cloaking it", self._src_path(job), e)
+                copied = False
             if not copied:
                 loaded.append(item)
         if loaded:
@@ -100,96 +126,165 @@ class Worker:
     def _src_path(self, job: Job) -> Path:
         return self.sources[job.source].path / job.relpath
 
+    def _dest(self, job: Job) -> Path:
+        """The safe copy's path: to-share/<source>/<relpath>, keeping the source's own suffix."""
+        rel = Path(job.relpath)
+        return self.config.to_share / job.source / (rel if rel.suffix else rel.with_suffix(".jpg"))
+
     def _load(self, job: Job) -> Loaded:
         src_cfg: SourceConfig | None = self.sources.get(job.source)
         if src_cfg is None:
             raise PermanentError(f"{job.source}/{job.relpath}: source is no longer configured")
         path = src_cfg.path / job.relpath
+        target = path
         if path.is_symlink():
-            target = path.resolve()
-            root = src_cfg.path.resolve()
+            target = Path(os.path.realpath(path))
+            root = Path(os.path.realpath(src_cfg.path))
             if root not in target.parents:
                 raise PermanentError(f"{path}: symlink points outside the source folder ({target}); not followed")
-        if not path.exists():
-            raise PermanentError(f"{path}: deleted before it was processed")
-        if path.is_dir():
-            raise PermanentError(f"{path}: is a directory, not a photo")
-        try:
-            with open(path, "rb") as f:  # read-only: originals are never opened for writing
-                data = f.read()
-        except PermissionError as e:
-            raise PermanentError(f"{path}: cannot be read (permission denied)") from e
-        except OSError as e:
-            raise OSError(f"cannot be read ({e.strerror or e})") from e
+        data, mode = self._read_regular(path, target)
         try:
             photo = decode_photo(data, path)
         except PhotoError as e:
             raise PermanentError(str(e)) from e
-        digest = hashlib.sha256(data).hexdigest()
-        dest = self.config.to_share / job.source / job.relpath
-        return Loaded(job, photo, digest, dest)
+        return Loaded(job, photo, hashlib.sha256(data).hexdigest(), self._dest(job), mode)
+
+    def _read_regular(self, path: Path, target: Path) -> tuple[bytes, int]:
+        """Read a regular file, refusing anything else before reading a byte of it.
+
+        Opened with O_NOFOLLOW and O_NONBLOCK, then checked with fstat: a FIFO or device named
+        like a photo cannot block the worker, and a file swapped for a symlink after the check
+        above is refused instead of followed. The size and the header are checked before the
+        body is read, so a huge non-photo never reaches memory.
+        """
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError as e:
+            raise PermanentError(f"{path}: deleted before it was processed") from e
+        except PermissionError as e:
+            raise PermanentError(f"{path}: cannot be read (permission denied)") from e
+        except OSError as e:
+            if e.errno in (40, 31):  # ELOOP: a symlink swapped in after the check
+                raise PermanentError(f"{path}: became a symlink while being read; not followed") from e
+            raise OSError(f"cannot be read ({e.strerror or e})") from e
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise PermanentError(f"{path}: is a directory, not a photo")
+            raise PermanentError(f"{path}: is not a regular file (a FIFO, socket or device); not read")
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            limit = int(self.config.max_file_mb * 1024 * 1024)
+            if st.st_size > limit:
+                raise PermanentError(f"{path}: is {st.st_size / 2**20:.0f} MB, over the {self.config.max_file_mb:g} MB limit (max_file_mb)")
+            if st.st_size == 0:
+                raise PermanentError(f"{path}: is empty (0 bytes)")
+            try:
+                head = f.read(32)
+                if sniff_format(head) is None:
+                    raise PermanentError(f"{path}: is not a supported image (unrecognized header)")
+                rest = f.read(limit + 1 - len(head))
+            except OSError as e:
+                raise OSError(f"cannot be read ({e.strerror or e})") from e
+        data = head + rest
+        if len(data) > limit:  # grew while being read
+            raise PermanentError(f"{path}: is over the {self.config.max_file_mb:g} MB limit (max_file_mb)")
+        return data, stat.S_IMODE(st.st_mode)
 
     def _reuse_identical(self, item: Loaded) -> bool:
-        """Identical content already cloaked: copy that output instead of cloaking again."""
-        prev = self.queue.done_output_for_hash(item.content_hash)
-        if not prev or not Path(prev).exists() or item.job.release:
+        """Identical content already cloaked: copy that safe copy instead of cloaking again.
+
+        Only a file that still holds exactly the bytes written for this content is copied
+        (its path may since hold the cloak of a newer version of its own source), and the
+        copy is checked again after it is made.
+        """
+        if item.job.release:
             return False
-        dest = item.dest.with_suffix(Path(prev).suffix)
-        self._atomic_place(lambda tmp: shutil.copyfile(prev, tmp), dest)
-        self._published(dest, hashlib.sha256(dest.read_bytes()).hexdigest())
-        self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=None, error=None)
-        log.info("%s: identical to an already cloaked photo; copied its safe copy", self._src_path(item.job))
-        return True
+        for prev, prev_hash in self.queue.done_outputs_for_hash(item.content_hash):
+            try:
+                if _sha256_file(Path(prev)) != prev_hash:
+                    continue
+                data = Path(prev).read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() != prev_hash:
+                continue
+            self._atomic_place(data, item.dest, item.mode)
+            self._published(item.dest, prev_hash)
+            self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), output_hash=prev_hash, faces=None, error=None)
+            log.info("%s: identical to an already cloaked photo; copied its safe copy", self._src_path(item.job))
+            return True
+        return False
 
     def _cloak_and_write(self, items: list[Loaded]) -> None:
         t0 = time.perf_counter()
         try:
             results = self.cloaker.cloak([i.photo for i in items])
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
-            log.exception("cloaking batch failed")
+            log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
             for i in items:
-                self.queue.retry_later(i.job.id, f"{self._src_path(i.job)}: cloaking failed: {e}", self.config.max_attempts)
+                self.queue.retry_later(i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts)
             return
         per = (time.perf_counter() - t0) / len(items)
         for item, res in zip(items, results):
             src = self._src_path(item.job)
-            try:
-                if res.faces and min(f.dssim for f in res.faces) <= 0.0:
-                    # a face the optimizer left untouched must never be published as "cloaked"
-                    state = self.queue.retry_later(item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts)
-                    log.warning("%s: a face could not be cloaked; %s", src, state)
-                elif res.faces:
-                    ext = Path(item.job.relpath).suffix or ".jpg"
-                    dest = item.dest.with_suffix(ext)
-                    data = encode_photo(res.photo, self.config.metadata, fmt=output_format(res.photo))  # type: ignore[arg-type]
-                    self._atomic_place(lambda tmp: Path(tmp).write_bytes(data), dest)
-                    self._published(dest, hashlib.sha256(data).hexdigest())
-                    dssim = max(f.dssim for f in res.faces)
-                    self.queue.finish(
-                        item.job.id, "done", content_hash=item.content_hash, output=str(dest), faces=len(res.faces), dssim=dssim,
-                        ssimulacra2=min(f.ssimulacra2 for f in res.faces), seconds=per, error=None,
-                    )
-                    worst = max(res.faces, key=lambda f: f.dssim)
-                    log.info(
-                        "%s: cloaked %d face(s), face DSSIM ≤ %.4f (worst scale: %d px wide; %s), SSIMULACRA2 ≥ %.1f, %.1f s",
-                        src, len(res.faces), dssim, worst.binding_width,
-                        ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()), min(f.ssimulacra2 for f in res.faces), per,
-                    )
-                elif self.config.no_face == "hold" and not item.job.release:
-                    reason = "no face found; held (no_face: hold) until `fawkes release`"
-                    if res.skipped:
-                        reason = f"{len(res.skipped)} face(s) too small to cloak; held until `fawkes release`"
-                    self.queue.finish(item.job.id, "held", content_hash=item.content_hash, faces=0, seconds=per, error=reason)
-                    log.info("%s: %s", src, reason)
-                else:
-                    data = encode_photo(item.photo, self.config.metadata, fmt=output_format(item.photo))  # type: ignore[arg-type]
-                    self._atomic_place(lambda tmp: Path(tmp).write_bytes(data), item.dest)
-                    self._published(item.dest, hashlib.sha256(data).hexdigest())
-                    self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), faces=0, seconds=per, error=None)
-                    log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
+            held = self._hold_reason(item, res)
+            if held:
+                self.queue.finish(item.job.id, "held", content_hash=item.content_hash, faces=len(res.faces), skipped=len(res.skipped), seconds=per, error=held)
+                log.info("%s: %s", src, held)
+                continue
+            if res.faces and min(f.dssim for f in res.faces) <= 0.0:
+                # a face the optimizer left untouched must never be published as "cloaked"
+                state = self.queue.retry_later(item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts)
+                log.warning("%s: a face could not be cloaked; %s", src, state)
+                continue
+            photo = res.photo if res.faces else item.photo
+            try:  # encoding is deterministic: a failure here fails the same way every time
+                data = encode_photo(photo, self.config.metadata, fmt=output_format(photo))  # type: ignore[arg-type]
             except Exception as e:
+                self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=f"{src}: the safe copy cannot be encoded ({type(e).__name__}: {e})")
+                log.warning("%s: the safe copy cannot be encoded: %s", src, e)
+                continue
+            try:
+                self._atomic_place(data, item.dest, item.mode)
+            except UnsafeDestination as e:
+                self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=f"{src}: {e}")
+                log.error("%s: %s", src, e)
+                continue
+            except OSError as e:  # disk full, to-share unmounted: transient
                 state = self.queue.retry_later(item.job.id, f"{src}: writing the safe copy failed: {e}", self.config.max_attempts)
                 log.warning("%s: writing failed: %s (%s)", src, e, state)
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            self._published(item.dest, digest)
+            common = {"content_hash": item.content_hash, "output": str(item.dest), "output_hash": digest, "seconds": per, "error": None}
+            if not res.faces:
+                self.queue.finish(item.job.id, "done", faces=0, skipped=0, **common)
+                log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
+                continue
+            worst = max(res.faces, key=lambda f: f.dssim)
+            s2 = min(f.ssimulacra2 for f in res.faces)
+            self.queue.finish(item.job.id, "done", faces=len(res.faces), skipped=len(res.skipped), dssim=worst.dssim, ssimulacra2=s2, **common)
+            log.info(
+                "%s: cloaked %d face(s)%s, face DSSIM ≤ %.4f (worst scale: %d px wide; %s), SSIMULACRA2 ≥ %.1f, %.1f s",
+                src, len(res.faces), f" ({len(res.skipped)} too small to cloak, released by the user)" if res.skipped else "", worst.dssim,
+                worst.binding_width, ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()), s2, per,
+            )
+
+    def _hold_reason(self, item: Loaded, res) -> str | None:
+        """Why a photo must wait for `fawkes release` instead of being published, or None.
+
+        A face too small to cloak is still a face: a photo that has one is held whatever
+        ``no_face`` says, because publishing it would publish that face uncloaked.
+        """
+        if item.job.release:
+            return None
+        if res.skipped:
+            reasons = "; ".join(sk.reason for sk in res.skipped[:3])
+            return f"{len(res.skipped)} face(s) too small to cloak ({reasons}); held until `fawkes release`"
+        if not res.faces and self.config.no_face == "hold":
+            return "no face found; held (no_face: hold) until `fawkes release`"
+        return None
 
     def _published(self, dest: Path, sha256: str) -> None:
         if self.on_published is not None:
@@ -198,15 +293,44 @@ class Worker:
             except Exception:  # a push bookkeeping error must not fail the cloak that succeeded
                 log.exception("%s: recording the push failed", dest)
 
-    def _atomic_place(self, write, dest: Path) -> None:
-        """Write via a staging file (same filesystem), fsync, then rename into to-share."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="out-", suffix=".part", dir=self.config.staging_dir)
-        os.close(fd)
+    def _make_parents(self, dest: Path) -> None:
+        """Create dest's folders inside to-share one by one, refusing any that is a symlink.
+
+        A link inside to-share (``ln -s /elsewhere to-share/camera/sub``) would make the
+        daemon write outside it; such a destination is refused, never followed.
+        """
         try:
-            write(tmp)
-            os.chmod(tmp, 0o644)
-            with open(tmp, "rb+") as f:
+            rel = dest.parent.relative_to(self.config.to_share)
+        except ValueError as e:
+            raise UnsafeDestination(f"the safe copy's path {dest} is outside to-share") from e
+        current = self.config.to_share
+        for part in rel.parts:
+            current = current / part
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                pass
+            if current.is_symlink() or not current.is_dir():
+                raise UnsafeDestination(f"{current} in to-share is a symlink or not a folder; refusing to write through it")
+        real = Path(os.path.realpath(dest.parent))
+        if real != self.share_root and self.share_root not in real.parents:
+            raise UnsafeDestination(f"the safe copy's folder resolves outside to-share ({real})")
+
+    def _atomic_place(self, data: bytes, dest: Path, source_mode: int) -> None:
+        """Write via a staging file (same filesystem), fsync, then rename into to-share.
+
+        The copy gets the source's read and write bits, less the umask: a private original
+        stays private.
+        """
+        self._make_parents(dest)
+        if dest.is_symlink():
+            dest.unlink()  # replaced by the rename anyway; never written through
+        fd, tmp = tempfile.mkstemp(prefix="out-", suffix=".part", dir=self.config.staging_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fchmod(f.fileno(), source_mode & 0o666 & ~self.umask)
                 os.fsync(f.fileno())
             os.replace(tmp, dest)
         finally:

@@ -95,6 +95,8 @@ class FaceDetector:
     def _detector(self, w: int, h: int) -> cv2.FaceDetectorYN:
         det = getattr(self._local, "det", None)
         if det is None:
+            # OpenCV's DNN warns on stderr that the new graph engine ignores targets: noise to a user
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
             det = cv2.FaceDetectorYN.create(str(self.model_path), "", (w, h), self.score_threshold, self.nms_threshold, 5000)
             self._local.det = det
         det.setInputSize((w, h))

@@ -19,6 +19,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from engine.integrity import CorruptData, check_heif_against_thumbnail, check_jpeg
+
 try:  # HEIC/HEIF/AVIF through libheif
     import pillow_heif
 
@@ -87,6 +89,28 @@ class Photo:
         return Photo(rgb, self.format, self.path, self.alpha, self.icc, self.exif, self.xmp, self.dpi, self.source_mode)
 
 
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format a file's first 32 bytes announce, or None: lets a caller refuse a non-image unread."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"  # recognized so that it is refused by name
+    if head[:2] == b"BM":
+        return "BMP"
+    return None
+
+
 def _fail(path: Path | str | None, reason: str) -> PhotoError:
     return PhotoError(f"{path}: {reason}" if path else reason)
 
@@ -139,6 +163,13 @@ def decode_photo(data: bytes, path: Path | None = None) -> Photo:
                 raise _fail(path, f"is truncated or corrupt ({e})") from e
             except Exception as e:
                 raise _fail(path, f"could not be decoded ({e})") from e
+            try:
+                if fmt in ("JPEG", "MPO"):
+                    check_jpeg(data)
+                elif fmt == "HEIF":
+                    check_heif_against_thumbnail(data, im)
+            except CorruptData as e:
+                raise _fail(path, f"is corrupt: {e}") from e
     finally:
         Image.MAX_IMAGE_PIXELS = old_max
     info = im.info
@@ -236,7 +267,6 @@ def apply_metadata_policy(exif: bytes | None, xmp: bytes | None, policy: Metadat
         if policy == "strip-location":
             if _GPS_IFD in e:
                 del e[_GPS_IFD]
-            e.get_ifd(_GPS_IFD).clear()
         out_exif = e.tobytes()
     out_xmp = xmp
     if xmp and policy == "strip-location":
