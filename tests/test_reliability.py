@@ -401,3 +401,43 @@ def test_fawkes_cloak_prints_no_opencv_warning(dev: Path, tmp_path: Path) -> Non
     )
     assert out.returncode == 0, out.stderr
     assert "WARN" not in out.stderr and "setPreferableTarget" not in out.stderr
+
+
+def test_a_full_disk_loses_nothing_and_publishes_nothing_partial(dev: Path, tmp_path: Path) -> None:
+    """to-share on a real 2 MB tmpfs, filled up: writes fail with ENOSPC, then succeed once space is back."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(vol)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()})")
+    try:
+        cfg = config_file(tmp_path, to_share=str(vol / "share"), schedule={"retry_interval": 1})
+        filler = vol / "filler"
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        names = ["a.jpg", "b.jpg", "c.jpg"]
+        for n, person in zip(names, ["Tom_Hanks", "Will_Smith", "Angelina_Jolie"]):
+            shutil.copyfile(dev / "faces" / person / "1.jpg", tmp_path / "src" / n)
+        d = DaemonProc(cfg, tmp_path / "log")
+        d.start()
+        try:
+            log = tmp_path / "log"
+            wait_for(lambda: "No space left on device" in log.read_text(errors="replace"), 240, "a write to fail for lack of space")
+            assert d.proc and d.proc.poll() is None
+            share = vol / "share" / "cam"
+            assert not share.exists() or not list(share.iterdir()), "a partial file reached to-share"
+            filler.unlink()
+            wait_for(lambda: share.exists() and sorted(p.name for p in share.iterdir()) == names, 240, "every safe copy once space is back")
+        finally:
+            assert d.stop() == 0
+        for n in names:
+            Image.open(share / n).load()  # complete files
+            assert (share / n).read_bytes() != (tmp_path / "src" / n).read_bytes()
+        staging = [p for p in vol.iterdir() if p.name.endswith("fawkes-staging")]
+        assert all(not list(s.iterdir()) for s in staging)
+    finally:
+        subprocess.run(["umount", "-l", str(vol)], capture_output=True)
