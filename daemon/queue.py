@@ -14,7 +14,6 @@ the same ``str`` Python's ``os`` functions use (surrogateescape).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.align import is_aligned_crop
-from engine.budget import compose_within_budget
+from engine.cloak.budget import compose_within_budget
 from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
 from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from engine.memory import release_free_memory

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from engine.ssim import SSIMReference, dssim
 
 SMALLEST_FACE_WIDTH = 112  # the extractors' crop size: the coarsest scale a recognizer sees a face at
-FACE_MARGIN = 0.1  # the measured face box: the detector's box grown by this share of its size on each side
+from engine.cloak.options import FACE_MARGIN  # noqa: F401  (the measured face box; defined with the options, torch-free)
 
 
 def pyramid_widths(width: int, smallest: int = SMALLEST_FACE_WIDTH) -> list[int]:

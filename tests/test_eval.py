@@ -91,7 +91,7 @@ def test_transfer_variants_parse_every_cloak_option_and_families_group_models() 
     base = CloakOptions()
     o = parse_variant("sface,sface-robust:extractor_weights=1/2:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)
     assert o.extractors == ("sface", "sface-robust") and o.extractor_weights == (1.0, 2.0)
-    assert o.diversity is False and o.steps == 80 and o.budget == 0.012 and o.target_mode == "average"
+    assert o.diversity.enabled is False and o.steps == 80 and o.budget == 0.012 and o.target_mode == "average"
     assert variant_label(parse_variant("dlib", base), base) == "dlib"
     assert "diversity_jpeg=0.5" in variant_label(parse_variant("sface:diversity_jpeg=0.5", base), base)
     for bad in ("sface:nope=1", "sface:seed=3", "sface:diversity_jpeg=2", ""):

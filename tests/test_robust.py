@@ -122,16 +122,16 @@ def test_differentiable_jpeg_tracks_real_jpeg(dev: Path) -> None:
 
 
 def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> None:
-    from engine.cloak import CloakOptions
+    from engine.cloak import CloakOptions, Diversity
     from engine.pipeline import PhotoCloaker
     from engine.photo_io import read_photo
 
     photo = read_photo(next(p for p in sorted((dev / "faces").glob("*/*.jpg")) if Image.open(p).size == (112, 112)))
     base = CloakOptions(mode="mid", steps=30, extractors=("sface",))
     variants = [
-        replace(base, diversity_jpeg=0.5, diversity_color=0.1),
+        replace(base, diversity=replace(base.diversity, jpeg=0.5, color=0.1)),
         replace(base, grad_smooth=2.0),
-        replace(base, feature_weight=1.0, diversity_prob=0.5),
+        replace(base, feature_weight=1.0, diversity=replace(base.diversity, prob=0.5)),
     ]
     pixels = []
     for o in variants:
@@ -142,4 +142,4 @@ def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> Non
         pixels.append(r.photo.rgb)
     assert not np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[1], pixels[2])
     with pytest.raises(ValueError):
-        CloakOptions(diversity_jpeg=2.0).validate()
+        CloakOptions(diversity=Diversity(jpeg=2.0)).validate()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.cloak import _VisibleWindow
+from engine.cloak.window import VisibleWindow as _VisibleWindow
 from engine.ssim import SSIMReference, dssim
 from engine.visibility import FacePyramid, measure_scales, pyramid_widths
 
@@ -127,7 +127,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
-    from engine.budget import round_within_budget
+    from engine.cloak.budget import round_within_budget
 
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:300, 0:280]

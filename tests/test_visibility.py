@@ -79,7 +79,7 @@ def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
 
 def test_overlapping_faces_are_each_held_to_their_budget_once_composed() -> None:
     """In a crowd one face's box holds part of its neighbour's change: the composed photo is measured per box."""
-    from engine.budget import compose_within_budget
+    from engine.cloak.budget import compose_within_budget
     from engine.visibility import measure_scales
 
     rng = np.random.default_rng(5)

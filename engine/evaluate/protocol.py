@@ -16,13 +16,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from dataclasses import fields as fields_of
 from pathlib import Path
 
 import numpy as np
 
 from engine.align import align_numpy
 from engine.cloak import CloakOptions
+from engine.cloak.variant import parse_variant, variant_label  # noqa: F401  (re-exported for callers of the protocol)
 from engine.evaluate import detection as det
 from engine.evaluate.trackers import UNKNOWN, EndToEndTracker, LinearTracker, SimilarityTracker, accuracy, protection_rate
 from engine.faces import Face, FaceDetector, central_face
@@ -75,36 +75,6 @@ class EvalConfig:
     transfer_jpeg: int = 85
     mode_rows: bool = True  # False: skip the default cloak's per-mode rows (a transfer-only run)
     seed: int = 0
-
-
-def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
-    """``"dlib-robust,sface:diversity_jpeg=0.5:steps=60"`` → the base options with that cloaking set and overrides.
-
-    Why strings: one `fawkes eval` command line must be able to name every variant of the
-    transfer table, so each technique is measured by the same protocol as the defaults.
-    """
-    head, *overrides = spec.split(":")
-    opts = replace(base, extractors=tuple(e.strip() for e in head.split(",") if e.strip()))
-    fields = {f.name: f for f in fields_of(CloakOptions)}
-    for item in overrides:
-        key, _, raw = item.partition("=")
-        key = key.strip()
-        if key not in fields or key in ("extractors", "device", "seed"):
-            raise ValueError(f"transfer variant {spec!r}: unknown cloak option {key!r}")
-        current = getattr(opts, key)
-        if key == "extractor_weights" or isinstance(current, tuple):
-            value: object = tuple(float(v) for v in raw.split("/"))
-        elif isinstance(current, bool):
-            value = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif key in ("steps", "extend_steps") or isinstance(current, int):
-            value = int(raw)
-        elif key in ("dssim_budget", "stop_fraction", "max_budget", "ssimulacra2_floor") or isinstance(current, float):
-            value = float(raw)
-        else:
-            value = raw
-        opts = replace(opts, **{key: value})
-    opts.validate()
-    return opts
 
 
 def load_samples(root: Path, detector: FaceDetector) -> list[Sample]:
@@ -446,16 +416,6 @@ class Evaluation:
         truth_other = [self.samples[i].identity for i in test_other]
         normal = accuracy([p if p != UNKNOWN else "" for p in pred_other], truth_other)
         return protection_rate(pred_user, user), normal
-
-
-def variant_label(options: CloakOptions, base: CloakOptions) -> str:
-    """The cloaking set plus every option that differs from ``base`` (mode aside)."""
-    diffs = [
-        f"{f.name}={getattr(options, f.name)}"
-        for f in fields_of(CloakOptions)
-        if f.name not in ("extractors", "mode") and getattr(options, f.name) != getattr(base, f.name)
-    ]
-    return ":".join([",".join(options.extractors), *diffs])
 
 
 def _agg(values: list[float]) -> dict[str, float]:

@@ -1,6 +1,9 @@
-"""The last step of a cloak: round the face to the photo's levels inside the budget, and measure what is written.
+"""Holding a cloak to its budget: the projection after every step, and the rounding at the end.
 
-Two limits hold for every face written:
+During the optimization, :func:`shrink_into_budget` scales a face's change back inside ρ
+after each Adam step (the penalty alone oscillates around ρ). At the end the face is rounded
+to the photo's levels inside the budget and what is written is measured. Two limits hold
+for every face written:
 
 - **DSSIM ≤ ρ at the worst scale** of the face box's pyramid (:mod:`engine.visibility`);
 - **SSIMULACRA2 ≥ the mode's floor** on the face box at the photo's resolution. DSSIM at
@@ -186,3 +189,22 @@ def compose_within_budget(
                 x0, y0, x1, y1 = regions[i]
                 measured[i] = Rounded(image[y0:y1, x0:x1], ScaleDSSIM({x1 - x0: 0.0}), 100.0, 0.0)
     return composed, [measured.get(i) for i in range(n)]
+
+
+@torch.no_grad()
+def shrink_into_budget(fields: list[torch.Tensor], dssims: list[float], budgets: list[float]) -> list[float | None]:
+    """Projected gradient steps: scale each field whose DSSIM is over (or at) its budget back inside it.
+
+    Returns, for each field, c² where c is the scale applied in place (None if untouched):
+    DSSIM is about quadratic in δ, so c = √(0.95 ρ / d) lands just inside the budget, and c²·d
+    estimates the new DSSIM without measuring it.
+    """
+    out: list[float | None] = []
+    for u, d, rho in zip(fields, dssims, budgets):
+        if d > rho * 0.97:
+            c = math.sqrt(rho * 0.95 / d)
+            u.mul_(c)
+            out.append(c * c)
+        else:
+            out.append(None)
+    return out

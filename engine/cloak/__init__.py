@@ -1,0 +1,39 @@
+"""The Fawkes cloak (paper eq. 2) as a package: options, the visible window, input diversity,
+the budget, the objective and the per-face state, with the :class:`Cloaker` that runs them.
+
+The options import without torch (the daemon's configuration and `fawkes status` read them);
+everything else is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.cloak.diversity import NO_DIVERSITY, Diversity
+from engine.cloak.options import DEFAULT_EXTRACTORS, FACE_MARGIN, MODES, CloakOptions, ModeSettings, TargetMode
+
+if TYPE_CHECKING:
+    from engine.cloak.cloaker import Cloaker, apply_regions, resolve_device
+    from engine.cloak.jobs import FaceJob, FaceResult
+
+_LAZY = {
+    "Cloaker": "engine.cloak.cloaker",
+    "apply_regions": "engine.cloak.cloaker",
+    "resolve_device": "engine.cloak.cloaker",
+    "FaceJob": "engine.cloak.jobs",
+    "FaceResult": "engine.cloak.jobs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine.cloak' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_EXTRACTORS", "FACE_MARGIN", "MODES", "NO_DIVERSITY", "CloakOptions", "Cloaker", "Diversity", "FaceJob",
+    "FaceResult", "ModeSettings", "TargetMode", "apply_regions", "resolve_device",
+]

@@ -1,0 +1,37 @@
+"""A face to cloak, and what came of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.faces import Face
+
+
+@dataclass
+class FaceJob:
+    """One face to cloak: the photo it is in and its landmarks (full-resolution pixels)."""
+
+    image: np.ndarray  # H×W×3 uint8 or uint16, shared by the faces of one photo
+    face: Face
+
+
+@dataclass
+class FaceResult:
+    box: tuple[float, float, float, float]
+    region: tuple[int, int, int, int]
+    dssim: float
+    target: str | None
+    # per extractor: normalized-feature distance original→cloaked, and to the target before/after
+    feature_shift: dict[str, float] = field(default_factory=dict)
+    target_distance_before: dict[str, float] = field(default_factory=dict)
+    target_distance_after: dict[str, float] = field(default_factory=dict)
+    best_step: int = 0
+    steps: int = 0  # optimizer steps this face took (more than the mode's when it was extended)
+    budget: float = 0.0  # the DSSIM budget it was held to (the mode's ceiling when cloaked again to cross)
+    # DSSIM of the face box at each scale of its pyramid (face width in px → DSSIM); ``dssim`` is the worst
+    dssim_scales: dict[int, float] = field(default_factory=dict)
+    binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
+    ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
+    kept: float = 1.0  # the share of the optimized change written (below 1: shrunk to meet the budget or the floor)

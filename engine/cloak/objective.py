@@ -1,0 +1,151 @@
+"""What the optimizer minimizes: eq. 2's feature term toward a goal, and how near a face is to crossing.
+
+The goal is one feature row per face and extractor: a bank identity's photo (targeted,
+eq. 3), the face's own features (untargeted: pushed away from), or given features (a Sybil
+photo pulled onto the user's). With ``stop_fraction`` the pull ends part of the way (§8).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.cloak.options import CloakOptions
+from engine.targets import TargetBank
+
+
+@dataclass
+class Goal:
+    """Per extractor, per face: the features to approach (``sign`` +1) or to leave (−1)."""
+
+    features: list[torch.Tensor]
+    names: list[str | None]  # the target identity of each face (a label for given features, None untargeted)
+    sign: float
+
+    @classmethod
+    def given(cls, goals: dict[str, np.ndarray], extractors, n: int, label: str, dev: torch.device) -> "Goal":
+        """Explicit features to approach (Sybil photos: a candidate face pulled onto the user's)."""
+        rows = []
+        for ext in extractors:
+            g = np.asarray(goals[ext.name], dtype=np.float32)
+            if g.shape != (n, ext.spec.embedding_dim):
+                raise ValueError(f"goals[{ext.name!r}] must be {n}×{ext.spec.embedding_dim}")
+            rows.append(F.normalize(torch.from_numpy(g), dim=1).to(dev))
+        return cls(rows, [label] * n, 1.0)
+
+    @classmethod
+    def targets(cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device) -> "Goal":
+        """Each face toward a photo of its target identity (or, untargeted, away from itself)."""
+        rows_per_ext = []
+        for ext in extractors:
+            rows = []
+            for j, t in enumerate(targets):
+                if t is None:
+                    rows.append(feats[ext.name][j])
+                else:
+                    imgs = bank.images_of(t)
+                    rows.append(bank.embeddings[ext.name][imgs[(o.seed + j) % len(imgs)]])
+            rows_per_ext.append(torch.from_numpy(np.stack(rows)).to(dev))
+        names = [None if t is None else bank.identities[t] for t in targets]
+        return cls(rows_per_ext, names, -1.0 if o.target_mode == "untargeted" else 1.0)
+
+
+class FeatureTaps:
+    """Forward hooks that keep the channel means of one convolution per extractor (intermediate-feature loss).
+
+    Why channel means: the diversity transforms shift and rescale the crop, so a per-position
+    comparison with the original's activations would mostly measure the shift.
+    """
+
+    def __init__(self, modules: list[torch.nn.Module], depth: float) -> None:
+        self.armed = False
+        self.values: dict[int, torch.Tensor] = {}
+        self.handles = []
+        for i, mod in enumerate(modules):
+            convs = [m for m in mod.modules() if isinstance(m, torch.nn.Conv2d)]
+            if not convs:
+                raise ValueError("feature_weight needs extractors with convolutions")
+            target = convs[min(len(convs) - 1, int(depth * len(convs)))]
+            self.handles.append(target.register_forward_hook(self._hook(i)))
+
+    def _hook(self, i: int):
+        def hook(_m, _inp, out):
+            if self.armed:
+                self.values[i] = out.mean(dim=(2, 3))
+
+        return hook
+
+    def take(self, i: int) -> torch.Tensor:
+        return self.values.pop(i)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+class Objective:
+    """The loss of a batch of faces and their crossing margins, given each extractor's crops.
+
+    ``lean`` (extractors × faces) weighs the extractors a face is not yet across under more
+    in its extension rounds; the loop sets it.
+    """
+
+    def __init__(self, modules: list[torch.nn.Module], weights: list[float], goal: Goal, clean: list[torch.Tensor],
+                 o: CloakOptions, centre: list[torch.Tensor], dev: torch.device) -> None:
+        self.modules, self.weights, self.goal, self.clean, self.o, self.centre, self.dev = modules, weights, goal, clean, o, centre, dev
+        n = len(goal.names)
+        self.lean = torch.ones(len(modules), n, device=dev)
+        # with stop_fraction f, the pull toward the goal ends at (1 − f) of the original distance
+        self.stop_at = [((1 - o.stop_fraction) * (c - g).norm(dim=1)) if o.stop_fraction and goal.sign > 0 else None
+                        for c, g in zip(clean, goal.features)]
+        self.taps = FeatureTaps(modules, o.feature_depth) if o.feature_weight > 0 else None
+        self.tap_clean: list[torch.Tensor] = []
+
+    def loss(self, crops_per_ext: list[torch.Tensor], rows: list[int], tap: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature terms of faces ``rows``, and their normalized embeddings per extractor."""
+        o, dev, goal, sign = self.o, self.dev, self.goal.features, self.goal.sign
+        loss = torch.zeros(len(rows), device=dev)
+        embs = []
+        if self.taps is not None:
+            self.taps.armed = tap
+        faces_at = torch.tensor(rows, device=dev)
+        for e_i, mod in enumerate(self.modules):
+            emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
+            embs.append(emb)
+            wt = self.weights[e_i] * self.lean[e_i, faces_at]  # per face
+            if self.taps is not None and tap:
+                a = self.taps.take(e_i)  # N×C: channel means of the tapped convolution
+                if len(self.tap_clean) <= e_i:
+                    self.tap_clean.append(a.detach())  # step 0: the original face
+                ref = self.tap_clean[e_i][rows]
+                rel = (a - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-6)
+                loss = loss - wt * o.feature_weight * rel
+            dist = (emb - goal[e_i][rows]).norm(dim=1)
+            stop = self.stop_at[e_i]
+            if stop is not None:
+                # toward the stop from either side: momentum carries a face past it, and the step kept is
+                # the one nearest the stop (a one-sided loss scored every step past it 0, the first judged won)
+                loss = loss + wt * (dist - stop[rows]).abs()
+                continue  # no push-away either: the point is not to go further than needed
+            loss = loss + wt * sign * dist
+            if o.push_away and sign > 0:
+                loss = loss - wt * o.push_away * (emb - self.clean[e_i][rows]).norm(dim=1)
+        return loss, embs
+
+    def crossing(self, embs: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
+        """Extractors × faces: (‖e − own‖ − ‖e − centroid‖) / ‖own − centroid‖ (> 0: crossed)."""
+        clean, centre = self.clean, self.centre
+        if not centre:
+            return torch.full((len(embs), len(rows)), math.inf)
+        return torch.stack([
+            ((e - clean[i][rows]).norm(dim=1) - (e - centre[i][rows]).norm(dim=1)) / (clean[i][rows] - centre[i][rows]).norm(dim=1).clamp_min(1e-6)
+            for i, e in enumerate(embs)
+        ]).cpu()
+
+    def close(self) -> None:
+        if self.taps is not None:
+            self.taps.remove()  # the modules are shared: never leave a hook on them

@@ -1,0 +1,144 @@
+"""The cloak's options and modes: plain data, importable without torch.
+
+Why torch-free: the daemon's configuration validates modes and `fawkes status` reads them,
+and neither should pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.cloak.diversity import Diversity
+
+FACE_MARGIN = 0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
+
+TargetMode = Literal["farthest", "average", "fixed", "untargeted"]
+
+
+@dataclass(frozen=True)
+class ModeSettings:
+    dssim_budget: float
+    steps: int
+    extend: int  # at most this many more steps for a face not yet nearer its target than itself
+    # a face its budget cannot carry across starts again at this budget (its extension allowance pays)
+    ceiling: float
+    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (engine.budget)
+    floor: float
+
+
+# Budgets: the original tool's "low" and the paper's ρ; steps, extensions and floors chosen by
+# measurement (docs/decisions.md). Low's ρ is a preference, not a limit: a cloak that leaves a
+# face nearer itself than its target protects little, so such faces are cloaked again at mid's ρ
+# (``ceiling``).
+MODES: dict[str, ModeSettings] = {
+    "low": ModeSettings(0.004, 40, 100, 0.007, 85.0),
+    "mid": ModeSettings(0.007, 40, 60, 0.007, 75.0),
+    "high": ModeSettings(0.012, 60, 30, 0.012, 65.0),
+}
+DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+
+
+@dataclass(frozen=True)
+class CloakOptions:
+    mode: str = "mid"
+    dssim_budget: float | None = None  # overrides the mode's budget
+    steps: int | None = None  # overrides the mode's steps
+    extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
+    extractor_weights: tuple[float, ...] | None = None  # None: every extractor weighs 1 (the paper's plain sum)
+    target_mode: TargetMode = "farthest"
+    target_identity: str | None = None  # for target_mode="fixed"
+    top_k: int = 5
+    # every face picks its target by the same seeded hash among its top_k (the same person → the same target)
+    consistent_target: bool = True
+    learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
+    penalty: float = 2000.0  # λ
+    push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
+    project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
+    diversity: Diversity = Diversity()  # random views of the face at each step (engine.cloak.diversity)
+    # transfer techniques (cloaks that hold against recognizers never optimized for); each off by default
+    grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
+    feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
+    feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
+    region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
+    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (engine.working_scale)
+    masking: float = 1.0  # contrast masking strength (engine.perceptual): 0 uniform, 1 in proportion to local contrast
+    chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
+    eye_luma: float = 0.5  # luminance weight left at the eye centres
+    # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
+    # fraction of its original-to-target feature distance (None: go as far as the budget allows)
+    stop_fraction: float | None = None
+    # a face that, at the end of its steps, is not nearer its target's centroid than its own clean
+    # features under every extractor (by cross_margin of that distance) goes on in rounds of half
+    # the steps, up to this many more. None: the mode's allowance, or none when ``steps`` is set
+    # (an explicit step count is exact). Targeted cloaks only, and not with ``stop_fraction``.
+    extend_steps: int | None = None
+    cross_margin: float = 0.05
+    # in a face's extension rounds, each extractor it is not yet across under weighs this much more
+    lag_weight: float = 1.5
+    # the DSSIM budget an extended face may be raised to (None: the mode's ceiling; a custom
+    # ``dssim_budget`` is a hard limit unless this is given too)
+    max_budget: float | None = None
+    # SSIMULACRA2 floor per face (None: the mode's, or none with a custom ``dssim_budget``; 0: none)
+    ssimulacra2_floor: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``_view``)
+    deterministic: bool = True
+
+    @property
+    def budget(self) -> float:
+        return self.dssim_budget if self.dssim_budget is not None else MODES[self.mode].dssim_budget
+
+    @property
+    def budget_ceiling(self) -> float:
+        if self.max_budget is not None:
+            return max(self.max_budget, self.budget)
+        if self.dssim_budget is not None or self.mode not in MODES:
+            return self.budget
+        return MODES[self.mode].ceiling
+
+    @property
+    def floor(self) -> float:
+        if self.ssimulacra2_floor is not None:
+            return self.ssimulacra2_floor
+        if self.dssim_budget is not None or self.mode not in MODES:
+            return 0.0
+        return MODES[self.mode].floor
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps if self.steps is not None else MODES[self.mode].steps
+
+    @property
+    def max_extend(self) -> int:
+        if self.extend_steps is not None:
+            return self.extend_steps
+        if self.steps is not None or self.mode not in MODES:
+            return 0
+        return MODES[self.mode].extend
+
+    def validate(self) -> None:
+        if self.mode not in MODES and self.dssim_budget is None:
+            raise ValueError(f"unknown mode {self.mode!r}; choose {', '.join(MODES)} or set a custom budget")
+        if not 0 < self.budget < 0.5:
+            raise ValueError(f"DSSIM budget must be in (0, 0.5), got {self.budget}")
+        if self.target_mode == "fixed" and not self.target_identity:
+            raise ValueError("target_mode 'fixed' needs target_identity")
+        if not self.extractors:
+            raise ValueError("the cloaking set needs at least one extractor")
+        self.diversity.validate()
+        if not 0 < self.feature_depth < 1:
+            raise ValueError(f"feature_depth must be in (0, 1), got {self.feature_depth}")
+        if self.max_budget is not None and not self.budget <= self.max_budget < 0.5:
+            raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
+        if self.lag_weight <= 0:
+            raise ValueError(f"lag_weight must be > 0, got {self.lag_weight}")
+        if self.extend_steps is not None and self.extend_steps < 0:
+            raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
+        if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
+            raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
+        if self.working_width < 112:
+            raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
+        if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:
+            raise ValueError("masking and eye_luma must be in [0, 1] and chroma ≥ 0")

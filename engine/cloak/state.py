@@ -1,0 +1,98 @@
+"""Where each face stands in the optimization: one object per face instead of parallel lists.
+
+Every face runs its own schedule (a cosine step size over its current phase), keeps the
+best step judged so far, and may be extended when it ends its steps short of crossing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.cloak.window import VisibleWindow
+from engine.working_scale import WorkingCopy
+
+
+@dataclass
+class Phase:
+    start: int  # the loop step the phase begins at
+    length: int
+    top: float  # the top of the cosine, as a share of the learning rate
+    by_margin: bool  # steps ranked by crossing margin (extension rounds) rather than by loss
+
+    def step_size(self, step: int, learning_rate: float) -> float:
+        """Cosine decay to 10 % over the phase: big early moves, fine steps near the budget."""
+        k = min(step - self.start, self.length) / max(self.length, 1)
+        return learning_rate * (0.1 + (self.top - 0.1) * 0.5 * (1 + math.cos(math.pi * k)))
+
+    def over(self, step: int) -> bool:
+        return step >= self.start + self.length
+
+
+@dataclass
+class FaceState:
+    region: tuple[int, int, int, int]  # the face box in the photo: the only pixels changed
+    copy: WorkingCopy
+    window: VisibleWindow
+    u: torch.Tensor  # the optimized luminance/chroma field over the face box
+    mats: list[np.ndarray]  # per extractor: the alignment to its template, in copy coordinates
+    seen_downscaled: bool  # the extractors see this face smaller than the copy holds it
+    budget: float  # the DSSIM budget it is held to (raised to the ceiling when cloaked again to cross)
+    phase: Phase
+    judge_from: int  # the first step whose result can be kept
+    extend_left: int  # extension steps it may still take
+    n_extractors: int
+    best_loss: float = math.inf
+    best_step: int = 0
+    best_margins: list[float] = field(default_factory=list)  # per extractor, at the best step (the face's is their minimum)
+    best_pixels: torch.Tensor | None = None  # the best judged step inside the budget, else the last one
+    steps_taken: int = 0  # set when done: its Adam steps were 0 .. that step − 1
+    idle: int = 0  # loop steps in which it took no Adam step (the step it was restarted in)
+    done: bool = False
+    adv: torch.Tensor | None = None  # this step's face-box pixels
+    d: torch.Tensor | None = None  # and their DSSIM (no graph)
+
+    def __post_init__(self) -> None:
+        if not self.best_margins:
+            self.best_margins = [-math.inf] * self.n_extractors
+
+    @property
+    def margin(self) -> float:
+        return min(self.best_margins)
+
+    def keep(self, step: int, loss: float, margins: list[float]) -> None:
+        """Record this step as the best so far."""
+        assert self.adv is not None
+        self.best_loss = loss
+        self.best_step = step - self.idle
+        self.best_margins = margins
+        self.best_pixels = self.adv.detach().clone()
+
+    def restart(self, step: int, budget: float, more: int, judge_from: int) -> None:
+        """Start again from the original face at a higher budget (its Adam moments reset by the caller)."""
+        self.budget = budget
+        self.extend_left -= more
+        # the new phase's first step is the next one, from the original: this step's loss moves nothing
+        self.phase = Phase(step + 1, more, 1.0, False)
+        self.judge_from = judge_from
+        with torch.no_grad():
+            self.u.zero_()
+        self.best_loss, self.best_step, self.best_pixels = math.inf, 0, None
+        self.best_margins = [-math.inf] * self.n_extractors
+        self.idle += 1
+
+    def finish(self, step: int) -> None:
+        if self.best_step == 0:  # no judged step was inside the budget: take the last one,
+            assert self.adv is not None
+            self.best_step = step - self.idle  # quantization shrinks it into the budget
+            self.best_pixels = self.adv.detach().clone()
+        self.done = True
+        self.steps_taken = step - self.idle
+
+    def change(self) -> torch.Tensor:
+        """The kept change on the working copy."""
+        assert self.best_pixels is not None
+        return self.best_pixels - self.window.original

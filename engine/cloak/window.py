@@ -1,0 +1,145 @@
+"""One face's pixels as the optimizer holds them, and the crops each extractor cuts from them.
+
+The optimizer works on a working copy of the face (:mod:`engine.working_scale`); the
+variable is a luminance/chroma field over the face box (:mod:`engine.perceptual`), and every
+extractor's crop is cut from a canvas that shows the current step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.align import similarity_transform, warp_faces
+from engine.cloak.options import CloakOptions
+from engine.faces import Face
+from engine.perceptual import perceptual_weights, shape_change
+from engine.photo_io import max_value
+from engine.ssim import gaussian_blur
+from engine.visibility import FacePyramid
+from engine.working_scale import WorkingCopy
+
+
+def context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
+    """The source window every extractor's (diversified) crop can see: union of inverse crop footprints."""
+    h, w = shape[:2]
+    xs, ys = [], []
+    for template, size in templates:
+        m = similarity_transform(face.landmarks, template)
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+        c = size / 2.0
+        half = c * scale_max + 2
+        corners = np.array([[c - half, c - half, 1], [c + half, c - half, 1], [c - half, c + half, 1], [c + half, c + half, 1]]).T
+        src = inv @ corners
+        xs += list(src[0])
+        ys += list(src[1])
+    return max(0, int(min(xs)) - 1), max(0, int(min(ys)) - 1), min(w, int(math.ceil(max(xs))) + 2), min(h, int(math.ceil(max(ys))) + 2)
+
+
+def extractor_view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: bool) -> torch.Tensor:
+    """The crop an extractor sees (:func:`warp_faces`, then the diversity blur), computed on the
+    CPU and moved back when ``on_cpu`` (a seeded CUDA cloak).
+
+    Why: on CUDA the backward passes of ``grid_sample``, of the antialiased resize and of the
+    blur's edge padding add with atomics in no fixed order, and PyTorch has no deterministic
+    version of them; the differences grow over the steps (seeded reruns on an H200 ended up to
+    11 levels apart after 5 steps). They are deterministic on the CPU, and only the crop's
+    footprint travels.
+    """
+    x = patch.cpu() if on_cpu and patch.device.type != "cpu" else patch
+    crop = warp_faces(x, m, size)
+    if sigma > 0:
+        crop = gaussian_blur(crop, sigma)
+    return crop.to(patch.device)
+
+
+def to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device=device, dtype=torch.float32).unsqueeze(0) / max_value
+
+
+@dataclass
+class VisibleWindow:
+    """One face's pixels as the optimizer holds them: its working copy, and the face box it may change.
+
+    The variable is a luminance/chroma field over the face box (``engine.perceptual``); the
+    canvas is the copy as the current step shows it, from which each extractor's crop is cut.
+    The face box's DSSIM is the worst over its scales (``engine.visibility``).
+    """
+
+    base: torch.Tensor  # the working copy's original pixels (1×C×H×W, in [0, 1])
+    ox: tuple[int, int]  # the face box's columns and rows in the copy: the optimized pixels
+    oy: tuple[int, int]
+    pyramid: FacePyramid
+    m_y: torch.Tensor  # perceptual weights of luminance and chroma over the face box
+    m_c: torch.Tensor
+    canvas: torch.Tensor = field(init=False)  # the copy as the current step shows it (no graph)
+
+    def __post_init__(self) -> None:
+        self.canvas = self.base.clone()
+
+    @classmethod
+    def build(cls, wc: WorkingCopy, device: torch.device, o: CloakOptions) -> "VisibleWindow":
+        base = to_unit(wc.image, max_value(wc.image), device)
+        x0, y0, x1, y1 = wc.copy_region
+        original = base[..., y0:y1, x0:x1]
+        lm = wc.face.landmarks
+        eyes = lm[:2] - np.array([x0, y0])
+        m_y, m_c = perceptual_weights(original, eyes, float(np.linalg.norm(lm[0] - lm[1])), o.masking, o.chroma, o.eye_luma)
+        return cls(base, (x0, x1), (y0, y1), FacePyramid(original), m_y, m_c)
+
+    @property
+    def original(self) -> torch.Tensor:
+        return self.base[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]]
+
+    def pixels(self, u: torch.Tensor) -> torch.Tensor:
+        """The face box's pixels for the optimizer's field ``u`` (differentiable when ``u`` is)."""
+        return (self.original + shape_change(u, self.m_y, self.m_c)).clamp(0, 1)
+
+    def region_dssim(self, x: torch.Tensor) -> torch.Tensor:
+        """The worst-scale DSSIM of face-box pixels ``x`` (differentiable when ``x`` is)."""
+        return self.pyramid.worst(x)
+
+    @property
+    def obox(self) -> tuple[int, int, int, int]:
+        return self.ox[0], self.oy[0], self.ox[1], self.oy[1]
+
+    def show(self, x: torch.Tensor) -> None:
+        """Put the optimized pixels ``x`` on the canvas (what :meth:`patches` reads)."""
+        self.canvas[..., self.oy[0] : self.oy[1], self.ox[0] : self.ox[1]] = x.detach()
+
+    def patches(self, x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> list[torch.Tensor]:
+        """Rectangles of the canvas (x0, y0, x1, y1), differentiable w.r.t. ``x`` when it needs a gradient.
+
+        ``x`` must be what :meth:`show` last put on the canvas.
+        """
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return [self.canvas[..., y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+        return list(CanvasPatches.apply(x, self.canvas, self.obox, *boxes))
+
+
+class CanvasPatches(torch.autograd.Function):
+    """Crops' source rectangles of the window canvas, with the gradient routed to the optimized pixels.
+
+    Why not slice a window tensor that carries the graph: autograd gives every slice of it
+    a window-sized zero gradient and the composition two more copies — about 13 passes over
+    the window per step, 0.6 s of a 12 MP photo's cloak. Here the backward pass is one
+    zero-filled gradient of the optimized pixels and a copy per rectangle.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, canvas: torch.Tensor, obox: tuple[int, int, int, int], *boxes: tuple[int, int, int, int]):  # type: ignore[override]
+        ctx.geometry = (x.shape, obox, boxes)
+        return tuple(canvas[..., y0:y1, x0:x1].clone() for x0, y0, x1, y1 in boxes)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):  # type: ignore[override]
+        shape, (ox0, oy0, ox1, oy1), boxes = ctx.geometry
+        gx = grads[0].new_zeros(shape)
+        for (x0, y0, x1, y1), g in zip(boxes, grads):
+            ix0, iy0, ix1, iy1 = max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1)
+            if g is not None and ix1 > ix0 and iy1 > iy0:
+                gx[..., iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0] += g[..., iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+        return (gx, None, None) + (None,) * len(boxes)
