@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.align import is_aligned_crop
-from engine.cloak.budget import compose_within_budget
+from engine.cloak.budget import compose_within_budget, core_of
 from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
 from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from engine.memory import release_free_memory
@@ -87,8 +87,9 @@ class PhotoCloaker:
             mine = [j for j, o in enumerate(owners) if o == i]
             if mine:
                 floor = self.options.floor
-                rgb, crowded = compose_within_budget(photo.rgb, [results[j].region for j in mine], [pixels[j] for j in mine],
-                                                     [results[j].budget for j in mine], [floor] * len(mine))
+                regions = [results[j].region for j in mine]
+                rgb, crowded = compose_within_budget(photo.rgb, regions, [pixels[j] for j in mine], [results[j].budget for j in mine],
+                                                     [floor] * len(mine), [core_of(results[j].box, r) for j, r in zip(mine, regions)])
                 for j, m in zip(mine, crowded):
                     if m is not None:  # a face in a crowd, measured again with its neighbours' changes written
                         r = results[j]

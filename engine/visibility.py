@@ -94,18 +94,34 @@ class FacePyramid:
 
 
 @torch.no_grad()
-def measure_scales(cloaked: torch.Tensor, original: torch.Tensor, smallest: int = SMALLEST_FACE_WIDTH) -> ScaleDSSIM:
+def measure_scales(cloaked: torch.Tensor, original: torch.Tensor, smallest: int = SMALLEST_FACE_WIDTH,
+                   core: tuple[int, int, int, int] | None = None) -> ScaleDSSIM:
     """Exact (stride 1) DSSIM of a face box at every pyramid scale; full-size tensors, no statistics kept.
 
     For the final measurement of what will be written: large faces are evaluated in row
     bands (:func:`engine.ssim.dssim`), so a 48 MP photo's face costs no full-size SSIM maps.
+
+    ``core`` (x0, y0, x1, y1 inside the box): the detector's own box, measured too, with its
+    own pyramid. Why: the margin around it holds hair and background, where the change is
+    small, so a tighter box (another detector's, a viewer's eye on the face) reads a higher
+    DSSIM than the grown one. Where a width occurs in both, the worse value is kept.
     """
+    out = _pyramid(cloaked, original, smallest)
+    if core is not None:
+        x0, y0, x1, y1 = core
+        if x1 - x0 >= 8 and y1 - y0 >= 8:
+            for width, d in _pyramid(cloaked[..., y0:y1, x0:x1], original[..., y0:y1, x0:x1], smallest).items():
+                out[width] = max(d, out.get(width, 0.0))
+    return ScaleDSSIM(out)
+
+
+def _pyramid(cloaked: torch.Tensor, original: torch.Tensor, smallest: int) -> dict[int, float]:
     h, w = original.shape[-2:]
     out: dict[int, float] = {}
     for width in pyramid_widths(w, smallest):
         size = scale_size(h, w, width)
         out[width] = float(dssim(resize(cloaked, size), resize(original, size))[0])
-    return ScaleDSSIM(out)
+    return out
 
 
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:

@@ -35,8 +35,10 @@ class Rounded:
 class _Rounding:
     """δ = x − round(orig) at scale c, rounded to the photo's levels, and its measurements."""
 
-    def __init__(self, x: torch.Tensor, orig: torch.Tensor, max_value: int, dtype: np.dtype, original: np.ndarray) -> None:
+    def __init__(self, x: torch.Tensor, orig: torch.Tensor, max_value: int, dtype: np.dtype, original: np.ndarray,
+                 core: tuple[int, int, int, int] | None = None) -> None:
         self.max_value = max_value
+        self.core = core
         self.dtype = dtype
         self.original = original
         # in place: on a 48 MP photo each is ~40 MB, and this step's temporaries were the process's peak
@@ -46,7 +48,7 @@ class _Rounding:
 
     def at(self, c: float) -> tuple[torch.Tensor, ScaleDSSIM]:
         q = torch.add(self.base, self.delta, alpha=c).round_().clamp_(0, self.max_value).div_(self.max_value)
-        return q, measure_scales(q, self.base_unit)
+        return q, measure_scales(q, self.base_unit, core=self.core)
 
     def array(self, q: torch.Tensor) -> np.ndarray:
         return (q * self.max_value).round_()[0].permute(1, 2, 0).cpu().numpy().astype(self.dtype)
@@ -56,7 +58,8 @@ class _Rounding:
 
 
 @torch.no_grad()
-def round_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float, floor: float, original: np.ndarray) -> Rounded:
+def round_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float, floor: float, original: np.ndarray,
+                        core: tuple[int, int, int, int] | None = None) -> Rounded:
     """Round face box ``x`` (1×C×H×W in [0, 1]; ``orig`` its original) so that both limits hold.
 
     DSSIM: rounding can push a perturbation just over the budget; then a smaller scale c of δ
@@ -71,8 +74,9 @@ def round_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, bud
     further down until it clears it (SSIMULACRA2 rises as δ shrinks).
 
     ``x`` and ``orig`` are overwritten. ``original``: the face box's pixels as the photo holds them.
+    ``core``: the detector's own box inside it, held to the budget too (:func:`measure_scales`).
     """
-    r = _Rounding(x, orig, max_value, original.dtype, original)
+    r = _Rounding(x, orig, max_value, original.dtype, original, core)
     c, q, m = _within_dssim(r, budget * (1 - 2e-4))
     s2 = r.ssimulacra2(q)
     if floor > 0 and s2 < floor and c > 0:
@@ -129,8 +133,18 @@ def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def core_of(box: tuple[float, float, float, float], region: Box) -> Box:
+    """The detector's box (x, y, w, h in the photo) in the face box's own coordinates, clipped to it."""
+    x, y, w, h = box
+    rx0, ry0, rx1, ry1 = region
+    x0, y0 = max(rx0, int(x)), max(ry0, int(y))
+    x1, y1 = min(rx1, int(math.ceil(x + w))), min(ry1, int(math.ceil(y + h)))
+    return x0 - rx0, y0 - ry0, max(x0, x1) - rx0, max(y0, y1) - ry0
+
+
 def compose_within_budget(
-    image: np.ndarray, regions: list[Box], pixels: list[np.ndarray], budgets: list[float], floors: list[float]
+    image: np.ndarray, regions: list[Box], pixels: list[np.ndarray], budgets: list[float], floors: list[float],
+    cores: list[Box | None] | None = None,
 ) -> tuple[np.ndarray, list[Rounded | None]]:
     """The photo with every face's change written in, each face box still within its budget and floor.
 
@@ -169,7 +183,7 @@ def compose_within_budget(
             a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
             ta = torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / mv)[None]
             tb = torch.from_numpy(b.transpose(2, 0, 1).astype(np.float32) / mv)[None]
-            m = measure_scales(tb, ta)
+            m = measure_scales(tb, ta, core=cores[i] if cores else None)
             s2 = ssimulacra2(a, b)
             measured[i] = Rounded(b, m, s2, scale[i])
             if m.worst > budgets[i] * (1 - 2e-4) or (floors[i] > 0 and s2 < floors[i]):

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
-from engine.cloak.budget import round_within_budget, shrink_into_budget
+from engine.cloak.budget import core_of, round_within_budget, shrink_into_budget
 from engine.cloak.jobs import FaceJob, FaceResult
 from engine.cloak.objective import Goal, Objective
 from engine.cloak.options import CloakOptions
@@ -371,7 +371,7 @@ class Cloaker:
             orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
             x_region = (orig_region + lift(deltas[j], f.copy)).clamp_(0, 1)
             deltas[j] = None  # type: ignore[call-overload]
-            rounded = round_within_budget(x_region, orig_region, mv, f.budget, o.floor, job.image[ry0:ry1, rx0:rx1])
+            rounded = round_within_budget(x_region, orig_region, mv, f.budget, o.floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region))
             del orig_region, x_region
             out_pixels.append(rounded.pixels)
             results.append(
