@@ -50,9 +50,9 @@ def peak_memory_child(megapixels: int, device: str) -> float:
     # this (large) benchmark process would report the parent's size.
     code = (
         "import re\n"
-        "from engine.photo_io import read_photo, encode_photo\n"
-        "from engine.pipeline import PhotoCloaker\n"
-        "from engine.cloak import CloakOptions\n"
+        "from fawkes_engine.photo_io import read_photo, encode_photo\n"
+        "from fawkes_engine.pipeline import PhotoCloaker\n"
+        "from fawkes_engine.cloak import CloakOptions\n"
         f"pc = PhotoCloaker(CloakOptions(mode='mid', device='{device}'))\n"
         f"photo = read_photo({path!r})\n"
         "r = pc.cloak([photo])[0]\n"
@@ -69,9 +69,9 @@ def peak_memory_child(megapixels: int, device: str) -> float:
 
 
 def main() -> None:
-    from engine.cloak import MODES, CloakOptions
-    from engine.photo_io import decode_photo, encode_photo
-    from engine.pipeline import PhotoCloaker
+    from fawkes_engine.cloak import MODES, CloakOptions
+    from fawkes_engine.photo_io import decode_photo, encode_photo
+    from fawkes_engine.pipeline import PhotoCloaker
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")

@@ -25,9 +25,9 @@ from benchmarks.common import ROOT, SHARED, report
 _TIMER = """
 import json, sys, time
 from benchmarks.bench_cloak import synthetic_photo
-from engine.cloak import CloakOptions
-from engine.photo_io import decode_photo, encode_photo
-from engine.pipeline import PhotoCloaker
+from fawkes_engine.cloak import CloakOptions
+from fawkes_engine.photo_io import decode_photo, encode_photo
+from fawkes_engine.pipeline import PhotoCloaker
 pc = PhotoCloaker(CloakOptions(mode=sys.argv[1]))
 data = synthetic_photo(12)
 out = []

@@ -34,12 +34,12 @@ def sources() -> list[str]:
 
 def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, variant: str = "", only: tuple[str, ...] = ()) -> list[dict[str, object]]:
     """Per face and extractor: ‖own − cloaked‖ − ‖cloaked − target centroid‖ (> 0: crossed)."""
-    from engine.cloak import CloakOptions
-    from engine.evaluate.crossing import crossings
-    from engine.evaluate.protocol import parse_variant
-    from engine.faces import FaceDetector
-    from engine.photo_io import read_photo, write_photo
-    from engine.pipeline import PhotoCloaker
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.cloak.variant import parse_variant
+    from fawkes_engine.evaluate.crossing import crossings
+    from fawkes_engine.faces import FaceDetector
+    from fawkes_engine.photo_io import read_photo, write_photo
+    from fawkes_engine.pipeline import PhotoCloaker
 
     det = FaceDetector()
     options = CloakOptions(mode=mode, dssim_budget=budget, steps=steps)

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import SHARED, report
-from daemon.queue import Queue
+from fawkes_daemon.queue import Queue
 
 
 def cpu_seconds(pid: int) -> float:
@@ -34,7 +34,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(cfg: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+    return subprocess.Popen([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
 
 
 def main() -> None:

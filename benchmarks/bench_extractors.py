@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import SHARED, median_seconds, report
-from engine.faces import FaceDetector
-from engine.models import get_extractor
-from engine.photo_io import read_photo
+from fawkes_engine.faces import FaceDetector
+from fawkes_engine.models import get_extractor
+from fawkes_engine.photo_io import read_photo
 
 
 def main() -> None:

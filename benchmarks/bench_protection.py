@@ -40,8 +40,10 @@ def sample_users(name: str, first8: list[str]) -> list[str]:
 
 
 def main() -> None:
-    from engine.cloak import CloakOptions
-    from engine.evaluate.protocol import EvalConfig, Evaluation, jpeg, parse_variant
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.cloak.variant import parse_variant
+    from fawkes_engine.evaluate.countermeasures import jpeg
+    from fawkes_engine.evaluate.protocol import EvalConfig, Evaluation
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sample", default="first8", help="first8 or other16")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import SHARED, report
-from engine.dataset import crops_for, load_faces
-from engine.evaluate.trackers import loo_1nn_accuracy
-from engine.models import get_extractor
+from fawkes_engine.dataset import crops_for, load_faces
+from fawkes_engine.evaluate.trackers import loo_1nn_accuracy
+from fawkes_engine.models import get_extractor
 
 NAMES = ("sface", "dlib", "sface-robust", "dlib-robust")
 

@@ -40,11 +40,11 @@ def sources(lfw: int) -> list[Path]:
 
 
 def run_mode(mode: str, budget: float | None, srcs: list[Path], tmp: Path) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray, str]]]:
-    from engine.cloak import CloakOptions
-    from engine.evaluate.visibility_check import measure_photo
-    from engine.faces import FaceDetector
-    from engine.photo_io import read_photo, write_photo
-    from engine.pipeline import PhotoCloaker
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.evaluate.visibility_check import measure_photo
+    from fawkes_engine.faces import FaceDetector
+    from fawkes_engine.photo_io import read_photo, write_photo
+    from fawkes_engine.pipeline import PhotoCloaker
 
     pc = PhotoCloaker(CloakOptions(mode=mode, dssim_budget=budget), detector=FaceDetector())
     faces: list[dict] = []

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time as dtime
 from pathlib import Path
 from typing import Literal
-
-from datetime import time as dtime
 
 import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from engine.cloak import MODES
-from engine.models.names import BUILTIN_EXTRACTORS
-from engine.photo_io import METADATA_POLICIES
+from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions
+from fawkes_engine.photo_io import METADATA_POLICIES
 
 APP = "fawkes-sync"
 
@@ -93,10 +91,20 @@ class CloakConfig(_Strict):
     max_budget: float | None = Field(default=None, gt=0, lt=0.5)  # None: the mode's ceiling (dssim_budget's own if set)
     ssimulacra2_floor: float | None = Field(default=None, ge=0, le=100)  # None: the mode's (none with dssim_budget); 0: none
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
-    target_mode: Literal["farthest", "average", "untargeted"] = "farthest"
+    target_mode: Literal["farthest", "average", "fixed", "untargeted"] = "farthest"
+    target_identity: str | None = None  # target_mode: fixed
     stop_fraction: float | None = Field(default=None, gt=0, le=1)
     seed: int = 0
     deterministic: bool = True  # on CUDA: crops made on the CPU so seeded cloaks repeat exactly (~20 % slower there)
+
+    def to_options(self, device: str = "auto") -> CloakOptions:
+        """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
+        return CloakOptions(
+            mode=self.mode, dssim_budget=self.dssim_budget, steps=self.steps, extend_steps=self.extend_steps,
+            max_budget=self.max_budget, ssimulacra2_floor=self.ssimulacra2_floor, extractors=tuple(self.extractors),
+            target_mode=self.target_mode, target_identity=self.target_identity, stop_fraction=self.stop_fraction,
+            seed=self.seed, deterministic=self.deterministic, device=device,
+        )
 
     @field_validator("mode")
     @classmethod
@@ -176,7 +184,7 @@ class PushConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _complete(self) -> "PushConfig":
+    def _complete(self) -> PushConfig:
         if self.kind == "webdav":
             if not self.url or not self.url.startswith(("http://", "https://")):
                 raise ValueError("webdav needs `url:` (http:// or https://)")
@@ -234,7 +242,7 @@ class Config(_Strict):
         return _anchored(v, info)
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> "Config":
+    def _no_overlap(self) -> Config:
         if not self.sources:
             raise ValueError("sources: at least one source folder is needed")
         labels = set()

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.config import Config
+from fawkes_daemon.config import Config
 
 
 def _readable_dir(path: Path) -> str | None:
@@ -47,7 +47,7 @@ def problems(config: Config) -> list[str]:
     if share_parent.exists() and not os.access(share_parent, os.W_OK | os.X_OK):
         out.append(f"to_share {config.to_share}: not writable")
     if config.push is not None and config.push.secret:
-        from daemon.secrets import SecretError, lookup
+        from fawkes_daemon.secrets import SecretError, lookup
 
         try:
             if lookup(config.push.secret) is None:

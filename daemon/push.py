@@ -20,9 +20,9 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from daemon.config import PushConfig
-from daemon.queue import Queue
-from daemon.secrets import get_secret, redact
+from fawkes_daemon.config import PushConfig
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.secrets import get_secret, redact
 
 log = logging.getLogger("fawkes.push")
 

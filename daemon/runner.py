@@ -25,14 +25,14 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon import health
-from daemon.config import Config
-from daemon.notify import notify
-from daemon.push import Pusher, make_remote
-from daemon.queue import Queue
-from daemon.schedule import WorkPolicy
-from daemon.watch import StabilityGate, Watcher
-from daemon.worker import Worker
+from fawkes_daemon import health
+from fawkes_daemon.config import Config
+from fawkes_daemon.notify import notify
+from fawkes_daemon.push import Pusher, make_remote
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.schedule import WorkPolicy
+from fawkes_daemon.watch import StabilityGate, Watcher
+from fawkes_daemon.worker import Worker
 
 log = logging.getLogger("fawkes.daemon")
 

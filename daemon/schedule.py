@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from daemon.config import ScheduleConfig, parse_window
+from fawkes_daemon.config import ScheduleConfig, parse_window
 
 
 def in_window(t: time, start: time, end: time) -> bool:

@@ -1,6 +1,6 @@
 """Service definitions: a systemd user unit (Linux) and a launchd agent (macOS).
 
-Both run exactly ``<this interpreter> -m daemon.cli run --config <absolute path>``, so the
+Both run exactly ``<this interpreter> -m fawkes_daemon.cli run --config <absolute path>``, so the
 service uses the environment `fawkes service install` was run from, wherever it lives.
 Both ask for low priority (nice, idle I/O) because cloaking is background work on the
 user's own laptop, restart on failure but not on a configuration error (exit code 2,
@@ -27,7 +27,7 @@ def default_platform() -> str:
 
 
 def exec_args(config: Path, python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "daemon.cli", "run", "--config", str(config)]
+    return [python or sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config)]
 
 
 def _systemd_quote(arg: str) -> str:

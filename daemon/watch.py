@@ -19,11 +19,13 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon.config import Config, SourceConfig
-from daemon.ignore import is_ignored, matches
-from daemon.queue import Queue
+from fawkes_daemon.config import Config, SourceConfig
+from fawkes_daemon.ignore import is_ignored, matches
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.walk import walk_source
 
 log = logging.getLogger("fawkes.watch")
 
@@ -147,7 +149,7 @@ class Watcher:
         self.queue = queue
         self.gate = gate
         self.on_removed = on_removed or (lambda source, path: None)
-        self.observers: dict[str, Observer] = {}
+        self.observers: dict[str, BaseObserver] = {}
         self.errors: dict[str, str] = {}
 
     def start(self) -> None:
@@ -198,27 +200,13 @@ class Watcher:
         """Offer every matching file whose exact version is not yet in the queue."""
         offered = 0
         for s in self.config.sources:
-            if not s.path.is_dir():
-                continue
-            for dirpath, dirs, files in os.walk(s.path):
-                rel_dir = Path(dirpath).relative_to(s.path)
-                dirs[:] = [d for d in dirs if not is_ignored(rel_dir / d / "x")]
-                for name in files:
-                    rel = rel_dir / name
-                    if is_ignored(rel) or not matches(rel, s.include, s.exclude):
-                        continue
-                    p = Path(dirpath) / name
-                    try:
-                        st = p.lstat() if p.is_symlink() else p.stat()
-                    except OSError:
-                        st = None
-                    if st is not None and self.queue.known(s.label, rel.as_posix(), st.st_size, st.st_mtime_ns):
-                        continue
-                    self.gate.offer(s, p)
-                    offered += 1
-                # folders named like photos (x.jpg/) are offered so they get a clear state
-                for d in list(dirs):
-                    rel = rel_dir / d
-                    if matches(rel, s.include, s.exclude) and not self.queue.known(s.label, rel.as_posix(), 0, 0):
-                        self.queue.add(s.label, rel.as_posix(), 0, 0)
+            for e in walk_source(s):
+                if e.is_dir:  # folders named like photos (x.jpg/) are queued so they get a clear state
+                    if not self.queue.known(s.label, e.rel, 0, 0):
+                        self.queue.add(s.label, e.rel, 0, 0)
+                    continue
+                if e.size >= 0 and self.queue.known(s.label, e.rel, e.size, e.mtime_ns):
+                    continue
+                self.gate.offer(s, e.path)
+                offered += 1
         return offered

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.config import Config, SourceConfig
-from daemon.queue import Job, Queue
-from engine.photo_io import Photo, PhotoError, decode_photo, encode_photo, output_format, sniff_format
+from fawkes_daemon.config import Config, SourceConfig
+from fawkes_daemon.queue import Job, Queue
+from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, encode_photo, output_format, sniff_format
 
 log = logging.getLogger("fawkes.worker")
 
@@ -74,16 +74,9 @@ class Worker:
     @property
     def cloaker(self):
         if self._cloaker is None:
-            from engine.cloak import CloakOptions
-            from engine.pipeline import PhotoCloaker
+            from fawkes_engine.pipeline import PhotoCloaker
 
-            c = self.config.cloak
-            self._cloaker = PhotoCloaker(
-                CloakOptions(
-                    mode=c.mode, dssim_budget=c.dssim_budget, steps=c.steps, extend_steps=c.extend_steps, max_budget=c.max_budget, ssimulacra2_floor=c.ssimulacra2_floor, extractors=tuple(c.extractors), seed=c.seed, deterministic=c.deterministic, device=self.config.device,
-                    target_mode=c.target_mode, stop_fraction=c.stop_fraction,
-                )
-            )
+            self._cloaker = PhotoCloaker(self.config.cloak.to_options(self.config.device))
         return self._cloaker
 
     def sweep_staging(self) -> int:
@@ -233,7 +226,7 @@ class Worker:
                 self.queue.finish(item.job.id, "held", content_hash=item.content_hash, faces=len(res.faces), skipped=len(res.skipped), seconds=per, error=held)
                 log.info("%s: %s", src, held)
                 continue
-            if res.faces and min(f.dssim for f in res.faces) <= 0.0:
+            if res.unchanged_faces:
                 # a face the optimizer left untouched must never be published as "cloaked"
                 state = self.queue.retry_later(item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts)
                 log.warning("%s: a face could not be cloaked; %s", src, state)

@@ -12,6 +12,6 @@ import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from engine.memory import tune_heap as _tune_heap  # noqa: E402
+from fawkes_engine.memory import tune_heap as _tune_heap  # noqa: E402
 
 _tune_heap()  # large photos' window-sized tensors: see engine.memory

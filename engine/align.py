@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 # Below this scale (crop pixels per source pixel) the source is first resized with antialiasing.
 DOWNSCALE_BELOW = 0.75
 # ... and below this one the resize's gradient is the approximate adjoint (_Downscale): cosine to the
@@ -193,6 +192,6 @@ def is_aligned_crop(shape: tuple[int, ...], size: int = 112) -> bool:
 
 def aligned_crop_landmarks(shape: tuple[int, ...]) -> np.ndarray:
     """Landmarks of an already-aligned ArcFace-style crop of any square size."""
-    from engine.models.spec import ARCFACE_112
+    from fawkes_engine.models.spec import ARCFACE_112
 
     return ARCFACE_112 * (shape[1] / 112.0)

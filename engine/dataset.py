@@ -8,15 +8,19 @@ labelled person in LFW-style photos) is taken.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from engine.align import align_numpy, is_aligned_crop
-from engine.faces import FaceDetector
-from engine.faces import central_face as find_central_face
-from engine.photo_io import EXTENSIONS, PhotoError, read_photo
+from fawkes_engine.align import align_numpy, is_aligned_crop
+from fawkes_engine.faces import Face, FaceDetector
+from fawkes_engine.faces import central_face as find_central_face
+from fawkes_engine.photo_io import EXTENSIONS, PhotoError, read_photo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,13 +30,21 @@ class LabelledFace:
     rgb: np.ndarray  # the whole (upright) photo
     landmarks: np.ndarray  # 5×2 in photo pixels
     pre_aligned: bool
+    face: Face  # the detection (box and landmarks) the cloak starts from
 
 
-def list_identities(root: str | Path, min_images: int = 1) -> dict[str, list[Path]]:
+Order = Literal["natural", "name"]
+
+
+def list_identities(root: str | Path, min_images: int = 1, order: Order = "natural") -> dict[str, list[Path]]:
+    """Identity folder → its photos, in natural order (2.jpg before 10.jpg) or by name.
+
+    ``fawkes eval`` uses name order: its seeded train/test split is defined on that order.
+    """
     root = Path(root)
     out: dict[str, list[Path]] = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted((f for f in d.iterdir() if f.suffix.lower() in EXTENSIONS), key=_natural)
+        files = sorted((f for f in d.iterdir() if f.suffix.lower() in EXTENSIONS), key=_natural if order == "natural" else None)
         if len(files) >= min_images:
             out[d.name] = files
     return out
@@ -47,19 +59,22 @@ def central_face(path: Path, detector: FaceDetector) -> LabelledFace | None:
     """The labelled person's face: the whole crop if pre-aligned, else the detected face nearest the centre."""
     try:
         photo = read_photo(path)
-    except PhotoError:
+    except PhotoError as e:
+        log.warning("%s", e)
         return None
     rgb = photo.rgb8()
     face = find_central_face(rgb, detector)
     if face is None:
         return None
-    return LabelledFace(path, path.parent.name, rgb, face.landmarks, is_aligned_crop(rgb.shape))
+    return LabelledFace(path, path.parent.name, rgb, face.landmarks, is_aligned_crop(rgb.shape), face)
 
 
-def load_faces(root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None) -> list[LabelledFace]:
+def load_faces(root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None,
+               order: Order = "natural") -> list[LabelledFace]:
+    """Every labelled face under ``root`` (one folder per identity): the one loader of tests, eval and the bank."""
     detector = detector or FaceDetector(min_face=16)
     out: list[LabelledFace] = []
-    for ident, files in list_identities(root, min_images).items():
+    for files in list_identities(root, min_images, order).values():
         for f in files[:per_identity]:
             face = central_face(f, detector)
             if face is not None:

@@ -56,14 +56,14 @@ class Detection:
 
 def aligned_crop_face(shape: tuple[int, ...]) -> Face:
     """A pre-aligned ArcFace-style crop is one face at the template: no detection needed."""
-    from engine.align import aligned_crop_landmarks
+    from fawkes_engine.align import aligned_crop_landmarks
 
     return Face((0.0, 0.0, float(shape[1]), float(shape[0])), aligned_crop_landmarks(shape), 1.0)
 
 
-def central_face(rgb: np.ndarray, detector: "FaceDetector") -> Face | None:
+def central_face(rgb: np.ndarray, detector: FaceDetector) -> Face | None:
     """The labelled person's face: the whole crop if pre-aligned, else the detected face nearest the centre."""
-    from engine.align import is_aligned_crop
+    from fawkes_engine.align import is_aligned_crop
 
     if is_aligned_crop(rgb.shape):
         return aligned_crop_face(rgb.shape)

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from engine.integrity import CorruptData, check_heif_against_thumbnail, check_jpeg
+from fawkes_engine.integrity import CorruptData, check_heif_against_thumbnail, check_jpeg
 
 try:  # HEIC/HEIF/AVIF through libheif
     import pillow_heif
@@ -85,7 +85,7 @@ class Photo:
             return self.rgb
         return (self.rgb.astype(np.float32) / 257.0).round().astype(np.uint8)
 
-    def with_pixels(self, rgb: np.ndarray) -> "Photo":
+    def with_pixels(self, rgb: np.ndarray) -> Photo:
         return Photo(rgb, self.format, self.path, self.alpha, self.icc, self.exif, self.xmp, self.dpi, self.source_mode)
 
 
@@ -151,7 +151,7 @@ def decode_photo(data: bytes, path: Path | None = None) -> Photo:
             if fmt not in SUPPORTED_FORMATS:
                 raise _fail(path, f"format {fmt or 'unknown'} is not supported (JPEG, PNG, WebP, TIFF, HEIC)")
             if getattr(im, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "TIFF"):
-                raise _fail(path, f"animated {fmt} ({im.n_frames} frames) is not supported")
+                raise _fail(path, f"animated {fmt} ({getattr(im, 'n_frames', 1)} frames) is not supported")
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise _fail(path, f"refused as a decompression bomb ({w}×{h} pixels > {MAX_PIXELS})")
@@ -181,7 +181,7 @@ def decode_photo(data: bytes, path: Path | None = None) -> Photo:
     dpi = info.get("dpi")
     source_mode = im.mode
     try:
-        im = ImageOps.exif_transpose(im)
+        im = ImageOps.exif_transpose(im)  # type: ignore[assignment]
     except Exception:
         pass  # malformed orientation tag: keep pixels as stored
     rgb, alpha, icc = _to_rgb(im, icc, path)
@@ -227,7 +227,7 @@ def _to_rgb(im: Image.Image, icc: bytes | None, path: Path | None) -> tuple[np.n
             try:
                 src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
                 dst = ImageCms.createProfile("sRGB")
-                im = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+                im = ImageCms.profileToProfile(im, src, dst, outputMode="RGB") or im
                 icc = None  # pixels are now sRGB; writing the CMYK profile would be wrong
             except Exception:
                 im = im.convert("RGB")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import is_aligned_crop
-from engine.cloak.budget import compose_within_budget, core_of
-from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
-from engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
-from engine.memory import release_free_memory
-from engine.photo_io import Photo
+from fawkes_engine.align import is_aligned_crop
+from fawkes_engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
+from fawkes_engine.cloak.budget import compose_within_budget, core_of
+from fawkes_engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
+from fawkes_engine.memory import release_free_memory
+from fawkes_engine.photo_io import Photo
 
 
 @dataclass
@@ -35,6 +35,15 @@ class CloakedPhoto:
     @property
     def has_faces(self) -> bool:
         return bool(self.faces)
+
+    @property
+    def unchanged_faces(self) -> int:
+        """Faces the cloak left untouched (no change fitted the budget and floor).
+
+        The rule every caller follows: a photo with such a face is never published or written
+        as cloaked; it is retried or reported as failed.
+        """
+        return sum(1 for f in self.faces if f.dssim <= 0.0)
 
     def summary(self) -> dict:
         return {
@@ -72,7 +81,7 @@ class PhotoCloaker:
         skipped: list[list[SkippedFace]] = []
         for i, photo in enumerate(photos):
             if faces is not None:
-                found, skip = faces[i], []
+                found, skip = faces[i], list[SkippedFace]()
             else:
                 found, skip = faces_in(photo, self.detector)
             skipped.append(skip)
@@ -126,7 +135,7 @@ def diff_image(original: Photo, cloaked: CloakedPhoto, path: str | Path, gain: f
     panel = np.concatenate([a.astype(np.uint8), b.astype(np.uint8), diff], axis=1)
     im = Image.fromarray(panel, "RGB")
     if im.width > 3000:
-        im = im.resize((3000, round(im.height * 3000 / im.width)), Image.LANCZOS)
+        im = im.resize((3000, round(im.height * 3000 / im.width)), Image.Resampling.LANCZOS)
     path = Path(path)
     im.save(path, format="PNG")
     return path

@@ -115,7 +115,7 @@ class SSIMReference:
     e_sq: torch.Tensor
 
     @classmethod
-    def of(cls, y: torch.Tensor, stride: int = 1, window: int = SSIM_WINDOW, sigma: float = 1.5) -> "SSIMReference":
+    def of(cls, y: torch.Tensor, stride: int = 1, window: int = SSIM_WINDOW, sigma: float = 1.5) -> SSIMReference:
         with torch.no_grad():
             k = gaussian_kernel1d(sigma, radius=_window(y, window) // 2, device=y.device, dtype=y.dtype)
             # kept channels-last: ssim_map would otherwise copy it into that layout at every comparison
@@ -146,6 +146,7 @@ def dssim(x: torch.Tensor, y: torch.Tensor | SSIMReference, stride: int = 1, che
     ref = y if isinstance(y, SSIMReference) else None
     if ref is not None:
         y, stride = ref.image, ref.stride
+    assert isinstance(y, torch.Tensor)
     h, w = x.shape[-2:]
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     if (checkpoint and h * w > CHECKPOINT_PIXELS) or (not needs_grad and h * w > 2 * BAND_POSITIONS):

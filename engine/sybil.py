@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
-from engine.faces import Face, FaceDetector
-from engine.photo_io import Photo
-from engine.pipeline import faces_in
+from fawkes_engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult, apply_regions
+from fawkes_engine.faces import Face, FaceDetector
+from fawkes_engine.photo_io import Photo
+from fawkes_engine.pipeline import faces_in
 
 
 @dataclass
@@ -87,8 +87,8 @@ def make_sybils(
         raise ValueError("per_photo must be at least 1")
     cloaker = cloaker or Cloaker(options)
     detector = detector or FaceDetector()
-    uf = user_faces or [_main_face(p, detector) for p in user_photos]
-    cf = candidate_faces or [_main_face(p, detector) for p in candidates]
+    uf: list[Face | None] = list(user_faces) if user_faces else [_main_face(p, detector) for p in user_photos]
+    cf: list[Face | None] = list(candidate_faces) if candidate_faces else [_main_face(p, detector) for p in candidates]
     users = [(i, f) for i, f in enumerate(uf) if f is not None]
     cands = [(i, f) for i, f in enumerate(cf) if f is not None]
     if not users:
@@ -102,7 +102,9 @@ def make_sybils(
             u_feats[n] = np.repeat((c / np.linalg.norm(c))[None], len(v), axis=0)
     c_feats = cloaker.features([FaceJob(candidates[i].rgb, f) for i, f in cands])
     picks = pick_candidates(u_feats, c_feats, cloaker.weights, per_photo)
-    jobs, goals, pairs = [], {e.name: [] for e in cloaker.extractors}, []
+    jobs: list[FaceJob] = []
+    goals: dict[str, list[np.ndarray]] = {e.name: [] for e in cloaker.extractors}
+    pairs: list[tuple[int, int]] = []
     for u_pos, chosen in enumerate(picks):
         for c_pos in chosen:
             ci, face = cands[c_pos]

@@ -12,11 +12,11 @@ with one image of that identity (image-specific cloaks).
 from __future__ import annotations
 
 import hashlib
-
 import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class TargetBank:
         return np.flatnonzero(self.image_identity == identity)
 
     def save(self, path: str | Path) -> None:
-        arrays = {f"emb_{k}": v.astype(np.float16) for k, v in self.embeddings.items()}
+        arrays: dict[str, Any] = {f"emb_{k}": v.astype(np.float16) for k, v in self.embeddings.items()}
         np.savez_compressed(
             path,
             identities=np.array(self.identities),
@@ -53,8 +53,8 @@ class TargetBank:
         )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "TargetBank":
-        path = Path(path) if path else Path(str(resources.files("engine") / "data" / BANK_FILE))
+    def load(cls, path: str | Path | None = None) -> TargetBank:
+        path = Path(path) if path else Path(str(resources.files("fawkes_engine") / "data" / BANK_FILE))
         if not path.exists():
             raise FileNotFoundError(f"{path}: target bank not found (build it with scripts/build_target_bank.py)")
         with np.load(path, allow_pickle=False) as z:
@@ -121,8 +121,8 @@ def identity_index(bank: TargetBank, name: str) -> int:
 
 def build_bank(root: str | Path, extractors: list[str], min_images: int = 3) -> TargetBank:
     """Embed every face of every identity under ``root`` (one folder per identity)."""
-    from engine.dataset import crops_for, load_faces
-    from engine.models import get_extractor
+    from fawkes_engine.dataset import crops_for, load_faces
+    from fawkes_engine.models import get_extractor
 
     faces = load_faces(root, min_images=min_images)
     names = sorted({f.identity for f in faces})

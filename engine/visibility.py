@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.ssim import SSIMReference, dssim
+from fawkes_engine.cloak.options import FACE_MARGIN  # noqa: F401  (the measured face box; defined with the options, torch-free)
+from fawkes_engine.ssim import SSIMReference, dssim
 
 SMALLEST_FACE_WIDTH = 112  # the extractors' crop size: the coarsest scale a recognizer sees a face at
-from engine.cloak.options import FACE_MARGIN  # noqa: F401  (the measured face box; defined with the options, torch-free)
 
 
 def pyramid_widths(width: int, smallest: int = SMALLEST_FACE_WIDTH) -> list[int]:

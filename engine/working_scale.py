@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.faces import Face
+from fawkes_engine.faces import Face
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive)
 

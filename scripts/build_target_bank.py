@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.targets import BANK_FILE, build_bank
+from fawkes_engine.targets import BANK_FILE, build_bank
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import cv2
 import dlib
 import numpy as np
 
-from engine.faces import FaceDetector
+from fawkes_engine.faces import FaceDetector
 
 
 def main(folder: str, limit: int) -> None:

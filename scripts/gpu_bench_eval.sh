@@ -9,10 +9,10 @@ mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .devbench/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/.devbench/site:$PWD FAWKES_SHARED=$PWD/.devbench/shared FAWKES_CACHE_DIR=/tmp/fawkes-cache PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -c "from engine.models import get_extractor as g; [g(n).onnx_path() for n in ('sface','dlib','sface-robust','dlib-robust')]" 2>&1 | grep -v Warn | tail -3
+python3 -c "from fawkes_engine.models import get_extractor as g; [g(n).onnx_path() for n in ('sface','dlib','sface-robust','dlib-robust')]" 2>&1 | grep -v Warn | tail -3
 timeout 150 python3 -m benchmarks.bench_cloak --device cuda --repeats 5 --skip-memory 2>&1 | grep -v -i warn
 cp bench-results/cloak.json "$OUT/cloak-gpu.json" 2>/dev/null
-EVAL='import argparse,sys; from daemon import eval_command as e; p=argparse.ArgumentParser(); s=p.add_subparsers(); e.register(s); a=p.parse_args(sys.argv[1:]); sys.exit(a.func(a))'
+EVAL='import argparse,sys; from fawkes_daemon import eval_command as e; p=argparse.ArgumentParser(); s=p.add_subparsers(); e.register(s); a=p.parse_args(sys.argv[1:]); sys.exit(a.func(a))'
 LFW=.devbench/shared/datasets/lfw-dev/faces
 ev() {  # name, then --transfer variants
   name=$1; shift

@@ -11,7 +11,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.devbench/site:$PWD FAWKES_SHARED=$PWD/.devbench/shared FAWKES_CACHE_DIR=/tmp/fawkes-cache PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-python3 -c "from engine.models import get_extractor as g; [g(n).onnx_path() for n in ('sface','dlib')]" 2>&1 | grep -v -i warn | tail -3
+python3 -c "from fawkes_engine.models import get_extractor as g; [g(n).onnx_path() for n in ('sface','dlib')]" 2>&1 | grep -v -i warn | tail -3
 timeout 170 python3 -m benchmarks.bench_cloak --device cuda --repeats 5 --skip-memory 2>&1 | grep -v -i warn
 cp bench-results/cloak.json "$OUT/cloak-gpu.json" 2>/dev/null
 timeout 200 python3 -m benchmarks.bench_crossing 2>&1 | grep -v -i warn | tee "$OUT/crossing-gpu.txt" | tail -12

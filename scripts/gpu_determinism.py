@@ -22,9 +22,9 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 
 from benchmarks.bench_cloak import synthetic_photo  # noqa: E402
 from benchmarks.common import SHARED  # noqa: E402
-from engine.cloak import CloakOptions  # noqa: E402
-from engine.photo_io import decode_photo, encode_photo, read_photo  # noqa: E402
-from engine.pipeline import PhotoCloaker  # noqa: E402
+from fawkes_engine.cloak import CloakOptions  # noqa: E402
+from fawkes_engine.photo_io import decode_photo, encode_photo, read_photo  # noqa: E402
+from fawkes_engine.pipeline import PhotoCloaker  # noqa: E402
 
 
 def digest(a) -> str:

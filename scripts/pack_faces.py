@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.dataset import central_face, crops_for, list_identities  # noqa: E402
-from engine.faces import FaceDetector  # noqa: E402
-from engine.models import get_extractor  # noqa: E402
+from fawkes_engine.dataset import central_face, crops_for, list_identities  # noqa: E402
+from fawkes_engine.faces import FaceDetector  # noqa: E402
+from fawkes_engine.models import get_extractor  # noqa: E402
 
 
 def encode(chips: np.ndarray, quality: int) -> np.ndarray:

@@ -44,17 +44,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def load_base(name: str, path: Path | None) -> nn.Module:
     """The original extractor as a torch module (RGB [0, 1] in, raw embedding out)."""
     if path is None:
-        from engine.models import get_extractor
+        from fawkes_engine.models import get_extractor
 
         return get_extractor(name).build_torch()
     if path.suffix == ".pt":  # a pickled module (e.g. an fp16 copy carried to a GPU machine)
         return torch.load(path, weights_only=False).float()
     import onnx
 
-    from engine.models.base import PixelAdapter
-    from engine.models.onnx_dequant import dequantize_model
-    from engine.models.onnx_torch import onnx_to_torch
-    from engine.models.sface import build_fp32
+    from fawkes_engine.models.base import PixelAdapter
+    from fawkes_engine.models.onnx_dequant import dequantize_model
+    from fawkes_engine.models.onnx_torch import onnx_to_torch
+    from fawkes_engine.models.sface import build_fp32
 
     tmp = Path(tempfile.mkdtemp()) / "base.fp32.onnx"  # per process: variants may start side by side
     if name == "sface":  # the package's own file: [0, 255] input, block-quantized
@@ -131,8 +131,8 @@ def sha256(path: Path) -> str:
 def export(student: nn.Module, name: str, size: int, out: Path, provenance: dict) -> Path:
     import onnx
 
-    from engine.models.base import export_onnx
-    from engine.models.quantize import quantize_weights
+    from fawkes_engine.models.base import export_onnx
+    from fawkes_engine.models.quantize import quantize_weights
 
     fp32 = out / f"{name}.fp32.onnx"
     export_onnx(copy.deepcopy(student).cpu().float().eval(), size, fp32)

@@ -1,4 +1,16 @@
-"""Shared fixtures: real data from ../shared/datasets, a private model cache per test run."""
+"""Shared fixtures and the test tiers.
+
+Tiers (``pytest -m unit`` / ``integration`` / ``system``):
+
+- **unit**: no shared datasets and no face models; seconds. Every test that asks for none
+  of the data or model fixtures below is one.
+- **integration**: real models and the shared datasets, in-process.
+- **system**: the daemon and the CLI as real subprocesses (marked where they are written).
+
+The shared datasets are found at ``../shared/datasets`` (or ``$FAWKES_SHARED``); a test that
+needs them and cannot find them fails with that path. The model cache is
+``$FAWKES_CACHE_DIR`` when set (CI keeps one between runs), else a fresh folder per run.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAWKES_SHARED", ROOT.parent / "shared")) / "datasets"
 DEV = SHARED / "dev"
 LFW_DEV = SHARED / "lfw-dev"
+NEEDS_DATA_OR_MODELS = {"dev", "lfw_dev", "detector", "cloaker"}
+TIERS = ("unit", "integration", "system")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,22 +32,34 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         os.environ["FAWKES_CACHE_DIR"] = tempfile.mkdtemp(prefix="fawkes-test-cache-")
-    if not SHARED.is_dir():
-        raise pytest.UsageError(f"test data not found at {SHARED} (set FAWKES_SHARED)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(t) for t in TIERS):
+            continue
+        tier = "integration" if NEEDS_DATA_OR_MODELS & set(getattr(item, "fixturenames", ())) else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def _shared(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.fail(f"test data not found at {path} (set FAWKES_SHARED, or run only the unit tier: pytest -m unit)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def dev() -> Path:
-    return DEV
+    return _shared(DEV)
 
 
 @pytest.fixture(scope="session")
 def lfw_dev() -> Path:
-    return LFW_DEV
+    return _shared(LFW_DEV)
 
 
 @pytest.fixture(scope="session")
 def detector():
-    from engine.faces import FaceDetector
+    from fawkes_engine.faces import FaceDetector
 
     return FaceDetector()

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.cloak import MODES, CloakOptions
-from engine.evaluate.crossing import crossings
-from engine.pipeline import PhotoCloaker, outside_regions_unchanged
-from engine.photo_io import read_photo, write_photo
-from engine.ssim import dssim
-from engine.targets import TargetBank, rank_targets, select_target
-from engine.visibility import ssimulacra2
+from fawkes_engine.cloak import MODES, CloakOptions
+from fawkes_engine.evaluate.crossing import crossings
+from fawkes_engine.photo_io import read_photo, write_photo
+from fawkes_engine.pipeline import PhotoCloaker, outside_regions_unchanged
+from fawkes_engine.ssim import dssim
+from fawkes_engine.targets import TargetBank, rank_targets, select_target
+from fawkes_engine.visibility import ssimulacra2
 
 
 def _region_dssim(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int]) -> float:
@@ -196,6 +196,7 @@ def test_untargeted_and_fixed_modes(dev: Path) -> None:
     assert fx.faces[0].target == name
 
 
+@pytest.mark.system
 def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> None:
     from tests.test_photo_io import bad_inputs
 
@@ -208,7 +209,7 @@ def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> Non
     out = tmp_path / "out"
     report = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "cloak", str(src), str(src / "anim.gif"), str(src / "missing.jpg"), "--out", str(out), "--mode", "low", "--steps", "6", "--report", str(report), "--diff-image"],
+        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src), str(src / "anim.gif"), str(src / "missing.jpg"), "--out", str(out), "--mode", "low", "--steps", "6", "--report", str(report), "--diff-image"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -226,7 +227,7 @@ def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> Non
     assert all(by_name[n]["status"] == "failed" for n in bad)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == originals  # originals untouched
     # beside the input, never overwriting: a second run makes a new name
-    subprocess.run([sys.executable, "-m", "daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "-m", "daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
     assert (src / "lady_cloaked.jpg").exists() and (src / "lady_cloaked-1.jpg").exists()
     assert (src / "lady.jpg").read_bytes() == originals["lady.jpg"]

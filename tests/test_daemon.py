@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.config import ConfigError, load_config
-from daemon.ignore import is_ignored
-from daemon.queue import Queue
-
-from tests.helpers.daemon import DaemonProc, share_files, status, wait_for, write_config
+from fawkes_daemon.config import ConfigError, load_config
+from fawkes_daemon.ignore import is_ignored
+from fawkes_daemon.queue import Queue
+from tests.helpers.daemon import DaemonProc, counts, share_files, status, wait_for, write_config
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
@@ -45,7 +44,7 @@ def test_sync_tool_temporaries_are_ignored() -> None:
 def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     import sqlite3
 
-    from daemon.queue import MIGRATIONS
+    from fawkes_daemon.queue import MIGRATIONS
 
     # a database written by the first schema version, with a row in it
     old = sqlite3.connect(tmp_path / "old.sqlite3")
@@ -71,6 +70,7 @@ def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     assert q2.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.system
 def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     src = tmp_path / "src"
@@ -93,8 +93,11 @@ def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path
         (src / "x.jpg.part").write_bytes(data)  # Nextcloud partial
         (src / "._new.jpg").write_bytes(b"\0" * 10)  # AppleDouble
         originals = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
-        wait_for(lambda: len(share_files(tmp_path)) >= 3 and not status(cfg)["counts"]["pending"], 240, "three safe copies")
-        time.sleep(3)
+        def settled() -> bool:
+            c = counts(cfg)
+            return c["done"] >= 3 and c["pending"] == 0 and c["working"] == 0
+
+        wait_for(settled, 240, "three safe copies and nothing left to do")
     finally:
         assert d.stop() == 0
     outs = [p.relative_to(tmp_path / "share").as_posix() for p in share_files(tmp_path)]
@@ -114,6 +117,7 @@ def _uncloaked_face_copy(out: Path, original: Path) -> bool:
     return a.shape == b.shape and np.abs(a - b).mean() < 0.3
 
 
+@pytest.mark.system
 def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path: Path) -> None:
     cfg = write_config(tmp_path, batch_size=4)
     src = tmp_path / "src"
@@ -132,7 +136,7 @@ def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path
         assert not leftovers
     d.start()
     try:
-        wait_for(lambda: status(cfg)["counts"]["done"] >= 100, 600, "all 100 photos")
+        wait_for(lambda: counts(cfg)["done"] >= 100, 600, "all 100 photos")
     finally:
         assert d.stop() == 0
     outs = share_files(tmp_path)
@@ -146,6 +150,7 @@ def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path
     assert st["counts"]["pending"] == 0 and st["counts"]["working"] == 0 and st["counts"]["failed"] == 0
 
 
+@pytest.mark.system
 def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Path) -> None:
     from tests.test_photo_io import bad_inputs
 
@@ -155,7 +160,7 @@ def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Pat
     expected.pop("anim.gif")  # GIF is not in the default include: never queued (test_photo_io covers its refusal)
     base = Image.open(dev / "faces" / "Will_Smith" / "1.jpg").convert("RGB")
     base.convert("CMYK").save(src / "cmyk.jpg", quality=95)
-    Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257)).save(src / "gray16.png")
+    Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257).save(src / "gray16.png")
     outside = tmp_path / "outside.jpg"
     shutil.copyfile(dev / "faces" / "Will_Smith" / "2.jpg", outside)
     (src / "link.jpg").symlink_to(outside)
@@ -166,13 +171,13 @@ def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Pat
     shutil.copyfile(dev / "faces" / "Will_Smith" / "4.jpg", unreadable)
     unreadable.chmod(0)
     # queue everything first, then delete one file before the daemon ever sees it
-    subprocess.run([sys.executable, "-m", "daemon.cli", "backfill", "--config", str(cfg)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "backfill", "--config", str(cfg)], check=True, capture_output=True)
     gone.unlink()
     d = DaemonProc(cfg, tmp_path / "log")
     d.start()
     try:
         def settled() -> bool:
-            c = status(cfg)["counts"]
+            c = counts(cfg)
             return c["pending"] == 0 and c["working"] == 0 and c["done"] + c["failed"] >= 10
         wait_for(settled, 240, "every bad input to get a state")
         assert d.proc and d.proc.poll() is None  # still up

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.evaluate.trackers import UNKNOWN, LinearTracker, SimilarityTracker, accuracy, protection_rate
+from fawkes_engine.evaluate.trackers import UNKNOWN, LinearTracker, SimilarityTracker, accuracy, protection_rate
 
 
 def test_tracker_that_always_answers_user_gives_zero_protection() -> None:
@@ -38,11 +38,12 @@ def test_untouched_baseline_gives_expected_accuracy() -> None:
     assert protection_rate(lin2.predict(test[:4]), "0") == 1.0
 
 
+@pytest.mark.system
 def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     """Two protected users of the dev set, real cloaks (few steps), real trackers; table, JSON and plots written."""
     out = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
+        [sys.executable, "-m", "fawkes_daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
          "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--label-density", "2",
          "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection",
          "--transfer", "sface:diversity_jpeg=0.5", "--transfer", "dlib-robust", "--out", str(out)],
@@ -84,9 +85,9 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
 
 
 def test_transfer_variants_parse_every_cloak_option_and_families_group_models() -> None:
-    from engine.cloak import CloakOptions
-    from engine.evaluate.protocol import parse_variant, variant_label
-    from engine.models import family
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.cloak.variant import parse_variant, variant_label
+    from fawkes_engine.evaluate.views import view_family as family
 
     base = CloakOptions()
     o = parse_variant("sface,sface-robust:extractor_weights=1/2:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.dataset import central_face
-from engine.models import OnnxInputSpec, get_extractor, register_onnx_extractor
-from engine.models import cache
-from engine.models.dlib_model import dlib_source
-from engine.models.sface import sface_source
+from fawkes_engine.dataset import central_face
+from fawkes_engine.models import OnnxInputSpec, cache, get_extractor, register_onnx_extractor
+from fawkes_engine.models.dlib_model import dlib_source
+from fawkes_engine.models.sface import sface_source
 
 
 def _lfw_photos(lfw_dev: Path, n: int) -> list[Path]:
@@ -103,6 +102,7 @@ def test_generic_onnx_path_loads_exported_builtins(name: str, dev: Path) -> None
     assert t.grad is not None and float(t.grad.abs().sum()) > 0
 
 
+@pytest.mark.integration  # real models (and, for training, a subprocess run)
 def test_cache_is_keyed_by_source_hash_and_rebuilt_when_corrupt() -> None:
     ext = get_extractor("dlib")
     path = ext.onnx_path()
@@ -118,7 +118,7 @@ def test_cache_is_keyed_by_source_hash_and_rebuilt_when_corrupt() -> None:
 
 
 def test_dat_reader_refuses_other_files(tmp_path: Path) -> None:
-    from engine.models.dlib_dat import DatFormatError, read_dlib_network
+    from fawkes_engine.models.dlib_dat import DatFormatError, read_dlib_network
 
     bad = tmp_path / "x.dat"
     bad.write_bytes(b"\x01\x01\x01\x05hello")
@@ -145,7 +145,7 @@ def test_input_grad_prelu_matches_torch_prelu() -> None:
     with negative slopes, after its slope changes in place and for a single shared slope."""
     import torch
 
-    from engine.models.onnx_torch import InputGradPReLU
+    from fawkes_engine.models.onnx_torch import InputGradPReLU
 
     torch.manual_seed(0)
     mod = InputGradPReLU()

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.align import similarity_transform, warp_faces
-from engine.dataset import crops_for, load_faces
-from engine.evaluate.trackers import loo_1nn_accuracy
-from engine.models import get_extractor
-from engine.models.spec import ARCFACE_112
-from engine.photo_io import read_photo
+from fawkes_engine.align import similarity_transform, warp_faces
+from fawkes_engine.dataset import crops_for, load_faces
+from fawkes_engine.evaluate.trackers import loo_1nn_accuracy
+from fawkes_engine.models import get_extractor
+from fawkes_engine.models.spec import ARCFACE_112
+from fawkes_engine.photo_io import read_photo
 
 # Photos in dev/photos that show at least one clear face (MANIFEST.md); the pool scene's
 # people are tiny and distant, so it is not among them.
@@ -57,7 +57,7 @@ def test_heic_photos_open(dev: Path) -> None:
 
 
 def test_small_faces_are_reported_with_a_reason(dev: Path) -> None:
-    from engine.faces import FaceDetector
+    from fawkes_engine.faces import FaceDetector
 
     det = FaceDetector(min_face=40).detect(read_photo(dev / "photos" / "group_1.jpg").rgb8())
     assert det.skipped and all("minimum" in s.reason or "too small" in s.reason for s in det.skipped)
@@ -65,7 +65,7 @@ def test_small_faces_are_reported_with_a_reason(dev: Path) -> None:
 
 def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
     rgb = read_photo(dev / "photos" / "lady.jpg").rgb8()
-    from engine.faces import FaceDetector
+    from fawkes_engine.faces import FaceDetector
 
     face = FaceDetector().detect(rgb).faces[0]
     m = similarity_transform(face.landmarks, ARCFACE_112)
@@ -74,7 +74,7 @@ def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
     out = warp_faces(img, m[None], 112)
     ours = out[0].permute(1, 2, 0).detach().numpy()
     scale = np.sqrt(abs(np.linalg.det(m[:, :2])))
-    from engine.align import DOWNSCALE_BELOW
+    from fawkes_engine.align import DOWNSCALE_BELOW
 
     if scale >= DOWNSCALE_BELOW:  # no resize first: must be OpenCV's bilinear warp
         assert np.abs(ours - ref).mean() < 1.0
@@ -113,7 +113,7 @@ def test_downscale_gradient_is_close_to_the_exact_adjoint(shape: tuple[int, int,
     """The optimizer's resize: exact forward pass, approximate (fast) backward pass, same direction."""
     import torch.nn.functional as F
 
-    from engine.align import downscale
+    from fawkes_engine.align import downscale
 
     hh, ww, nh, nw = shape
     torch.manual_seed(0)

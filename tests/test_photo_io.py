@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from engine.photo_io import PhotoError, apply_metadata_policy, read_photo, write_photo
+from fawkes_engine.photo_io import PhotoError, apply_metadata_policy, read_photo, write_photo
 
 GPS_IFD = 0x8825
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import shutil
@@ -12,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from daemon.config import PushConfig
-from daemon.push import Pusher, RcloneRemote
-from daemon.queue import Queue
+from fawkes_daemon.config import PushConfig
+from fawkes_daemon.push import Pusher, RcloneRemote
+from fawkes_daemon.queue import Queue
 from tests.helpers.daemon import DaemonProc, wait_for, write_config
 from tests.test_service import fawkes, file_keyring_env
 
@@ -66,6 +68,7 @@ def share(tmp: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.system
 def test_every_safe_copy_reaches_webdav_once_and_nothing_else_even_across_an_outage(dev: Path, tmp_path: Path) -> None:
     env = file_keyring_env(tmp_path)
     assert fawkes("secret", "set", "nextcloud", env=env, stdin=SECRET + "\n").returncode == 0
@@ -122,10 +125,11 @@ def test_every_safe_copy_reaches_webdav_once_and_nothing_else_even_across_an_out
         assert SECRET.encode() not in blob
 
 
+@pytest.mark.system
 def test_missing_push_secret_stops_the_daemon_with_the_fix(tmp_path: Path) -> None:
     env = file_keyring_env(tmp_path)
     config = write_config(tmp_path, push={"kind": "webdav", "url": "http://127.0.0.1:9/", "user": "alice"})
-    r = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config)], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert r.returncode == 2  # the unit's RestartPreventExitStatus: no restart loop
     assert "secret 'webdav' not found: run `fawkes secret set webdav`" in r.stderr
 

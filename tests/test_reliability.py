@@ -20,10 +20,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from daemon.config import ConfigError, load_config
-from daemon.queue import Queue
-from daemon.worker import Worker
-
+from fawkes_daemon.config import ConfigError, load_config
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.worker import Worker
 from tests.helpers.daemon import FAST, DaemonProc, wait_for
 
 FACE = "faces/Tom_Hanks/1.jpg"
@@ -32,8 +31,8 @@ OTHER = "faces/Will_Smith/1.jpg"
 
 @pytest.fixture(scope="module")
 def cloaker():
-    from engine.cloak import CloakOptions
-    from engine.pipeline import PhotoCloaker
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.pipeline import PhotoCloaker
 
     return PhotoCloaker(CloakOptions(mode="low", steps=2))
 
@@ -101,6 +100,7 @@ def test_d1_non_utf8_names_are_stored_losslessly(tmp_path: Path) -> None:
     assert q.rows()[0]["relpath"] == name and name in q.rows()[0]["error"]
 
 
+@pytest.mark.system
 def test_d1_a_non_utf8_file_name_is_cloaked_and_survives_a_restart(dev: Path, tmp_path: Path) -> None:
     cfg = config_file(tmp_path, rescan_interval=30)
     src = os.fsencode(tmp_path / "src")
@@ -116,7 +116,7 @@ def test_d1_a_non_utf8_file_name_is_cloaked_and_survives_a_restart(dev: Path, tm
             assert d.proc and d.proc.poll() is None
         finally:
             assert d.stop() == 0, (tmp_path / "log").read_text(errors="replace")
-    out = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--config", str(cfg)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "status", "--config", str(cfg)], capture_output=True, text=True)
     assert out.returncode == 0 and "UnicodeEncodeError" not in (tmp_path / "log").read_text(errors="replace")
     assert "Traceback" not in (tmp_path / "log").read_text(errors="replace")
 
@@ -308,20 +308,21 @@ def test_d12_the_journald_log_gives_the_reason_of_a_failed_batch(tmp_path: Path,
     assert "no kernel image" in h.row("a.jpg")["error"]
 
 
+@pytest.mark.system
 def test_d13_an_impossible_to_share_is_a_one_line_error_and_exit_2(tmp_path: Path) -> None:
     cfg = config_file(tmp_path)
     raw = yaml.safe_load(cfg.read_text())
     raw["to_share"] = "/proc/fawkes-x/share"
     cfg.write_text(yaml.safe_dump(raw))
-    out = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and "cannot create" in out.stderr
 
 
 def test_d14_a_face_too_small_to_cloak_holds_the_photo(dev: Path, tmp_path: Path) -> None:
-    from engine.cloak import CloakOptions
-    from engine.faces import FaceDetector
-    from engine.pipeline import PhotoCloaker
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.faces import FaceDetector
+    from fawkes_engine.pipeline import PhotoCloaker
 
     # every detected face counts as too small: the daemon's rule is tested on a real detection
     tiny = PhotoCloaker(CloakOptions(mode="low", steps=2), detector=FaceDetector(min_face=10_000))
@@ -388,21 +389,23 @@ def test_push_over_plain_http_to_another_machine_needs_an_opt_in(tmp_path: Path)
 
 
 def test_short_secrets_are_redacted() -> None:
-    from daemon import secrets
+    from fawkes_daemon import secrets
 
     secrets.register("p4s")
     assert "p4s" not in secrets.redact("login p4s failed")
 
 
+@pytest.mark.system
 def test_fawkes_cloak_prints_no_opencv_warning(dev: Path, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "cloak", str(dev / FACE), "--out", str(tmp_path / "out"), "--mode", "low", "--steps", "2"],
+        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(dev / FACE), "--out", str(tmp_path / "out"), "--mode", "low", "--steps", "2"],
         capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert "WARN" not in out.stderr and "setPreferableTarget" not in out.stderr
 
 
+@pytest.mark.system
 def test_a_full_disk_loses_nothing_and_publishes_nothing_partial(dev: Path, tmp_path: Path) -> None:
     """to-share on a real 2 MB tmpfs, filled up: writes fail with ENOSPC, then succeed once space is back."""
     vol = tmp_path / "vol"

@@ -28,8 +28,8 @@ def dev_crops(dev: Path) -> np.ndarray:
 @pytest.mark.parametrize("name,base", [("dlib-robust", "dlib"), ("sface-robust", "sface")])
 def test_shipped_robust_extractor(name: str, base: str, dev_crops: np.ndarray, dev: Path) -> None:
     """Small int8 file with provenance; ONNX and torch paths agree; a fine-tuned copy, not a new model."""
-    from engine.align import align_numpy, aligned_crop_landmarks
-    from engine.models import family, get_extractor
+    from fawkes_engine.align import align_numpy, aligned_crop_landmarks
+    from fawkes_engine.models import family, get_extractor
 
     ext, orig = get_extractor(name), get_extractor(base)
     size = ext.source_path().stat().st_size
@@ -56,10 +56,10 @@ def test_int8_quantization_round_trip(tmp_path: Path) -> None:
     """Per-channel int8 ONNX runs in onnxruntime and folds back to the same fp32 numbers for torch."""
     import onnxruntime as ort
 
-    from engine.models.base import export_onnx
-    from engine.models.onnx_dequant import dequantize_model
-    from engine.models.onnx_torch import onnx_to_torch
-    from engine.models.quantize import quantize_weights
+    from fawkes_engine.models.base import export_onnx
+    from fawkes_engine.models.onnx_dequant import dequantize_model
+    from fawkes_engine.models.onnx_torch import onnx_to_torch
+    from fawkes_engine.models.quantize import quantize_weights
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3), torch.nn.Flatten(), torch.nn.LazyLinear(8))
@@ -78,6 +78,7 @@ def test_int8_quantization_round_trip(tmp_path: Path) -> None:
     assert np.abs(got - ref).max() < 0.02 * np.abs(ref).max()
 
 
+@pytest.mark.integration  # real models (and, for training, a subprocess run)
 def test_training_script_checkpoints_resumes_and_exports(tmp_path: Path) -> None:
     """The real script on a tiny pack of robust-train faces: one epoch, then a resumed second, then ONNX out."""
     pack = tmp_path / "pack.npz"
@@ -105,7 +106,7 @@ def test_training_script_checkpoints_resumes_and_exports(tmp_path: Path) -> None
 
 
 def test_differentiable_jpeg_tracks_real_jpeg(dev: Path) -> None:
-    from engine.jpeg_diff import jpeg_approx
+    from fawkes_engine.jpeg_diff import jpeg_approx
 
     img = np.asarray(Image.open(sorted((dev / "faces").glob("*/*.jpg"))[0]).convert("RGB"))
     for q in (85, 50):
@@ -122,9 +123,9 @@ def test_differentiable_jpeg_tracks_real_jpeg(dev: Path) -> None:
 
 
 def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> None:
-    from engine.cloak import CloakOptions, Diversity
-    from engine.pipeline import PhotoCloaker
-    from engine.photo_io import read_photo
+    from fawkes_engine.cloak import CloakOptions, Diversity
+    from fawkes_engine.photo_io import read_photo
+    from fawkes_engine.pipeline import PhotoCloaker
 
     photo = read_photo(next(p for p in sorted((dev / "faces").glob("*/*.jpg")) if Image.open(p).size == (112, 112)))
     base = CloakOptions(mode="mid", steps=30, extractors=("sface",))

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, ScheduleConfig, load_config
-from daemon.queue import Queue
-from daemon.schedule import WorkPolicy, in_window
-from daemon.service import exec_args, render_launchd_plist, render_systemd_unit
-from tests.helpers.daemon import DaemonProc, status, wait_for, write_config
+from fawkes_daemon.config import ConfigError, ScheduleConfig, load_config
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.schedule import WorkPolicy, in_window
+from fawkes_daemon.service import exec_args, render_launchd_plist, render_systemd_unit
+from tests.helpers.daemon import DaemonProc, counts, status, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def fawkes(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, input=stdin, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "fawkes_daemon.cli", *args], capture_output=True, text=True, input=stdin, env={**os.environ, **(env or {})}
     )
 
 
@@ -65,38 +65,39 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert "PrivateDevices" not in text.replace("# No PrivateDevices=", "")
 
 
+@pytest.mark.system
 def test_service_install_status_uninstall_in_a_temporary_home(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home), "XDG_CONFIG_HOME": ""}
     env = {k: v for k, v in {**os.environ, **env}.items() if v}
-    r = subprocess.run([sys.executable, "-m", "daemon.cli", "service", "install", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     unit = home / ".config" / "systemd" / "user" / "fawkes-sync.service"
     text = unit.read_text()
-    assert f"ExecStart={sys.executable} -m daemon.cli run --config {config.resolve()}" in text
+    assert f"ExecStart={sys.executable} -m fawkes_daemon.cli run --config {config.resolve()}" in text
     assert "systemctl --user enable --now fawkes-sync.service" in r.stdout
     assert "health: sources readable" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "daemon.cli", "service", "install", "--platform", "launchd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "launchd", "--config", str(config)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     plist = plistlib.loads((home / "Library" / "LaunchAgents" / "org.fawkes-sync.daemon.plist").read_bytes())
-    assert plist["ProgramArguments"] == [sys.executable, "-m", "daemon.cli", "run", "--config", str(config.resolve())]
+    assert plist["ProgramArguments"] == [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config.resolve())]
     assert plist["KeepAlive"] and plist["LowPriorityIO"] and plist["ProcessType"] == "Background"
     assert "launchctl bootstrap gui/" in r.stdout
     # health check: an unreadable (here: vanished) source folder is named in a warning
     shutil.rmtree(tmp_path / "src")
-    r = subprocess.run([sys.executable, "-m", "daemon.cli", "service", "status", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "status", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
     assert "installed" in r.stdout
     assert f"warning: source folder {tmp_path / 'src'}: does not exist" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "daemon.cli", "service", "uninstall", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "uninstall", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and not unit.exists()
     assert "systemctl --user disable --now fawkes-sync.service" in r.stdout
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
 def test_health_names_an_unreadable_source(tmp_path: Path) -> None:
-    from daemon import health
+    from fawkes_daemon import health
 
     config = load_config(write_config(tmp_path))
     (tmp_path / "src").chmod(0)
@@ -107,6 +108,7 @@ def test_health_names_an_unreadable_source(tmp_path: Path) -> None:
 
 
 # -- sd_notify and schedules, on the real daemon ----------------------------------------------------
+@pytest.mark.system
 def test_daemon_notifies_ready_status_and_stopping_and_waits_outside_active_hours(dev: Path, tmp_path: Path) -> None:
     now = datetime.now()
     closed = f"{(now.hour + 2) % 24:02d}:00-{(now.hour + 3) % 24:02d}:00"  # a window that is not now
@@ -124,7 +126,7 @@ def test_daemon_notifies_ready_status_and_stopping_and_waits_outside_active_hour
         assert "STATUS=queue: 0 pending" in ready
         assert f"waiting: outside active hours ({closed})" in ready
         shutil.copy(dev / "faces" / "Tom_Hanks" / "1.jpg", tmp_path / "src" / "a.jpg")
-        wait_for(lambda: status(config)["counts"]["pending"] == 1, 60, "the photo to be queued")
+        wait_for(lambda: counts(config)["pending"] == 1, 60, "the photo to be queued")
         msg = sock.recv(4096).decode()  # the periodic STATUS line reflects the queue
         while "1 pending" not in msg:
             msg = sock.recv(4096).decode()

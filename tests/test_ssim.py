@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.cloak.window import VisibleWindow as _VisibleWindow
-from engine.ssim import SSIMReference, dssim
-from engine.visibility import FacePyramid, measure_scales, pyramid_widths
+from fawkes_engine.cloak.window import VisibleWindow as _VisibleWindow
+from fawkes_engine.ssim import SSIMReference, dssim
+from fawkes_engine.visibility import FacePyramid, measure_scales, pyramid_widths
 
 
 @pytest.mark.parametrize(("h", "w", "stride"), [(60, 80, 1), (300, 400, 2), (1200, 1000, 3)])
@@ -50,8 +50,8 @@ def test_loop_pyramid_matches_the_exact_measurement_and_binds_at_the_coarse_scal
 
 
 def test_lift_is_exact_at_scale_one_and_stays_inside_the_face_box() -> None:
-    from engine.faces import Face
-    from engine.working_scale import lift, working_copy
+    from fawkes_engine.faces import Face
+    from fawkes_engine.working_scale import lift, working_copy
 
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, size=(900, 800, 3), dtype=np.uint8)
@@ -75,7 +75,7 @@ def test_lift_is_exact_at_scale_one_and_stays_inside_the_face_box() -> None:
 @pytest.mark.parametrize("crop_scale", [0.4, 1.0])  # a large photo's face (antialiased resize first) and an LFW-sized one
 def test_canvas_patches_give_the_crops_and_gradients_of_the_composed_window(crop_scale: float) -> None:
     """The optimizer's crops come from canvas rectangles; they must equal warping the whole composed window."""
-    from engine.align import footprint, warp_faces
+    from fawkes_engine.align import footprint, warp_faces
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(700, 720, 3), dtype=np.uint8)
@@ -114,9 +114,9 @@ def test_canvas_patches_give_the_crops_and_gradients_of_the_composed_window(crop
 
 
 def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple[int, int, int, int]) -> _VisibleWindow:
-    from engine.cloak import CloakOptions
-    from engine.faces import Face
-    from engine.working_scale import working_copy
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.faces import Face
+    from fawkes_engine.working_scale import working_copy
 
     x0, y0, x1, y1 = region
     cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4
@@ -127,7 +127,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
-    from engine.cloak.budget import round_within_budget
+    from fawkes_engine.cloak.budget import round_within_budget
 
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:300, 0:280]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -9,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import align_numpy
-from engine.cloak import CloakOptions
-from engine.evaluate.detection import closeness_z, detection_rate, normal_closeness_z, two_cluster_score
-from engine.faces import central_face
-from engine.models import get_extractor
-from engine.photo_io import read_photo
-from engine.pipeline import PhotoCloaker
-from engine.sybil import make_sybils, pick_candidates
-from engine.targets import TargetBank, rank_targets, target_scores
+from fawkes_engine.align import align_numpy
+from fawkes_engine.cloak import CloakOptions
+from fawkes_engine.evaluate.detection import closeness_z, detection_rate, normal_closeness_z, two_cluster_score
+from fawkes_engine.faces import central_face
+from fawkes_engine.models import get_extractor
+from fawkes_engine.photo_io import read_photo
+from fawkes_engine.pipeline import PhotoCloaker
+from fawkes_engine.sybil import make_sybils, pick_candidates
+from fawkes_engine.targets import TargetBank, rank_targets, target_scores
 
 
 def _emb(name: str, rgb: np.ndarray, detector) -> np.ndarray:
@@ -40,7 +42,7 @@ def test_sybil_photo_ends_nearer_the_user_than_its_own_original(dev: Path, tmp_p
         assert 0 < m.face.dssim <= 0.012
         # measured independently: written losslessly, read back, re-detected, re-aligned, embedded by ONNX
         path = tmp_path / f"sybil{m.candidate_index}.png"
-        from engine.photo_io import write_photo
+        from fawkes_engine.photo_io import write_photo
 
         back = read_photo(write_photo(m.photo, path)).rgb8()
         nearer = []
@@ -62,6 +64,7 @@ def test_candidates_nearest_first_and_spread_before_reuse() -> None:
     assert picks[0] == [0, 1] and picks[1][0] == 2  # the third candidate is unused until then
 
 
+@pytest.mark.system
 def test_sybil_cli_writes_photos_and_report(dev: Path, tmp_path: Path) -> None:
     (tmp_path / "me").mkdir()
     (tmp_path / "friend").mkdir()
@@ -69,7 +72,7 @@ def test_sybil_cli_writes_photos_and_report(dev: Path, tmp_path: Path) -> None:
     (tmp_path / "friend" / "f.jpg").write_bytes((dev / "faces" / "Katy_Perry" / "4.jpg").read_bytes())
     (tmp_path / "friend" / "broken.jpg").write_text("not a photo")
     r = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "sybil", "--user", str(tmp_path / "me"), "--candidates", str(tmp_path / "friend"), "--out", str(tmp_path / "out"), "--mode", "low"],
+        [sys.executable, "-m", "fawkes_daemon.cli", "sybil", "--user", str(tmp_path / "me"), "--candidates", str(tmp_path / "friend"), "--out", str(tmp_path / "out"), "--mode", "low"],
         capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cloak import MODES, CloakOptions
-from engine.evaluate.visibility_check import CHECK_WIDTHS, measure_face
-from engine.pipeline import PhotoCloaker, outside_regions_unchanged
-from engine.photo_io import read_photo, write_photo
+from fawkes_engine.cloak import MODES, CloakOptions
+from fawkes_engine.evaluate.visibility_check import CHECK_WIDTHS, measure_face
+from fawkes_engine.photo_io import read_photo, write_photo
+from fawkes_engine.pipeline import PhotoCloaker, outside_regions_unchanged
 
 # the independent resampler (Lanczos) and SSIM's summation differ from the engine's by a little;
 # the engine lands within 98–100 % of ρ, so 2 % over ρ is the most an honest cloak can read here
@@ -35,7 +35,6 @@ def _photos(dev: Path) -> list[Path]:
     return sorted(p for p in (dev / "photos").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".heic"})
 
 
-@pytest.mark.slow
 def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes(dev: Path, tmp_path: Path, mid_cloaker: PhotoCloaker) -> None:
     rho = MODES["mid"].dssim_budget
     faces = 0
@@ -79,8 +78,8 @@ def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
 
 def test_overlapping_faces_are_each_held_to_their_budget_once_composed() -> None:
     """In a crowd one face's box holds part of its neighbour's change: the composed photo is measured per box."""
-    from engine.cloak.budget import compose_within_budget
-    from engine.visibility import measure_scales
+    from fawkes_engine.cloak.budget import compose_within_budget
+    from fawkes_engine.visibility import measure_scales
 
     rng = np.random.default_rng(5)
     image = np.clip(120 + 4 * rng.standard_normal((60, 90, 3)), 0, 255).astype(np.uint8)

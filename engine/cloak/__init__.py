@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.cloak.diversity import NO_DIVERSITY, Diversity
-from engine.cloak.options import DEFAULT_EXTRACTORS, FACE_MARGIN, MODES, CloakOptions, ModeSettings, TargetMode
+from fawkes_engine.cloak.diversity import NO_DIVERSITY, Diversity
+from fawkes_engine.cloak.options import DEFAULT_EXTRACTORS, FACE_MARGIN, MODES, CloakOptions, ModeSettings, TargetMode
 
 if TYPE_CHECKING:
-    from engine.cloak.cloaker import Cloaker, apply_regions, resolve_device
-    from engine.cloak.jobs import FaceJob, FaceResult
+    from fawkes_engine.cloak.cloaker import Cloaker, apply_regions, resolve_device
+    from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 
 _LAZY = {
-    "Cloaker": "engine.cloak.cloaker",
-    "apply_regions": "engine.cloak.cloaker",
-    "resolve_device": "engine.cloak.cloaker",
-    "FaceJob": "engine.cloak.jobs",
-    "FaceResult": "engine.cloak.jobs",
+    "Cloaker": "fawkes_engine.cloak.cloaker",
+    "apply_regions": "fawkes_engine.cloak.cloaker",
+    "resolve_device": "fawkes_engine.cloak.cloaker",
+    "FaceJob": "fawkes_engine.cloak.jobs",
+    "FaceResult": "fawkes_engine.cloak.jobs",
 }
 
 
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'engine.cloak' has no attribute {name!r}")
+    raise AttributeError(f"module 'fawkes_engine.cloak' has no attribute {name!r}")
 
 
 __all__ = [

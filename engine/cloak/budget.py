@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.photo_io import max_value
-from engine.visibility import ScaleDSSIM, measure_scales, ssimulacra2
+from fawkes_engine.photo_io import max_value
+from fawkes_engine.visibility import ScaleDSSIM, measure_scales, ssimulacra2
 
 
 @dataclass

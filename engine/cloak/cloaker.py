@@ -46,19 +46,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
-from engine.cloak.budget import core_of, round_within_budget, shrink_into_budget
-from engine.cloak.jobs import FaceJob, FaceResult
-from engine.cloak.objective import Goal, Objective
-from engine.cloak.options import CloakOptions
-from engine.cloak.state import FaceState, Phase
-from engine.cloak.window import VisibleWindow, context_window, extractor_view, to_unit
-from engine.memory import release_free_memory
-from engine.models import get_extractor
-from engine.photo_io import max_value
-from engine.ssim import gaussian_blur
-from engine.targets import TargetBank, identity_index, select_target
-from engine.working_scale import lift, working_copy
+from fawkes_engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
+from fawkes_engine.cloak.budget import core_of, round_within_budget, shrink_into_budget
+from fawkes_engine.cloak.jobs import FaceJob, FaceResult
+from fawkes_engine.cloak.objective import Goal, Objective
+from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.state import FaceState, Phase
+from fawkes_engine.cloak.window import VisibleWindow, context_window, extractor_view, to_unit
+from fawkes_engine.memory import release_free_memory
+from fawkes_engine.models import get_extractor
+from fawkes_engine.photo_io import max_value
+from fawkes_engine.ssim import gaussian_blur
+from fawkes_engine.targets import TargetBank, identity_index, select_target
+from fawkes_engine.working_scale import lift, working_copy
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,9 @@ class Cloaker:
             for f in faces:  # the last step's window-sized tensors go before this step's are made
                 f.adv = f.d = None
             for j in rows:
-                faces[j].adv = faces[j].window.pixels(faces[j].u)
-                faces[j].d = self._loop_dssim(faces[j], faces[j].adv)
+                adv = faces[j].window.pixels(faces[j].u)
+                faces[j].adv = adv
+                faces[j].d = self._loop_dssim(faces[j], adv)
             if o.project and step > 0:
                 self._project(faces, rows, step, exact_until)
             diverse = o.diversity.this_step(step, rng)
@@ -294,14 +295,15 @@ class Cloaker:
             if c2 is None:
                 continue
             f = faces[j]
-            estimate = f.d * c2  # type: ignore[operator]
+            assert f.d is not None
+            estimate = f.d * c2
             f.adv = f.d = None  # free the unshrunk step
-            f.adv = f.window.pixels(f.u)
+            adv = f.adv = f.window.pixels(f.u)
             if step >= f.judge_from or (step - f.phase.start < exact_until and not f.phase.by_margin and not f.seen_downscaled):
-                f.d = self._loop_dssim(f, f.adv)
+                f.d = self._loop_dssim(f, adv)
             else:
                 f.d = estimate
-                f.window.show(f.adv)
+                f.window.show(adv)
 
     def _crops(self, faces: list[FaceState], diverse: bool, rows: list[int], rng: np.random.Generator) -> list[torch.Tensor]:
         """Each extractor's view of faces ``rows`` (their canvases must show their ``adv``)."""

@@ -53,7 +53,7 @@ class Diversity:
         sigma = float(rng.uniform(0, self.blur))
         return (t @ np.vstack([m, [0, 0, 1]]))[:2], sigma
 
-    def apply(self, crop: "torch.Tensor", rng: np.random.Generator) -> "torch.Tensor":
+    def apply(self, crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """The optional photometric part: per-channel gain, then a differentiable JPEG at a random quality."""
         if self.color > 0:
             import torch
@@ -61,7 +61,7 @@ class Diversity:
             gains = torch.as_tensor(1 + rng.uniform(-self.color, self.color, 3), dtype=crop.dtype, device=crop.device)
             crop = (crop * gains.view(1, 3, 1, 1)).clamp(0, 1)
         if self.jpeg > 0 and rng.random() < self.jpeg:
-            from engine.jpeg_diff import jpeg_approx
+            from fawkes_engine.jpeg_diff import jpeg_approx
 
             crop = jpeg_approx(crop, float(rng.uniform(*self.jpeg_quality)))
         return crop

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.faces import Face
+from fawkes_engine.faces import Face
 
 
 @dataclass

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.cloak.options import CloakOptions
-from engine.targets import TargetBank
+from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.targets import TargetBank
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Goal:
     sign: float
 
     @classmethod
-    def given(cls, goals: dict[str, np.ndarray], extractors, n: int, label: str, dev: torch.device) -> "Goal":
+    def given(cls, goals: dict[str, np.ndarray], extractors, n: int, label: str, dev: torch.device) -> Goal:
         """Explicit features to approach (Sybil photos: a candidate face pulled onto the user's)."""
         rows = []
         for ext in extractors:
@@ -38,7 +38,7 @@ class Goal:
         return cls(rows, [label] * n, 1.0)
 
     @classmethod
-    def targets(cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device) -> "Goal":
+    def targets(cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device) -> Goal:
         """Each face toward a photo of its target identity (or, untargeted, away from itself)."""
         rows_per_ext = []
         for ext in extractors:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.cloak.diversity import Diversity
+from fawkes_engine.cloak.diversity import Diversity
 
 FACE_MARGIN = 0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
 
@@ -37,6 +37,8 @@ MODES: dict[str, ModeSettings] = {
     "high": ModeSettings(0.012, 60, 30, 0.012, 65.0),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+# the extractors that ship with the package (engine.models registers exactly these; a test checks)
+BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust")
 
 
 @dataclass(frozen=True)

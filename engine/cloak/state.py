@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.cloak.window import VisibleWindow
-from engine.working_scale import WorkingCopy
+from fawkes_engine.cloak.window import VisibleWindow
+from fawkes_engine.working_scale import WorkingCopy
 
 
 @dataclass

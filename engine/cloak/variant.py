@@ -8,9 +8,10 @@ diversity's parameters are named ``diversity_<field>`` (``diversity`` alone: on 
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
-from engine.cloak.diversity import Diversity
-from engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.diversity import Diversity
+from fawkes_engine.cloak.options import CloakOptions
 
 _FIXED = ("extractors", "device", "seed")
 
@@ -45,13 +46,15 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
         flat = flat_options(opts)
         if key not in flat or key in _FIXED:
             raise ValueError(f"transfer variant {spec!r}: unknown cloak option {key!r}")
-        value = _parse(raw, flat[key], key)
+        value: Any = _parse(raw, flat[key], key)
         if key == "diversity":
             opts = replace(opts, diversity=replace(opts.diversity, enabled=bool(value)))
         elif key.startswith("diversity_"):
-            opts = replace(opts, diversity=replace(opts.diversity, **{key[len("diversity_"):]: value}))
+            changed: dict[str, Any] = {key[len("diversity_") :]: value}
+            opts = replace(opts, diversity=replace(opts.diversity, **changed))
         else:
-            opts = replace(opts, **{key: value})
+            override: dict[str, Any] = {key: value}
+            opts = replace(opts, **override)
     opts.validate()
     return opts
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.align import similarity_transform, warp_faces
-from engine.cloak.options import CloakOptions
-from engine.faces import Face
-from engine.perceptual import perceptual_weights, shape_change
-from engine.photo_io import max_value
-from engine.ssim import gaussian_blur
-from engine.visibility import FacePyramid
-from engine.working_scale import WorkingCopy
+from fawkes_engine.align import similarity_transform, warp_faces
+from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.faces import Face
+from fawkes_engine.perceptual import perceptual_weights, shape_change
+from fawkes_engine.photo_io import max_value
+from fawkes_engine.ssim import gaussian_blur
+from fawkes_engine.visibility import FacePyramid
+from fawkes_engine.working_scale import WorkingCopy
 
 
 def context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
@@ -81,7 +81,7 @@ class VisibleWindow:
         self.canvas = self.base.clone()
 
     @classmethod
-    def build(cls, wc: WorkingCopy, device: torch.device, o: CloakOptions) -> "VisibleWindow":
+    def build(cls, wc: WorkingCopy, device: torch.device, o: CloakOptions) -> VisibleWindow:
         base = to_unit(wc.image, max_value(wc.image), device)
         x0, y0, x1, y1 = wc.copy_region
         original = base[..., y0:y1, x0:x1]

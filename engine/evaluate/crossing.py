@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.align import align_numpy
-from engine.cloak import FaceResult
-from engine.faces import Face, FaceDetector
-from engine.models import get_extractor
-from engine.photo_io import Photo
-from engine.pipeline import faces_in
-from engine.targets import TargetBank
+from fawkes_engine.align import align_numpy
+from fawkes_engine.cloak import FaceResult
+from fawkes_engine.faces import Face, FaceDetector
+from fawkes_engine.models import get_extractor
+from fawkes_engine.photo_io import Photo
+from fawkes_engine.pipeline import faces_in
+from fawkes_engine.targets import TargetBank
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ A tracker returns class labels; ``UNKNOWN`` means "no match".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ class LinearTracker:
         self.l2 = l2
         self.seed = seed
 
-    def fit(self, feats: np.ndarray, labels: list[str]) -> "LinearTracker":
+    def fit(self, feats: np.ndarray, labels: list[str]) -> LinearTracker:
         self.classes = sorted(set(labels))
         idx = {c: i for i, c in enumerate(self.classes)}
         x = torch.from_numpy(_norm(feats)).float()
@@ -67,7 +68,7 @@ class SimilarityTracker:
     metric: str = "cosine"
     name: str = "similarity"
 
-    def fit(self, feats: np.ndarray, labels: list[str]) -> "SimilarityTracker":
+    def fit(self, feats: np.ndarray, labels: list[str]) -> SimilarityTracker:
         self.gallery = feats.astype(np.float32)
         self.labels = list(labels)
         return self
@@ -96,7 +97,7 @@ class EndToEndTracker:
         self.extractor = extractor
         self.epochs, self.lr, self.batch, self.seed = epochs, lr, batch, seed
 
-    def fit(self, crops: np.ndarray, labels: list[str]) -> "EndToEndTracker":
+    def fit(self, crops: np.ndarray, labels: list[str]) -> EndToEndTracker:
         torch.manual_seed(self.seed)
         self.classes = sorted(set(labels))
         idx = {c: i for i, c in enumerate(self.classes)}
@@ -164,3 +165,50 @@ def accuracy(predictions: list[str], truth: list[str]) -> float:
     if not truth:
         return float("nan")
     return float(np.mean([p == t for p, t in zip(predictions, truth)]))
+
+
+@dataclass
+class TrackerTask:
+    """What a tracker is trained and tested on, for one protected user and condition.
+
+    Features come from the view; the images are produced only for a tracker that needs
+    them (end-to-end fine-tuning re-crops the photos itself).
+    """
+
+    view: object  # engine.evaluate.views.View
+    train_feats: np.ndarray
+    labels: list[str]
+    test_user_feats: np.ndarray
+    test_other_feats: np.ndarray
+    train_images: Callable[[], list[np.ndarray]]
+    test_user_images: Callable[[], list[np.ndarray]]
+    test_other_images: Callable[[], list[np.ndarray]]
+    seed: int = 0
+    epochs: int = 2
+
+
+def _linear(t: TrackerTask) -> tuple[list[str], list[str]]:
+    tr = LinearTracker(seed=t.seed).fit(t.train_feats, t.labels)
+    return tr.predict(t.test_user_feats), tr.predict(t.test_other_feats)
+
+
+def _similarity(t: TrackerTask) -> tuple[list[str], list[str]]:
+    tr = SimilarityTracker(t.view.threshold, t.view.metric).fit(t.train_feats, t.labels)  # type: ignore[attr-defined]
+    return tr.predict(t.test_user_feats), tr.predict(t.test_other_feats)
+
+
+def _end_to_end(t: TrackerTask) -> tuple[list[str], list[str]]:
+    ext = getattr(t.view, "ext", None)
+    if ext is None:
+        raise ValueError("end-to-end needs one of our extractors")
+    crops = t.view.crops  # type: ignore[attr-defined]
+    tr = EndToEndTracker(ext, epochs=t.epochs, seed=t.seed).fit(crops(t.train_images()), t.labels)
+    return tr.predict(crops(t.test_user_images())), tr.predict(crops(t.test_other_images()))
+
+
+# name → train and predict (the user's test photos, the others' test photos)
+TRACKERS: dict[str, Callable[[TrackerTask], tuple[list[str], list[str]]]] = {
+    "linear": _linear,
+    "similarity": _similarity,
+    "end-to-end": _end_to_end,
+}

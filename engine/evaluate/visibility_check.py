@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.visibility import ssimulacra2, to_rgb8
+from fawkes_engine.visibility import ssimulacra2, to_rgb8
 
 CHECK_WIDTHS = (224, 112)  # face widths of the measurement, besides the photo's own
 GROW = 0.2  # the measured box: HOG's box grown by this share of its size on each side
@@ -74,7 +74,7 @@ def _lanczos(a: np.ndarray, width: int) -> np.ndarray:
     from PIL import Image
 
     h = max(2, round(a.shape[0] * width / a.shape[1]))
-    return np.asarray(Image.fromarray(a).resize((width, h), Image.LANCZOS))
+    return np.asarray(Image.fromarray(a).resize((width, h), Image.Resampling.LANCZOS))
 
 
 def measure_face(original: np.ndarray, cloaked: np.ndarray, box: tuple[int, int, int, int], source: str) -> FaceVisibility:

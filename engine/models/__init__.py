@@ -42,14 +42,8 @@ def list_extractors() -> list[str]:
 
 
 def family(name: str) -> str:
-    """The model an extractor derives from: a robust copy or dlib's own pipeline belongs to its base.
-
-    Leave-one-model-out measurement never lets a cloak use any member of the tracker's family.
-    """
-    for suffix in ("-robust", "-native"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    """The model family of a registered extractor (its spec's ``family``; a fine-tuned copy belongs to its base)."""
+    return get_extractor(name).spec.model_family
 
 
 def get_extractor(name: str) -> Extractor:

@@ -10,6 +10,7 @@ topology (see :mod:`engine.models.dlib_resnet`).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,14 @@ class DlibLayer:
 
     kind: str
     ints: dict[str, int] = field(default_factory=dict)
-    params: np.ndarray | None = None
+    raw_params: np.ndarray | None = None
+
+    @property
+    def params(self) -> np.ndarray:
+        """The layer's numbers; a layer that carries none is a format error where they are needed."""
+        if self.raw_params is None:
+            raise DatFormatError(f"{self.kind} layer has no parameters")
+        return self.raw_params
 
 
 class _Reader:
@@ -85,7 +93,7 @@ class _Reader:
         self.pos += nbytes
         return np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
 
-    def alias_tensor(self) -> tuple[int, int, int, int]:
+    def alias_tensor(self) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         version = self.int()
         if version != 1:
             raise DatFormatError(f"unsupported alias_tensor version {version}")
@@ -113,7 +121,7 @@ def _next_layer_kind(r: _Reader) -> str:
 def _read_details(r: _Reader, kind: str) -> DlibLayer:
     layer = DlibLayer(kind=kind)
     if kind == "con_4":
-        layer.params = r.tensor()
+        layer.raw_params = r.tensor()
         for key in ("num_filters", "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x"):
             layer.ints[key] = r.int()
         r.alias_tensor()
@@ -121,7 +129,7 @@ def _read_details(r: _Reader, kind: str) -> DlibLayer:
         for _ in range(4):
             r.float()
     elif kind == "affine_":
-        layer.params = r.tensor()
+        layer.raw_params = r.tensor()
         r.alias_tensor()
         r.alias_tensor()
         layer.ints["mode"] = r.int()
@@ -133,7 +141,7 @@ def _read_details(r: _Reader, kind: str) -> DlibLayer:
     elif kind == "fc_2":
         layer.ints["num_outputs"] = r.int()
         layer.ints["num_inputs"] = r.int()
-        layer.params = r.tensor()
+        layer.raw_params = r.tensor()
         r.alias_tensor()
         r.alias_tensor()
         layer.ints["bias_mode"] = r.int()

@@ -9,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from .base import Extractor, PixelAdapter
-from .dlib_resnet import load_dlib_resnet
+from .dlib_resnet import DlibResNet, load_dlib_resnet
 from .spec import ExtractorSpec
 
 DLIB_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -48,5 +48,7 @@ class DlibResNetExtractor(Extractor):
         return PixelAdapter(load_dlib_resnet(self.source_path()), "RGB").eval()
 
     def frozen(self, module: nn.Module) -> nn.Module:
-        module.net.fold_affines()
+        net = module.net
+        assert isinstance(net, DlibResNet)
+        net.fold_affines()
         return module

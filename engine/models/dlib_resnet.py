@@ -40,6 +40,7 @@ def _fold(conv: nn.Conv2d, aff: nn.Module) -> nn.Module:
     with torch.no_grad():
         g = aff.gamma.reshape(-1)
         conv.weight.mul_(g.view(-1, 1, 1, 1))
+        assert conv.bias is not None  # dlib convolutions carry a bias
         conv.bias.mul_(g).add_(aff.beta.reshape(-1))
     return nn.Identity()
 
@@ -54,6 +55,7 @@ def _conv(layer: DlibLayer, in_channels: int) -> nn.Conv2d:
     if flat.size != nw + n:
         raise DatFormatError(f"conv weights: expected {nw + n} values, found {flat.size}")
     conv.weight.data = torch.from_numpy(flat[:nw].reshape(n, in_channels, kh, kw).copy())
+    assert conv.bias is not None
     conv.bias.data = torch.from_numpy(flat[nw:].copy())
     return conv
 
@@ -72,6 +74,9 @@ def padded_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class _Residual(nn.Module):
+    aff1: nn.Module  # an affine, or an identity once folded into its convolution
+    aff2: nn.Module
+
     def __init__(self, conv1: nn.Conv2d, aff1: _Affine, conv2: nn.Conv2d, aff2: _Affine, down: bool) -> None:
         super().__init__()
         self.conv1, self.aff1, self.conv2, self.aff2 = conv1, aff1, conv2, aff2
@@ -86,6 +91,9 @@ class _Residual(nn.Module):
 
 class DlibResNet(nn.Module):
     """Raw dlib network: input is an RGB chip in dlib's units ((pixel − channel mean) / 256)."""
+
+    mean: torch.Tensor
+    stem_aff: nn.Module
 
     def __init__(self, settings: dict[str, float], layers: list[DlibLayer]) -> None:
         super().__init__()
@@ -147,6 +155,7 @@ class DlibResNet(nn.Module):
         """
         self.stem_aff = _fold(self.stem_conv, self.stem_aff)
         for u in self.units:
+            assert isinstance(u, _Residual)
             u.aff1 = _fold(u.conv1, u.aff1)
             u.aff2 = _fold(u.conv2, u.aff2)
 

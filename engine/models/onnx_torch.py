@@ -74,7 +74,7 @@ def _fold_batch_norms(gm: fx.GraphModule) -> None:
         if not isinstance(conv, nn.Conv2d):
             continue
         fused = fuse_conv_bn_eval(conv.eval(), modules[node.target].eval())
-        parent_name, _, child = src.target.rpartition(".")
+        parent_name, _, child = str(src.target).rpartition(".")
         setattr(gm.get_submodule(parent_name) if parent_name else gm, child, fused)
         node.replace_all_uses_with(src)
         gm.graph.erase_node(node)

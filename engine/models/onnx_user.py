@@ -36,6 +36,9 @@ class OnnxInputSpec:
 
 
 class _Normalize(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, spec: OnnxInputSpec) -> None:
         super().__init__()
         self.net = net

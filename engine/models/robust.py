@@ -25,7 +25,7 @@ from .spec import ExtractorSpec
 
 
 def shipped_model(name: str) -> Path:
-    return Path(str(resources.files("engine") / "data" / "models" / f"{name}.onnx"))
+    return Path(str(resources.files("fawkes_engine") / "data" / "models" / f"{name}.onnx"))
 
 
 def read_provenance(path: Path) -> dict:
@@ -47,6 +47,7 @@ class RobustExtractor(Extractor):
         self.spec = replace(
             base,
             name=name,
+            family=base.model_family,
             license=f"{base.license}; fine-tuned by Fawkes Sync on LFW photos (research use of the data, weights shippable)",
             source=(
                 f"engine/data/models/{name}.onnx (int8 weights): {base.name} fine-tuned; recipe: {recipe}; "

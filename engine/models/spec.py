@@ -38,6 +38,13 @@ class ExtractorSpec:
     source: str = ""
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    # the model this one derives from (a fine-tuned copy belongs to its base); "" means itself.
+    # Leave-one-model-out measurement never lets a cloak use any member of the tracker's family.
+    family: str = ""
+
+    @property
+    def model_family(self) -> str:
+        return self.family or self.name
 
     def template_for(self, size: int) -> np.ndarray:
         """The template rescaled to another crop size (e.g. to draw a preview)."""

@@ -42,7 +42,7 @@ class DaemonProc:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)],
+            [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(self.config)],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=self.env,
         )
 
@@ -57,9 +57,22 @@ class DaemonProc:
         return self.proc.wait(timeout=120)
 
 
+def counts(config: Path) -> dict[str, int]:
+    """The queue's rows per state, read in-process from the daemon's own database (WAL: readers never block it)."""
+    from fawkes_daemon.config import load_config
+    from fawkes_daemon.queue import Queue
+
+    q = Queue(load_config(config).db_path)
+    try:
+        return q.counts()
+    finally:
+        q.close()
+
+
 def status(config: Path, env: dict[str, str] | None = None) -> dict:
+    """`fawkes status --json` as a user runs it (for checking what the command shows)."""
     out = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "status", "--json", "--config", str(config)],
+        [sys.executable, "-m", "fawkes_daemon.cli", "status", "--json", "--config", str(config)],
         capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
     )
     return json.loads(out.stdout)

@@ -13,7 +13,7 @@ console = Console(stderr=False)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from engine.models import get_extractor, list_extractors
+    from fawkes_engine.models import get_extractor, list_extractors
 
     table = Table(title="Face feature extractors")
     for col in ("name", "input", "dim", "metric", "licence", "provenance", "cache"):
@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--build", action="store_true", help="build missing cached ONNX files now")
     m.set_defaults(func=cmd_models)
 
-    from daemon import commands
+    from fawkes_daemon.cli import cloak, control, evaluate, service, sybil
 
-    commands.register(sub)
+    for module in (cloak, evaluate, control, service, sybil):  # the order `fawkes --help` lists them in
+        module.register(sub)
     return p
 
 
@@ -65,7 +66,3 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -7,11 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from daemon.config import ConfigError, default_config_path, load_config
+from fawkes_daemon.config import ConfigError, default_config_path, load_config
 
 log = logging.getLogger("fawkes")
 
@@ -46,9 +47,8 @@ def _journald_logging(verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.runner import Daemon
-
-    from daemon.secrets import SecretError
+    from fawkes_daemon.runner import Daemon
+    from fawkes_daemon.secrets import SecretError
 
     cfg = _config(args)
     _journald_logging(args.verbose)
@@ -66,15 +66,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from daemon.queue import Queue
-    from daemon.schedule import WorkPolicy
+    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.schedule import WorkPolicy
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
     counts = q.counts()
     failed = q.rows("failed", 10)
     held = q.rows("held", 50)
-    data = {
+    data: dict[str, Any] = {
         "counts": counts,
         "throughput_per_hour": round(q.throughput(), 1),
         "last_errors": [{"file": f"{r['source']}/{r['relpath']}", "error": r["error"]} for r in failed],
@@ -109,7 +109,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from daemon.queue import Queue
+    from fawkes_daemon.queue import Queue
 
     n = Queue(_config(args).db_path).retry_failed()
     print(f"{n} failed file(s) queued again")
@@ -117,7 +117,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from daemon.queue import Queue
+    from fawkes_daemon.queue import Queue
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
@@ -136,23 +136,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Queue everything already in the source folders (the running daemon, or the next start, cloaks it)."""
     from rich.progress import Progress
 
-    from daemon.ignore import is_ignored, matches
-    from daemon.queue import Queue
+    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.walk import walk_source
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
-    files = []
-    for s in cfg.sources:
-        for p in s.path.rglob("*"):
-            rel = p.relative_to(s.path)
-            if p.is_file() and not is_ignored(rel) and matches(rel, s.include, s.exclude):
-                files.append((s, p, rel))
+    files = [(s, e) for s in cfg.sources for e in walk_source(s)]
     added = 0
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("queueing", total=len(files))
-        for s, p, rel in files:
-            st = p.stat()
-            added += q.add(s.label, rel.as_posix(), st.st_size, st.st_mtime_ns)
+        for s, e in files:
+            added += q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
             progress.advance(task)
     print(f"{added} new file(s) queued of {len(files)} found")
     return 0

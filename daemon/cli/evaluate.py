@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from engine.cloak import MODES, CloakOptions
+from fawkes_engine.cloak import MODES, CloakOptions
 
 
 def _floats(s: str) -> list[float]:
@@ -21,8 +21,8 @@ def _ints(s: str) -> list[int]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from engine.evaluate.protocol import EvalConfig, run
-    from engine.evaluate.report import (
+    from fawkes_engine.evaluate.protocol import EvalConfig
+    from fawkes_engine.evaluate.report import (
         DETECTION_HEADER,
         HEADER,
         TRANSFER_HEADER,
@@ -32,6 +32,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         transfer_table_rows,
         write_json,
     )
+    from fawkes_engine.evaluate.scenarios import run
 
     console = Console(stderr=True, soft_wrap=True)
     cloak = CloakOptions(seed=args.seed, device=args.device)
@@ -67,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         console.print("fawkes eval: --sybil needs --sybil-candidates DIR (faces of people outside the dataset)")
         return 2
     if cfg.transfer:
-        from engine.evaluate.protocol import parse_variant
+        from fawkes_engine.cloak.variant import parse_variant
 
         try:
             for spec in cfg.transfer:

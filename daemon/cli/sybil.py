@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from engine.cloak import MODES, CloakOptions
-from engine.photo_io import EXTENSIONS, PhotoError, read_photo, write_photo
+from fawkes_engine.cloak import MODES, CloakOptions
+from fawkes_engine.photo_io import EXTENSIONS, PhotoError, read_photo, write_photo
 
 
 def _photos(folder: Path, what: str) -> tuple[list[Path], list]:
@@ -37,7 +37,7 @@ def _photos(folder: Path, what: str) -> tuple[list[Path], list]:
 
 
 def cmd_sybil(args: argparse.Namespace) -> int:
-    from engine.sybil import make_sybils
+    from fawkes_engine.sybil import make_sybils
 
     user_paths, user_photos = _photos(Path(args.user), "user")
     cand_paths, candidates = _photos(Path(args.candidates), "candidate")

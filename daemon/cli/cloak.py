@@ -13,12 +13,14 @@ import logging
 import shutil
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cloak import MODES, CloakOptions
-from engine.photo_io import EXTENSIONS, METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
+from fawkes_daemon.config import CloakConfig
+from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
+from fawkes_engine.photo_io import EXTENSIONS, METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
 
 log = logging.getLogger(__name__)
 CLOAKED_SUFFIX = "_cloaked"
@@ -59,24 +61,19 @@ def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = N
 
 
 def cmd_cloak(args: argparse.Namespace) -> int:
-    from engine.pipeline import PhotoCloaker, diff_image
+    from fawkes_engine.pipeline import PhotoCloaker, diff_image
 
     console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
-    options = CloakOptions(
-        mode=args.mode,
-        dssim_budget=args.budget,
-        steps=args.steps,
-        extend_steps=args.extend_steps,
-        max_budget=args.max_budget,
-        ssimulacra2_floor=args.floor,
-        extractors=tuple(args.extractor) if args.extractor else CloakOptions().extractors,
-        target_mode=args.target_mode,
-        stop_fraction=args.stop_fraction,
-        target_identity=args.target,
-        seed=args.seed,
-        deterministic=not args.nondeterministic,
-        device=args.device,
-    )
+    try:
+        options = CloakConfig(
+            mode=args.mode, dssim_budget=args.budget, steps=args.steps, extend_steps=args.extend_steps, max_budget=args.max_budget,
+            ssimulacra2_floor=args.floor, extractors=list(args.extractor or DEFAULT_EXTRACTORS), target_mode=args.target_mode,
+            target_identity=args.target, stop_fraction=args.stop_fraction, seed=args.seed, deterministic=not args.nondeterministic,
+        ).to_options(args.device)
+    except ValidationError as e:
+        problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
+        console.print(f"fawkes cloak: {problems}", markup=False)
+        return 2
     try:
         options.validate()
     except ValueError as e:
@@ -107,7 +104,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                 photo = read_photo(src)
                 result = cloaker.cloak([photo])[0]
                 root = next((r for r in roots if r in src.parents), None)
-                if result.has_faces and min(f.dssim for f in result.faces) <= 0.0:
+                if result.unchanged_faces:
                     raise PhotoError(f"{src}: a face could not be cloaked (no change within the budget); nothing written")
                 if result.has_faces:
                     dst = output_path(src, out_dir, output_format(photo), root)

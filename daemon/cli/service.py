@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.config import ConfigError, default_config_path, load_config
+from fawkes_daemon.config import ConfigError, default_config_path, load_config
 
 
 def _run(commands: list[list[str]], now: bool) -> int:
@@ -30,8 +30,8 @@ def _run(commands: list[list[str]], now: bool) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from daemon import health
-    from daemon.service import plan
+    from fawkes_daemon import health
+    from fawkes_daemon.service import plan
 
     config = Path(args.config).expanduser() if args.config else default_config_path()
     cfg = None
@@ -71,8 +71,8 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
-    from daemon.config import SECRET_NAME
-    from daemon.secrets import SecretError, delete_secret, lookup, set_secret
+    from fawkes_daemon.config import SECRET_NAME
+    from fawkes_daemon.secrets import SecretError, delete_secret, lookup, set_secret
 
     if not SECRET_NAME.match(args.name):
         print(f"fawkes: {args.name!r}: a secret name is letters, digits, '.', '_', '-'", file=sys.stderr)
@@ -101,7 +101,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from daemon.service import PLATFORMS, default_platform
+    from fawkes_daemon.service import PLATFORMS, default_platform
 
     s = sub.add_parser("service", help="install, remove or check the background service (systemd user unit / launchd agent)")
     s.add_argument("action", choices=["install", "uninstall", "status"])
