@@ -95,14 +95,34 @@ def main() -> None:
             encode_photo(r.photo)
 
         sec = median_seconds(run, args.repeats, warmup=0)
-        rows.append({"what": f"12 MP photo, 1 face, mode {mode}", "device": str(pc.cloaker.device), "value": sec, "unit": "s/photo (median)", "faces": faces[-1]})
+        rows.append(
+            {
+                "what": f"12 MP photo, 1 face, mode {mode}",
+                "device": str(pc.cloaker.device),
+                "value": sec,
+                "unit": "s/photo (median)",
+                "faces": faces[-1],
+            }
+        )
     if not args.skip_batch:
         # aligned crops only: the dev folders also hold a few full photos, which made earlier runs of this
         # row a mix of 112 px crops and multi-megapixel photos
-        photos = [ph for ph in (decode_photo(p.read_bytes()) for p in sorted((SHARED / "dev" / "faces").glob("*/*.jpg"))) if ph.rgb.shape[:2] == (112, 112)][:32]
+        photos = [
+            ph
+            for ph in (decode_photo(p.read_bytes()) for p in sorted((SHARED / "dev" / "faces").glob("*/*.jpg")))
+            if ph.rgb.shape[:2] == (112, 112)
+        ][:32]
         pc = PhotoCloaker(CloakOptions(mode="mid", device=args.device))
         sec = median_seconds(lambda: pc.cloak(photos), max(1, args.repeats - 1), warmup=0)
-        rows.append({"what": "batch of 32 aligned 112x112 faces, mode mid", "device": str(pc.cloaker.device), "value": 32 / sec, "unit": "faces/s", "faces": 32})
+        rows.append(
+            {
+                "what": "batch of 32 aligned 112x112 faces, mode mid",
+                "device": str(pc.cloaker.device),
+                "value": 32 / sec,
+                "unit": "faces/s",
+                "faces": 32,
+            }
+        )
     if not args.skip_memory:
         mb = peak_memory_child(48, args.device)
         rows.append({"what": "48 MP photo, 1 face, mode mid: peak RSS", "device": args.device, "value": mb, "unit": "MB", "faces": 1})

@@ -55,7 +55,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base), args.baseline], check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base), args.baseline], check=True, capture_output=True
+        )
         try:
             times: dict[str, list[float]] = {"baseline": [], "this tree": []}
             for _ in range(args.rounds):
@@ -65,7 +67,12 @@ def main() -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = [
-        {"what": f"12 MP photo, 1 face, mode {args.mode}: {k}" + (f" ({args.baseline})" if k == "baseline" else ""), "value": med[k], "unit": "s/photo (median)", "runs": len(v)}
+        {
+            "what": f"12 MP photo, 1 face, mode {args.mode}: {k}" + (f" ({args.baseline})" if k == "baseline" else ""),
+            "value": med[k],
+            "unit": "s/photo (median)",
+            "runs": len(v),
+        }
         for k, v in times.items()
     ]
     rows.append({"what": "this tree / baseline", "value": med["this tree"] / med["baseline"], "unit": "ratio of medians", "runs": ""})

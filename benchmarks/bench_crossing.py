@@ -32,7 +32,9 @@ def sources() -> list[str]:
     return ["photos/lady.jpg", "photos/nikon_d700_two_faces.jpg"] + [f"faces/{i}/5.jpg" for i in ids]
 
 
-def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, variant: str = "", only: tuple[str, ...] = ()) -> list[dict[str, object]]:
+def margins(
+    mode: str, budget: float | None, steps: int | None, tmp: Path, variant: str = "", only: tuple[str, ...] = ()
+) -> list[dict[str, object]]:
     """Per face and extractor: ‖own − cloaked‖ − ‖cloaked − target centroid‖ (> 0: crossed)."""
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.cloak.variant import parse_variant
@@ -56,8 +58,18 @@ def margins(mode: str, budget: float | None, steps: int | None, tmp: Path, varia
         back = read_photo(write_photo(result.photo, tmp / "cloaked.jpg"))
         for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, bank, det)):
             for c in row:
-                out.append({"source": src, "box": list(f.box), "extractor": c.extractor, "target": f.target, "dssim": f.dssim, "budget": f.budget,
-                            "steps": f.steps, "margin": c.margin})
+                out.append(
+                    {
+                        "source": src,
+                        "box": list(f.box),
+                        "extractor": c.extractor,
+                        "target": f.target,
+                        "dssim": f.dssim,
+                        "budget": f.budget,
+                        "steps": f.steps,
+                        "margin": c.margin,
+                    }
+                )
     return out
 
 
@@ -77,8 +89,15 @@ def main() -> None:
             label = mode if budget is None else f"low steps, ρ {budget}"
             for name in dict.fromkeys(str(r["extractor"]) for r in per_face):
                 ms = np.array([r["margin"] for r in per_face if r["extractor"] == name])
-                rows.append({"mode": label, "extractor": name, "crossed": f"{int((ms > 0).sum())}/{len(ms)}",
-                             "mean margin": float(ms.mean()), "min margin": float(ms.min())})
+                rows.append(
+                    {
+                        "mode": label,
+                        "extractor": name,
+                        "crossed": f"{int((ms > 0).sum())}/{len(ms)}",
+                        "mean margin": float(ms.mean()),
+                        "min margin": float(ms.min()),
+                    }
+                )
             faces += [{"mode": label, **r} for r in per_face]
     report("crossing", rows, {"faces": faces, "steps": args.steps, "variant": args.variant})
 

@@ -34,7 +34,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(cfg: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=open(log, "ab")
+    )
 
 
 def main() -> None:
@@ -58,14 +60,25 @@ def main() -> None:
     q.db.execute("UPDATE files SET state='done'")
     q.close()
     cfg = tmp / "config.yaml"
-    cfg.write_text(yaml.safe_dump({"sources": [{"path": str(src), "name": "cam"}], "to_share": str(tmp / "share"),
-                                   "state_dir": str(tmp / "state"), "quiet_period": 1, "cloak": {"mode": "mid"}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"path": str(src), "name": "cam"}],
+                "to_share": str(tmp / "share"),
+                "state_dir": str(tmp / "state"),
+                "quiet_period": 1,
+                "cloak": {"mode": "mid"},
+            }
+        )
+    )
     proc = start(cfg, tmp / "log")
     time.sleep(15)  # start-up: imports, observers on 20 folders, the start-up rescan
     t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
     time.sleep(args.idle_seconds)
     t1, c1 = time.monotonic(), cpu_seconds(proc.pid)
-    rows.append({"what": f"idle CPU watching {args.files} files", "value": 100 * (c1 - c0) / (t1 - t0), "unit": "% of one core", "goal": "< 1"})
+    rows.append(
+        {"what": f"idle CPU watching {args.files} files", "value": 100 * (c1 - c0) / (t1 - t0), "unit": "% of one core", "goal": "< 1"}
+    )
     # latency beyond the cloak itself
     faces = sorted((SHARED / "dev" / "faces" / "Keanu_Reeves").glob("*.jpg"))[: args.latency_photos]
     extra = []
@@ -82,7 +95,14 @@ def main() -> None:
         row = qq.db.execute("SELECT seconds FROM files WHERE relpath=?", (dest.name,)).fetchone()
         qq.close()
         extra.append(appeared - landed - (row["seconds"] or 0))
-    rows.append({"what": "landing → safe copy, beyond cloak time (quiet period 1 s)", "value": statistics.median(extra), "unit": "s (median)", "goal": ""})
+    rows.append(
+        {
+            "what": "landing → safe copy, beyond cloak time (quiet period 1 s)",
+            "value": statistics.median(extra),
+            "unit": "s (median)",
+            "goal": "",
+        }
+    )
     proc.terminate()
     proc.wait(timeout=120)
     shutil.rmtree(tmp, ignore_errors=True)

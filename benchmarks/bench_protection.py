@@ -49,9 +49,13 @@ def main() -> None:
     ap.add_argument("--sample", default="first8", help="first8 or other16")
     ap.add_argument("--mode", default="mid")
     ap.add_argument("--variant", action="append", help="'default' or 'EXTRACTORS[:option=value...]' (repeatable)")
-    ap.add_argument("--views", default="sface,dlib", help="tracker feature extractors (also dlib-native: dlib's own HOG box and 5-point chip)")
+    ap.add_argument(
+        "--views", default="sface,dlib", help="tracker feature extractors (also dlib-native: dlib's own HOG box and 5-point chip)"
+    )
     ap.add_argument("--trackers", default="linear", help="linear, similarity (1-NN)")
-    ap.add_argument("--jpeg", type=int, default=85, help="also with the tracker re-encoding the cloaked photos at this JPEG quality (0: not)")
+    ap.add_argument(
+        "--jpeg", type=int, default=85, help="also with the tracker re-encoding the cloaked photos at this JPEG quality (0: not)"
+    )
     ap.add_argument("--name", default="", help="the JSON's name (default: protection-SAMPLE)")
     args = ap.parse_args()
     variants = args.variant or ["default"]
@@ -80,7 +84,11 @@ def main() -> None:
         row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
         row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
         rows.append(row)
-    report(args.name or f"protection-{args.sample}", rows, {"users": ev.users, "dataset": str(LFW_DEV), "trackers": trackers, "views": view_names})
+    report(
+        args.name or f"protection-{args.sample}",
+        rows,
+        {"users": ev.users, "dataset": str(LFW_DEV), "trackers": trackers, "views": view_names},
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,14 @@ def main() -> None:
         s = ext.spec
         emb = ext.embed_onnx(crops_for(faces, s.template, s.input_size))
         size_mb = ext.source_path().stat().st_size / 1e6
-        rows.append({"extractor": name, "lfw-dev LOO 1-NN": loo_1nn_accuracy(emb, labels, s.metric), "faces": len(faces), "shipped file MB": round(size_mb, 1)})
+        rows.append(
+            {
+                "extractor": name,
+                "lfw-dev LOO 1-NN": loo_1nn_accuracy(emb, labels, s.metric),
+                "faces": len(faces),
+                "shipped file MB": round(size_mb, 1),
+            }
+        )
     report("robust", rows)
 
 

@@ -62,16 +62,35 @@ def run_mode(mode: str, budget: float | None, srcs: list[Path], tmp: Path) -> tu
         own = measure_photo(photo.rgb, lossless, boxes)
         enc = measure_photo(photo.rgb, written, boxes)
         for f, a, b in zip(result.faces, own, enc):
-            faces.append({
-                "source": str(src.relative_to(SHARED)), "face_width": round(f.box[2]), "seconds_per_photo": seconds,
-                "box": list(a.box), "box_source": a.source,
-                "native": a.dssim["native"], **{k: v for k, v in b.dssim.items() if k != "native"},
-                "ssimulacra2": b.ssimulacra2, "ssimulacra2_png": a.ssimulacra2,
-                "engine_dssim": f.dssim, "engine_scales": {str(k): v for k, v in f.dssim_scales.items()},
-                "binding_width": f.binding_width, "engine_ssimulacra2": f.ssimulacra2, "budget": f.budget, "steps": f.steps,
-            })
+            faces.append(
+                {
+                    "source": str(src.relative_to(SHARED)),
+                    "face_width": round(f.box[2]),
+                    "seconds_per_photo": seconds,
+                    "box": list(a.box),
+                    "box_source": a.source,
+                    "native": a.dssim["native"],
+                    **{k: v for k, v in b.dssim.items() if k != "native"},
+                    "ssimulacra2": b.ssimulacra2,
+                    "ssimulacra2_png": a.ssimulacra2,
+                    "engine_dssim": f.dssim,
+                    "engine_scales": {str(k): v for k, v in f.dssim_scales.items()},
+                    "binding_width": f.binding_width,
+                    "engine_ssimulacra2": f.ssimulacra2,
+                    "budget": f.budget,
+                    "steps": f.steps,
+                }
+            )
             x0, y0, x1, y1 = a.box
-            crops.append((photo.rgb8()[y0:y1, x0:x1], lossless[y0:y1, x0:x1].astype(np.uint8) if lossless.dtype == np.uint8 else (lossless[y0:y1, x0:x1] // 257).astype(np.uint8), src.name))
+            crops.append(
+                (
+                    photo.rgb8()[y0:y1, x0:x1],
+                    lossless[y0:y1, x0:x1].astype(np.uint8)
+                    if lossless.dtype == np.uint8
+                    else (lossless[y0:y1, x0:x1] // 257).astype(np.uint8),
+                    src.name,
+                )
+            )
     return faces, crops
 
 
@@ -157,7 +176,11 @@ def main() -> None:
             if args.sheet and budget is None:
                 contact_sheet(crops, out / f"contact-{mode}.png")
             # Written after every mode: a long run that is stopped keeps the modes it finished.
-            (out / "visibility.json").write_text(json.dumps({"benchmark": "visibility", "machine": machine(), "rows": rows, "goals": goals(by_mode), "faces": by_mode}, indent=2))
+            (out / "visibility.json").write_text(
+                json.dumps(
+                    {"benchmark": "visibility", "machine": machine(), "rows": rows, "goals": goals(by_mode), "faces": by_mode}, indent=2
+                )
+            )
             print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     path = report("visibility", rows, {"goals": goals(by_mode), "faces": by_mode})
     print(json.dumps(goals(by_mode), indent=2, ensure_ascii=False), f"\nalso written {out / 'visibility.json'} (from {path.name})")

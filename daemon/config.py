@@ -100,10 +100,19 @@ class CloakConfig(_Strict):
     def to_options(self, device: str = "auto") -> CloakOptions:
         """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
         return CloakOptions(
-            mode=self.mode, dssim_budget=self.dssim_budget, steps=self.steps, extend_steps=self.extend_steps,
-            max_budget=self.max_budget, ssimulacra2_floor=self.ssimulacra2_floor, extractors=tuple(self.extractors),
-            target_mode=self.target_mode, target_identity=self.target_identity, stop_fraction=self.stop_fraction,
-            seed=self.seed, deterministic=self.deterministic, device=device,
+            mode=self.mode,
+            dssim_budget=self.dssim_budget,
+            steps=self.steps,
+            extend_steps=self.extend_steps,
+            max_budget=self.max_budget,
+            ssimulacra2_floor=self.ssimulacra2_floor,
+            extractors=tuple(self.extractors),
+            target_mode=self.target_mode,
+            target_identity=self.target_identity,
+            stop_fraction=self.stop_fraction,
+            seed=self.seed,
+            deterministic=self.deterministic,
+            device=device,
         )
 
     @field_validator("mode")

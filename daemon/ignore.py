@@ -11,12 +11,20 @@ import fnmatch
 from pathlib import PurePath
 
 IGNORED_NAMES = [
-    ".syncthing.*.tmp", "~syncthing~*.tmp",  # Syncthing
-    ".~*", ".sync_*.db*", "*.part",  # Nextcloud / ownCloud
+    ".syncthing.*.tmp",
+    "~syncthing~*.tmp",  # Syncthing
+    ".~*",
+    ".sync_*.db*",
+    "*.part",  # Nextcloud / ownCloud
     "*.partial",  # rclone
-    "*.crdownload", "*.download", "*.tmp",  # browsers and generic
+    "*.crdownload",
+    "*.download",
+    "*.tmp",  # browsers and generic
     ".*.icloud",  # iCloud placeholders
-    "._*", ".DS_Store", "Thumbs.db", "desktop.ini",  # AppleDouble, Finder, Windows
+    "._*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",  # AppleDouble, Finder, Windows
     "*.json",  # Google Takeout sidecars
     ".fawkes-*",  # our own temporaries
 ]

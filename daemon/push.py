@@ -93,7 +93,10 @@ class RcloneRemote:
         try:
             r = subprocess.run(
                 [self.config.rclone_binary, "copyto", "--retries", "1", str(local), dest],
-                env=env, capture_output=True, text=True, timeout=self.config.timeout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.config.timeout,
             )
         except FileNotFoundError:
             raise PushError(f"rclone not found ({self.config.rclone_binary}); install rclone or set push.rclone_binary") from None

@@ -101,6 +101,8 @@ def _row(r: sqlite3.Row) -> dict:
         if k in d:
             d[k] = from_db(d[k])
     return d
+
+
 PUSH_STATES = ("pending", "done", "superseded", "gone")
 
 
@@ -192,7 +194,10 @@ class Queue:
             except Exception:
                 self.db.execute("ROLLBACK")
                 raise
-        return [Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"])) for r in rows]
+        return [
+            Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"]))
+            for r in rows
+        ]
 
     def finish(self, job_id: int, state: str, **fields) -> None:
         """Set a row's final state. A ``done`` row supersedes the failed or held rows of older versions of its file."""
@@ -254,7 +259,8 @@ class Queue:
     def due_pushes(self, n: int) -> list[dict]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, relpath, sha256, attempts FROM pushes WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?", (time.time(), n)
+                "SELECT id, relpath, sha256, attempts FROM pushes WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?",
+                (time.time(), n),
             )
             return [_row(r) for r in rows]
 
@@ -276,7 +282,8 @@ class Queue:
             attempts = (row["attempts"] if row else 0) + 1
             delay = min(cap, base * 2 ** (attempts - 1))
             self.db.execute(
-                "UPDATE pushes SET attempts=?, next_attempt=?, error=?, updated=? WHERE id=?", (attempts, time.time() + delay, error, time.time(), push_id)
+                "UPDATE pushes SET attempts=?, next_attempt=?, error=?, updated=? WHERE id=?",
+                (attempts, time.time() + delay, error, time.time(), push_id),
             )
             return delay
 
@@ -285,12 +292,16 @@ class Queue:
 
     def last_push_error(self) -> str | None:
         with self._lock:
-            row = self.db.execute("SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1").fetchone()
+            row = self.db.execute(
+                "SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1"
+            ).fetchone()
             return from_db(row["error"]) if row else None
 
     def done_outputs(self) -> list[str]:
         with self._lock:
-            return [from_db(r["output"]) or "" for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")]
+            return [
+                from_db(r["output"]) or "" for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")
+            ]
 
     def pushed_paths(self) -> set[str]:
         with self._lock:

@@ -46,7 +46,9 @@ class Daemon:
         self.pause_reason: str | None = self.policy.reason_to_wait()
         self.pusher: Pusher | None = None
         if config.push is not None:  # raises SecretError (named secret, the fix) before anything starts
-            self.pusher = Pusher(config.push, config.to_share, self.queue, make_remote(config.push), may_run=lambda: self.pause_reason is None)
+            self.pusher = Pusher(
+                config.push, config.to_share, self.queue, make_remote(config.push), may_run=lambda: self.pause_reason is None
+            )
         self.worker = Worker(config, self.queue, on_published=self.pusher.record if self.pusher else None)
         self.watcher = Watcher(config, self.queue, self.gate, on_removed=self._source_removed)
         self.stop_event = threading.Event()
@@ -155,4 +157,3 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
-

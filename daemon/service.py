@@ -33,7 +33,7 @@ def exec_args(config: Path, python: str | None = None) -> list[str]:
 def _systemd_quote(arg: str) -> str:
     """One ExecStart word: '%' doubled (specifiers), quoted when it holds spaces or quotes."""
     arg = arg.replace("%", "%%")
-    if arg and not any(c in arg for c in ' \t"\'\\;$'):
+    if arg and not any(c in arg for c in " \t\"'\\;$"):
         return arg
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$") + '"'
 

@@ -204,7 +204,9 @@ class Worker:
                 continue
             self._atomic_place(data, item.dest, item.mode)
             self._published(item.dest, prev_hash)
-            self.queue.finish(item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), output_hash=prev_hash, faces=None, error=None)
+            self.queue.finish(
+                item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), output_hash=prev_hash, faces=None, error=None
+            )
             log.info("%s: identical to an already cloaked photo; copied its safe copy", self._src_path(item.job))
             return True
         return False
@@ -216,26 +218,43 @@ class Worker:
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
             log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
             for i in items:
-                self.queue.retry_later(i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts)
+                self.queue.retry_later(
+                    i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts
+                )
             return
         per = (time.perf_counter() - t0) / len(items)
         for item, res in zip(items, results):
             src = self._src_path(item.job)
             held = self._hold_reason(item, res)
             if held:
-                self.queue.finish(item.job.id, "held", content_hash=item.content_hash, faces=len(res.faces), skipped=len(res.skipped), seconds=per, error=held)
+                self.queue.finish(
+                    item.job.id,
+                    "held",
+                    content_hash=item.content_hash,
+                    faces=len(res.faces),
+                    skipped=len(res.skipped),
+                    seconds=per,
+                    error=held,
+                )
                 log.info("%s: %s", src, held)
                 continue
             if res.unchanged_faces:
                 # a face the optimizer left untouched must never be published as "cloaked"
-                state = self.queue.retry_later(item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts)
+                state = self.queue.retry_later(
+                    item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts
+                )
                 log.warning("%s: a face could not be cloaked; %s", src, state)
                 continue
             photo = res.photo if res.faces else item.photo
             try:  # encoding is deterministic: a failure here fails the same way every time
                 data = encode_photo(photo, self.config.metadata, fmt=output_format(photo))  # type: ignore[arg-type]
             except Exception as e:
-                self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=f"{src}: the safe copy cannot be encoded ({type(e).__name__}: {e})")
+                self.queue.finish(
+                    item.job.id,
+                    "failed",
+                    content_hash=item.content_hash,
+                    error=f"{src}: the safe copy cannot be encoded ({type(e).__name__}: {e})",
+                )
                 log.warning("%s: the safe copy cannot be encoded: %s", src, e)
                 continue
             try:
@@ -257,11 +276,19 @@ class Worker:
                 continue
             worst = max(res.faces, key=lambda f: f.dssim)
             s2 = min(f.ssimulacra2 for f in res.faces)
-            self.queue.finish(item.job.id, "done", faces=len(res.faces), skipped=len(res.skipped), dssim=worst.dssim, ssimulacra2=s2, **common)
+            self.queue.finish(
+                item.job.id, "done", faces=len(res.faces), skipped=len(res.skipped), dssim=worst.dssim, ssimulacra2=s2, **common
+            )
             log.info(
                 "%s: cloaked %d face(s)%s, face DSSIM ≤ %.4f (worst scale: %d px wide; %s), SSIMULACRA2 ≥ %.1f, %.1f s",
-                src, len(res.faces), f" ({len(res.skipped)} too small to cloak, released by the user)" if res.skipped else "", worst.dssim,
-                worst.binding_width, ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()), s2, per,
+                src,
+                len(res.faces),
+                f" ({len(res.skipped)} too small to cloak, released by the user)" if res.skipped else "",
+                worst.dssim,
+                worst.binding_width,
+                ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()),
+                s2,
+                per,
             )
 
     def _hold_reason(self, item: Loaded, res) -> str | None:

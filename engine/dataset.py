@@ -69,8 +69,9 @@ def central_face(path: Path, detector: FaceDetector) -> LabelledFace | None:
     return LabelledFace(path, path.parent.name, rgb, face.landmarks, is_aligned_crop(rgb.shape), face)
 
 
-def load_faces(root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None,
-               order: Order = "natural") -> list[LabelledFace]:
+def load_faces(
+    root: str | Path, min_images: int = 1, per_identity: int | None = None, detector: FaceDetector | None = None, order: Order = "natural"
+) -> list[LabelledFace]:
     """Every labelled face under ``root`` (one folder per identity): the one loader of tests, eval and the bank."""
     detector = detector or FaceDetector(min_face=16)
     out: list[LabelledFace] = []

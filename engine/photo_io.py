@@ -324,7 +324,16 @@ def encode_photo(photo: Photo, policy: MetadataPolicy = "strip-location", jpeg_q
     return buf.getvalue()
 
 
-_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".heic": "HEIF", ".heif": "HEIF"}
+_SUFFIX_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+}
 
 
 def write_photo(photo: Photo, path: str | Path, policy: MetadataPolicy = "strip-location", jpeg_quality: int = 95) -> Path:

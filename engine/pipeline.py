@@ -97,8 +97,14 @@ class PhotoCloaker:
             if mine:
                 floor = self.options.floor
                 regions = [results[j].region for j in mine]
-                rgb, crowded = compose_within_budget(photo.rgb, regions, [pixels[j] for j in mine], [results[j].budget for j in mine],
-                                                     [floor] * len(mine), [core_of(results[j].box, r) for j, r in zip(mine, regions)])
+                rgb, crowded = compose_within_budget(
+                    photo.rgb,
+                    regions,
+                    [pixels[j] for j in mine],
+                    [results[j].budget for j in mine],
+                    [floor] * len(mine),
+                    [core_of(results[j].box, r) for j, r in zip(mine, regions)],
+                )
                 for j, m in zip(mine, crowded):
                     if m is not None:  # a face in a crowd, measured again with its neighbours' changes written
                         r = results[j]

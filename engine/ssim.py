@@ -155,12 +155,16 @@ def dssim(x: torch.Tensor, y: torch.Tensor | SSIMReference, stride: int = 1, che
     return (1.0 - ssim_map(x, y, stride=stride, ref=stats).mean(dim=(1, 2, 3))) / 2.0
 
 
-def _band_sum(x: torch.Tensor, y: torch.Tensor, stride: int, window: int, mu: torch.Tensor | None, e_sq: torch.Tensor | None) -> torch.Tensor:
+def _band_sum(
+    x: torch.Tensor, y: torch.Tensor, stride: int, window: int, mu: torch.Tensor | None, e_sq: torch.Tensor | None
+) -> torch.Tensor:
     stats = (mu, e_sq) if mu is not None and e_sq is not None else None
     return ssim_map(x, y, window=window, stride=stride, ref=stats).sum(dim=(1, 2, 3))
 
 
-def _dssim_banded(x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: bool, ref: SSIMReference | None, window: int = SSIM_WINDOW) -> torch.Tensor:
+def _dssim_banded(
+    x: torch.Tensor, y: torch.Tensor, stride: int, checkpoint: bool, ref: SSIMReference | None, window: int = SSIM_WINDOW
+) -> torch.Tensor:
     from torch.utils.checkpoint import checkpoint as ckpt
 
     h, w = x.shape[-2:]

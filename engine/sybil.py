@@ -45,7 +45,9 @@ def _main_face(photo: Photo, detector: FaceDetector) -> Face | None:
     return max(faces, key=lambda f: f.box[2] * f.box[3])
 
 
-def pick_candidates(user_feats: dict[str, np.ndarray], cand_feats: dict[str, np.ndarray], weights: list[float], per_photo: int) -> list[list[int]]:
+def pick_candidates(
+    user_feats: dict[str, np.ndarray], cand_feats: dict[str, np.ndarray], weights: list[float], per_photo: int
+) -> list[list[int]]:
     """For each user photo, ``per_photo`` candidate indices, nearest first, each reused only when all are used."""
     names = list(user_feats)
     d = sum(w * np.linalg.norm(user_feats[n][:, None] - cand_feats[n][None], axis=-1) for w, n in zip(weights, names))

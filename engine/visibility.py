@@ -94,8 +94,9 @@ class FacePyramid:
 
 
 @torch.no_grad()
-def measure_scales(cloaked: torch.Tensor, original: torch.Tensor, smallest: int = SMALLEST_FACE_WIDTH,
-                   core: tuple[int, int, int, int] | None = None) -> ScaleDSSIM:
+def measure_scales(
+    cloaked: torch.Tensor, original: torch.Tensor, smallest: int = SMALLEST_FACE_WIDTH, core: tuple[int, int, int, int] | None = None
+) -> ScaleDSSIM:
     """Exact (stride 1) DSSIM of a face box at every pyramid scale; full-size tensors, no statistics kept.
 
     For the final measurement of what will be written: large faces are evaluated in row

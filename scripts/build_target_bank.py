@@ -1,6 +1,6 @@
 """Build engine/data/target_bank.npz from ../shared/datasets/targets (run after changing extractors).
 
-    python scripts/build_target_bank.py [--root ../shared/datasets/targets/faces] [--extractors sface dlib]
+python scripts/build_target_bank.py [--root ../shared/datasets/targets/faces] [--extractors sface dlib]
 """
 
 from __future__ import annotations

@@ -38,7 +38,10 @@ def main() -> None:
         for det in (True, False):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                outs = [PhotoCloaker(CloakOptions(mode="mid", steps=10, seed=7, deterministic=det)).cloak([photo])[0].photo.rgb for _ in range(3)]
+                outs = [
+                    PhotoCloaker(CloakOptions(mode="mid", steps=10, seed=7, deterministic=det)).cloak([photo])[0].photo.rgb
+                    for _ in range(3)
+                ]
             msgs = {str(w.message).split("\n")[0][:160] for w in caught if "deterministic" in str(w.message)}
             diff = max(int(abs(outs[0].astype(int) - o.astype(int)).max()) for o in outs[1:])
             print(f"{src} deterministic={det}: digests {[digest(o) for o in outs]}, max difference {diff} levels")

@@ -78,7 +78,9 @@ def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(model(x), dim=1)
 
 
-def pgd(model: nn.Module, x: torch.Tensor, anchor: torch.Tensor, eps: float, steps: int, target: torch.Tensor | None = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module, x: torch.Tensor, anchor: torch.Tensor, eps: float, steps: int, target: torch.Tensor | None = None
+) -> torch.Tensor:
     """L∞ PGD from a random start: push S(x + δ) away from ``anchor`` (or, with ``target``, toward it)."""
     alpha = 2.5 * eps / max(steps, 1)
     delta = (torch.rand_like(x) * 2 - 1) * eps
@@ -96,7 +98,9 @@ def embed_all(model: nn.Module, chips: torch.Tensor, device: torch.device, batch
     return torch.cat([embed(model, chips[i : i + batch].to(device).float() / 255) for i in range(0, len(chips), batch)])
 
 
-def evaluate(student: nn.Module, chips: torch.Tensor, ids: np.ndarray, device: torch.device, ref_spread: float | None, eps: float, steps: int) -> dict[str, float]:
+def evaluate(
+    student: nn.Module, chips: torch.Tensor, ids: np.ndarray, device: torch.device, ref_spread: float | None, eps: float, steps: int
+) -> dict[str, float]:
     """Clean LOO 1-NN accuracy, centroid spread, and the fraction of faces a small targeted attack can cloak."""
     e = embed_all(student, chips, device)
     labels = torch.as_tensor(np.unique(ids, return_inverse=True)[1], device=device)
@@ -231,7 +235,17 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(evaluate(student, *eval_data, dev, ref["spread"] if ref else None, args.cloak_eps / 255, 20))
         log.append(entry)
         print(json.dumps(entry), flush=True)
-        torch.save({"student": student.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1, "log": log}, ckpt)
+        torch.save(
+            {
+                "student": student.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+                "epoch": epoch + 1,
+                "log": log,
+            },
+            ckpt,
+        )
         if args.minutes and time.time() - t0 > args.minutes * 60:
             print(f"time budget reached after epoch {epoch + 1}")
             break

@@ -57,10 +57,14 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
     back = read_photo(write_photo(result.photo, tmp_path / "cloaked.jpg"))
     for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, pc.cloaker.bank, detector)):
         for c in row:
-            assert c.after < c.before - 0.02, f"{mode} {c.extractor}: cloak did not move the face toward its target ({c.before:.3f} → {c.after:.3f})"
+            assert c.after < c.before - 0.02, (
+                f"{mode} {c.extractor}: cloak did not move the face toward its target ({c.before:.3f} → {c.after:.3f})"
+            )
             assert c.moved > 0.05, f"{mode} {c.extractor}: features barely moved"
         margins = {c.extractor: round(c.margin, 3) for c in row}
-        print(f"\n{mode} {source}: DSSIM {f.dssim:.4f} (budget {f.budget:.4f}, {f.steps} steps), SSIMULACRA2 {f.ssimulacra2:.1f}; margins {margins}")
+        print(
+            f"\n{mode} {source}: DSSIM {f.dssim:.4f} (budget {f.budget:.4f}, {f.steps} steps), SSIMULACRA2 {f.ssimulacra2:.1f}; margins {margins}"
+        )
 
 
 def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None:
@@ -209,7 +213,24 @@ def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> Non
     out = tmp_path / "out"
     report = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src), str(src / "anim.gif"), str(src / "missing.jpg"), "--out", str(out), "--mode", "low", "--steps", "6", "--report", str(report), "--diff-image"],
+        [
+            sys.executable,
+            "-m",
+            "fawkes_daemon.cli",
+            "cloak",
+            str(src),
+            str(src / "anim.gif"),
+            str(src / "missing.jpg"),
+            "--out",
+            str(out),
+            "--mode",
+            "low",
+            "--steps",
+            "6",
+            "--report",
+            str(report),
+            "--diff-image",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -227,7 +248,17 @@ def test_cli_cloak_reports_and_skips_bad_files(dev: Path, tmp_path: Path) -> Non
     assert all(by_name[n]["status"] == "failed" for n in bad)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == originals  # originals untouched
     # beside the input, never overwriting: a second run makes a new name
-    subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src / "lady.jpg"), "--steps", "2"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert (src / "lady_cloaked.jpg").exists() and (src / "lady_cloaked-1.jpg").exists()
     assert (src / "lady.jpg").read_bytes() == originals["lady.jpg"]

@@ -35,8 +35,20 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 
 
 def test_sync_tool_temporaries_are_ignored() -> None:
-    for name in [".syncthing.a.jpg.tmp", ".stversions/a.jpg", ".~lock.a.jpg", ".sync_123.db-wal", "a.jpg.part", "a.jpg.partial",
-                 "a.jpg.crdownload", ".dropbox.cache/a.jpg", ".a.jpg.icloud", "._a.jpg", ".DS_Store", "a.jpg.json"]:
+    for name in [
+        ".syncthing.a.jpg.tmp",
+        ".stversions/a.jpg",
+        ".~lock.a.jpg",
+        ".sync_123.db-wal",
+        "a.jpg.part",
+        "a.jpg.partial",
+        "a.jpg.crdownload",
+        ".dropbox.cache/a.jpg",
+        ".a.jpg.icloud",
+        "._a.jpg",
+        ".DS_Store",
+        "a.jpg.json",
+    ]:
         assert is_ignored(name), name
     assert not is_ignored("2024/holiday/a.jpg")
 
@@ -93,6 +105,7 @@ def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path
         (src / "x.jpg.part").write_bytes(data)  # Nextcloud partial
         (src / "._new.jpg").write_bytes(b"\0" * 10)  # AppleDouble
         originals = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
         def settled() -> bool:
             c = counts(cfg)
             return c["done"] >= 3 and c["pending"] == 0 and c["working"] == 0
@@ -176,9 +189,11 @@ def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Pat
     d = DaemonProc(cfg, tmp_path / "log")
     d.start()
     try:
+
         def settled() -> bool:
             c = counts(cfg)
             return c["pending"] == 0 and c["working"] == 0 and c["done"] + c["failed"] >= 10
+
         wait_for(settled, 240, "every bad input to get a state")
         assert d.proc and d.proc.poll() is None  # still up
         st = status(cfg)

@@ -43,11 +43,46 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     """Two protected users of the dev set, real cloaks (few steps), real trackers; table, JSON and plots written."""
     out = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, "-m", "fawkes_daemon.cli", "eval", "--dataset", str(dev / "faces"), "--user", "Katy_Perry", "--user", "Angelina_Jolie",
-         "--steps", "15", "--trackers", "linear,similarity", "--trackers-from", "dlib", "--leaked", "0,0.5", "--jpeg", "50", "--label-density", "2",
-         "--sybil", "0,1", "--sybil-candidates", str(dev.parent / "targets" / "faces"), "--sybil-pool", "24", "--detection",
-         "--transfer", "sface:diversity_jpeg=0.5", "--transfer", "dlib-robust", "--out", str(out)],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "fawkes_daemon.cli",
+            "eval",
+            "--dataset",
+            str(dev / "faces"),
+            "--user",
+            "Katy_Perry",
+            "--user",
+            "Angelina_Jolie",
+            "--steps",
+            "15",
+            "--trackers",
+            "linear,similarity",
+            "--trackers-from",
+            "dlib",
+            "--leaked",
+            "0,0.5",
+            "--jpeg",
+            "50",
+            "--label-density",
+            "2",
+            "--sybil",
+            "0,1",
+            "--sybil-candidates",
+            str(dev.parent / "targets" / "faces"),
+            "--sybil-pool",
+            "24",
+            "--detection",
+            "--transfer",
+            "sface:diversity_jpeg=0.5",
+            "--transfer",
+            "dlib-robust",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "target bank identities among tracker classes: none" in proc.stderr
@@ -76,7 +111,10 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     # dlib-robust variant shares the only tracker's family, so it is never measured
     tr = [r for r in result["rows"] if r["scenario"].startswith("transfer") or r["scenario"] == "whitebox"]
     assert sorted((r["scenario"], r["tracker"]) for r in tr) == [
-        ("transfer", "linear"), ("transfer", "similarity"), ("transfer-jpeg85", "linear"), ("transfer-jpeg85", "similarity")
+        ("transfer", "linear"),
+        ("transfer", "similarity"),
+        ("transfer-jpeg85", "linear"),
+        ("transfer-jpeg85", "similarity"),
     ]
     assert {r["value"] for r in tr} == {"sface:diversity_jpeg=0.5"} and {r["tracker_extractor"] for r in tr} == {"dlib"}
     key = tr[0]["cloak"]["key"]

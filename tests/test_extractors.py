@@ -22,6 +22,7 @@ def _lfw_photos(lfw_dev: Path, n: int) -> list[Path]:
 
 def test_dlib_matches_dlib_bin_on_same_chips(lfw_dev: Path) -> None:
     import dlib  # dlib-bin: in the [test] extra
+
     models = Path(str(resources.files("face_recognition_models") / "models"))
     hog = dlib.get_frontal_face_detector()
     sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))

@@ -26,7 +26,13 @@ def test_installs_beside_python_daemon(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["status"], ["retry"], ["release", "/nowhere/x.jpg"], ["secret", "check", "nextcloud"], ["service", "status", "--platform", "systemd"]],
+    [
+        ["status"],
+        ["retry"],
+        ["release", "/nowhere/x.jpg"],
+        ["secret", "check", "nextcloud"],
+        ["service", "status", "--platform", "systemd"],
+    ],
 )
 def test_light_commands_never_import_torch(tmp_path: Path, argv: list[str]) -> None:
     """`fawkes status` and friends answer in well under a second: they must not load torch (seconds on a busy machine)."""

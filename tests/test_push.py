@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import shutil
@@ -13,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from fawkes_daemon.config import PushConfig
 from fawkes_daemon.push import Pusher, RcloneRemote
@@ -38,7 +38,8 @@ class WebDav:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(HELPERS / "webdav_server.py"), str(self.root), str(self.port), "alice", SECRET, str(self.log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         end = time.monotonic() + 30
         while time.monotonic() < end:
@@ -79,7 +80,14 @@ def test_every_safe_copy_reaches_webdav_once_and_nothing_else_even_across_an_out
     config = write_config(
         tmp_path,
         no_face="hold",
-        push={"kind": "webdav", "url": f"http://127.0.0.1:{server.port}/", "user": "alice", "secret": "nextcloud", "retry_base": 1, "retry_max": 2},
+        push={
+            "kind": "webdav",
+            "url": f"http://127.0.0.1:{server.port}/",
+            "user": "alice",
+            "secret": "nextcloud",
+            "retry_base": 1,
+            "retry_max": 2,
+        },
     )
     assert SECRET not in config.read_text()
     src = tmp_path / "src"
@@ -129,7 +137,13 @@ def test_every_safe_copy_reaches_webdav_once_and_nothing_else_even_across_an_out
 def test_missing_push_secret_stops_the_daemon_with_the_fix(tmp_path: Path) -> None:
     env = file_keyring_env(tmp_path)
     config = write_config(tmp_path, push={"kind": "webdav", "url": "http://127.0.0.1:9/", "user": "alice"})
-    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config)], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert r.returncode == 2  # the unit's RestartPreventExitStatus: no restart loop
     assert "secret 'webdav' not found: run `fawkes secret set webdav`" in r.stderr
 

@@ -39,8 +39,14 @@ def cloaker():
 
 def config_file(tmp: Path, **extra) -> Path:
     (tmp / "src").mkdir(exist_ok=True)
-    cfg = {"sources": [{"path": str(tmp / "src"), "name": "cam"}], "to_share": str(tmp / "share"), "cloak": FAST,
-           "state_dir": str(tmp / "state"), "quiet_period": 0, **extra}
+    cfg = {
+        "sources": [{"path": str(tmp / "src"), "name": "cam"}],
+        "to_share": str(tmp / "share"),
+        "cloak": FAST,
+        "state_dir": str(tmp / "state"),
+        "quiet_period": 0,
+        **extra,
+    }
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -292,7 +298,9 @@ def test_d12_unknown_extractor_or_device_stops_the_start(tmp_path: Path, bad: di
         load_config(cfg)
 
 
-def test_d12_the_journald_log_gives_the_reason_of_a_failed_batch(tmp_path: Path, cloaker, caplog: pytest.LogCaptureFixture, dev: Path) -> None:
+def test_d12_the_journald_log_gives_the_reason_of_a_failed_batch(
+    tmp_path: Path, cloaker, caplog: pytest.LogCaptureFixture, dev: Path
+) -> None:
     h = Harness(tmp_path, cloaker)
     shutil.copyfile(dev / FACE, h.src / "a.jpg")
     h.add("a.jpg")
@@ -314,7 +322,9 @@ def test_d13_an_impossible_to_share_is_a_one_line_error_and_exit_2(tmp_path: Pat
     raw = yaml.safe_load(cfg.read_text())
     raw["to_share"] = "/proc/fawkes-x/share"
     cfg.write_text(yaml.safe_dump(raw))
-    out = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and "cannot create" in out.stderr
 
@@ -398,8 +408,22 @@ def test_short_secrets_are_redacted() -> None:
 @pytest.mark.system
 def test_fawkes_cloak_prints_no_opencv_warning(dev: Path, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(dev / FACE), "--out", str(tmp_path / "out"), "--mode", "low", "--steps", "2"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fawkes_daemon.cli",
+            "cloak",
+            str(dev / FACE),
+            "--out",
+            str(tmp_path / "out"),
+            "--mode",
+            "low",
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert "WARN" not in out.stderr and "setPreferableTarget" not in out.stderr

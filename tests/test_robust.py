@@ -62,7 +62,9 @@ def test_int8_quantization_round_trip(tmp_path: Path) -> None:
     from fawkes_engine.models.quantize import quantize_weights
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3), torch.nn.Flatten(), torch.nn.LazyLinear(8))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3), torch.nn.Flatten(), torch.nn.LazyLinear(8)
+    )
     net(torch.rand(1, 3, 16, 16))
     export_onnx(net, 16, tmp_path / "fp32.onnx")
     q = quantize_weights(onnx.load(str(tmp_path / "fp32.onnx")))
@@ -82,14 +84,44 @@ def test_int8_quantization_round_trip(tmp_path: Path) -> None:
 def test_training_script_checkpoints_resumes_and_exports(tmp_path: Path) -> None:
     """The real script on a tiny pack of robust-train faces: one epoch, then a resumed second, then ONNX out."""
     pack = tmp_path / "pack.npz"
-    r = subprocess.run([sys.executable, "scripts/pack_faces.py", str(SHARED / "robust-train" / "faces"), str(pack), "--extractors", "sface", "--max-faces", "8"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "scripts/pack_faces.py",
+            str(SHARED / "robust-train" / "faces"),
+            str(pack),
+            "--extractors",
+            "sface",
+            "--max-faces",
+            "8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     z = np.load(pack, allow_pickle=True)
     assert len(z["jpeg_sface"]) >= 6 and all(p.startswith(str(z["identity"][i])) for i, p in enumerate(z["path"]))
     out = tmp_path / "run"
-    cmd = [sys.executable, "scripts/train_robust.py", "--extractor", "sface", "--pack", str(pack), "--eval-pack", str(pack),
-           "--batch", "4", "--pgd-steps", "1", "--device", "cpu", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "scripts/train_robust.py",
+        "--extractor",
+        "sface",
+        "--pack",
+        str(pack),
+        "--eval-pack",
+        str(pack),
+        "--batch",
+        "4",
+        "--pgd-steps",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     r1 = subprocess.run([*cmd, "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r1.returncode == 0, r1.stderr[-3000:]
     assert (out / "checkpoint.pt").exists()

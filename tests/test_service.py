@@ -30,15 +30,23 @@ def fawkes(*args: str, env: dict[str, str] | None = None, stdin: str | None = No
 
 def file_keyring_env(tmp: Path) -> dict[str, str]:
     """keyrings.alt's plaintext file backend in a private data dir: a real backend, no desktop needed."""
-    return {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "xdgconfig")}
+    return {
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "XDG_CONFIG_HOME": str(tmp / "xdgconfig"),
+    }
 
 
 # -- units ------------------------------------------------------------------------------------
 def test_repository_unit_files_are_the_rendered_ones() -> None:
-    unit = render_systemd_unit(exec_args(Path("/home/you/.config/fawkes-sync/config.yaml"), "/home/you/.local/share/fawkes-sync/venv/bin/python"))
+    unit = render_systemd_unit(
+        exec_args(Path("/home/you/.config/fawkes-sync/config.yaml"), "/home/you/.local/share/fawkes-sync/venv/bin/python")
+    )
     assert (ROOT / "systemd" / "fawkes-sync.service").read_text() == unit
     plist = render_launchd_plist(
-        exec_args(Path("/Users/you/Library/Application Support/fawkes-sync/config.yaml"), "/Users/you/.local/share/fawkes-sync/venv/bin/python"),
+        exec_args(
+            Path("/Users/you/Library/Application Support/fawkes-sync/config.yaml"), "/Users/you/.local/share/fawkes-sync/venv/bin/python"
+        ),
         Path("/Users/you/Library/Logs/fawkes-sync"),
     )
     assert (ROOT / "systemd" / "org.fawkes-sync.daemon.plist").read_bytes() == plist
@@ -51,13 +59,21 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     unit.write_text(render_systemd_unit(exec_args(cfg)))
     (tmp_path / "run").mkdir()
     r = subprocess.run(
-        ["systemd-analyze", "--user", "verify", str(unit)], capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+        ["systemd-analyze", "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run")},
     )
     complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if "fawkes-sync.service" in ln]
     assert r.returncode == 0 and not complaints, r.stdout + r.stderr
     # the check is real: a broken unit is reported
     unit.write_text(unit.read_text().replace("Type=notify", "Type=bogus"))
-    r = subprocess.run(["systemd-analyze", "--user", "verify", str(unit)], capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run")})
+    r = subprocess.run(
+        ["systemd-analyze", "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run")},
+    )
     assert "bogus" in r.stdout + r.stderr
     text = render_systemd_unit(exec_args(cfg))
     for line in ("Type=notify", "Restart=on-failure", "IOSchedulingClass=idle", "Nice=15", '"' + str(cfg) + '"'):
@@ -72,14 +88,24 @@ def test_service_install_status_uninstall_in_a_temporary_home(tmp_path: Path) ->
     home.mkdir()
     env = {"HOME": str(home), "XDG_CONFIG_HOME": ""}
     env = {k: v for k, v in {**os.environ, **env}.items() if v}
-    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "systemd", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     unit = home / ".config" / "systemd" / "user" / "fawkes-sync.service"
     text = unit.read_text()
     assert f"ExecStart={sys.executable} -m fawkes_daemon.cli run --config {config.resolve()}" in text
     assert "systemctl --user enable --now fawkes-sync.service" in r.stdout
     assert "health: sources readable" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "launchd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "service", "install", "--platform", "launchd", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     plist = plistlib.loads((home / "Library" / "LaunchAgents" / "org.fawkes-sync.daemon.plist").read_bytes())
     assert plist["ProgramArguments"] == [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(config.resolve())]
@@ -87,10 +113,20 @@ def test_service_install_status_uninstall_in_a_temporary_home(tmp_path: Path) ->
     assert "launchctl bootstrap gui/" in r.stdout
     # health check: an unreadable (here: vanished) source folder is named in a warning
     shutil.rmtree(tmp_path / "src")
-    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "status", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "service", "status", "--platform", "systemd", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert "installed" in r.stdout
     assert f"warning: source folder {tmp_path / 'src'}: does not exist" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "fawkes_daemon.cli", "service", "uninstall", "--platform", "systemd", "--config", str(config)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "service", "uninstall", "--platform", "systemd", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0 and not unit.exists()
     assert "systemctl --user disable --now fawkes-sync.service" in r.stdout
 
@@ -211,7 +247,10 @@ def test_no_keyring_backend_names_the_fix_and_fallbacks_work(tmp_path: Path) -> 
     line = r.stderr.strip()
     assert "no usable keyring backend" in line and "FAWKES_SECRET_WEBDAV" in line and "0600" in line
     # fallback 1: the environment
-    assert "environment variable FAWKES_SECRET_WEBDAV" in fawkes("secret", "check", "webdav", env={**env, "FAWKES_SECRET_WEBDAV": "pw-1234"}).stdout
+    assert (
+        "environment variable FAWKES_SECRET_WEBDAV"
+        in fawkes("secret", "check", "webdav", env={**env, "FAWKES_SECRET_WEBDAV": "pw-1234"}).stdout
+    )
     # fallback 2: a file only its owner can read
     f = tmp_path / "xdgconfig" / "fawkes-sync" / "secrets" / "webdav"
     f.parent.mkdir(parents=True)

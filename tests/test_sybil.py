@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fawkes_engine.align import align_numpy
 from fawkes_engine.cloak import CloakOptions
@@ -72,8 +71,23 @@ def test_sybil_cli_writes_photos_and_report(dev: Path, tmp_path: Path) -> None:
     (tmp_path / "friend" / "f.jpg").write_bytes((dev / "faces" / "Katy_Perry" / "4.jpg").read_bytes())
     (tmp_path / "friend" / "broken.jpg").write_text("not a photo")
     r = subprocess.run(
-        [sys.executable, "-m", "fawkes_daemon.cli", "sybil", "--user", str(tmp_path / "me"), "--candidates", str(tmp_path / "friend"), "--out", str(tmp_path / "out"), "--mode", "low"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fawkes_daemon.cli",
+            "sybil",
+            "--user",
+            str(tmp_path / "me"),
+            "--candidates",
+            str(tmp_path / "friend"),
+            "--out",
+            str(tmp_path / "out"),
+            "--mode",
+            "low",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "broken.jpg" in r.stderr  # a bad candidate is named and skipped

@@ -35,7 +35,9 @@ def _photos(dev: Path) -> list[Path]:
     return sorted(p for p in (dev / "photos").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".heic"})
 
 
-def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes(dev: Path, tmp_path: Path, mid_cloaker: PhotoCloaker) -> None:
+def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes(
+    dev: Path, tmp_path: Path, mid_cloaker: PhotoCloaker
+) -> None:
     rho = MODES["mid"].dssim_budget
     faces = 0
     report = []

@@ -33,9 +33,7 @@ def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files += sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and CLOAKED_SUFFIX not in f.stem
-            )
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and CLOAKED_SUFFIX not in f.stem)
         elif p.exists():
             files.append(p)
         else:
@@ -66,9 +64,18 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
     try:
         options = CloakConfig(
-            mode=args.mode, dssim_budget=args.budget, steps=args.steps, extend_steps=args.extend_steps, max_budget=args.max_budget,
-            ssimulacra2_floor=args.floor, extractors=list(args.extractor or DEFAULT_EXTRACTORS), target_mode=args.target_mode,
-            target_identity=args.target, stop_fraction=args.stop_fraction, seed=args.seed, deterministic=not args.nondeterministic,
+            mode=args.mode,
+            dssim_budget=args.budget,
+            steps=args.steps,
+            extend_steps=args.extend_steps,
+            max_budget=args.max_budget,
+            ssimulacra2_floor=args.floor,
+            extractors=list(args.extractor or DEFAULT_EXTRACTORS),
+            target_mode=args.target_mode,
+            target_identity=args.target,
+            stop_fraction=args.stop_fraction,
+            seed=args.seed,
+            deterministic=not args.nondeterministic,
         ).to_options(args.device)
     except ValidationError as e:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
@@ -95,7 +102,9 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     # DSSIM: the face box's worst scale, with the face width that binds (px); SSIMULACRA2: 90 ≈ visually lossless
     for col in ("file", "status", "faces", "DSSIM per face (binding width)", "SSIMULACRA2", "feature shift", "seconds"):
         table.add_column(col)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as progress:
         task = progress.add_task("cloaking", total=len(files))
         for src in files:
             progress.update(task, description=f"cloaking {src.name}")
@@ -131,7 +140,11 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     entry["status"],
                     str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
                     # a face cloaked again at a higher budget to cross its target says so
-                    ", ".join(f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "") for f in result.faces) or "-",
+                    ", ".join(
+                        f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "")
+                        for f in result.faces
+                    )
+                    or "-",
                     ", ".join(f"{f.ssimulacra2:.0f}" for f in result.faces) or "-",
                     ", ".join(f"{s:.2f}" for s in shifts) or "-",
                     f"{result.seconds:.1f}",
@@ -174,26 +187,50 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
-    c.add_argument("--max-budget", type=float, metavar="RHO",
-                   help="the budget at which a face that its own budget cannot carry across its target is cloaked again "
-                        "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)")
-    c.add_argument("--floor", type=float, metavar="SCORE",
-                   help="SSIMULACRA2 each face must keep: its change is scaled down until it does "
-                        "(default: the mode's — low 85, mid 75, high 65; none with --budget; 0: none)")
-    c.add_argument("--extend-steps", type=int, metavar="N",
-                   help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)")
+    c.add_argument(
+        "--max-budget",
+        type=float,
+        metavar="RHO",
+        help="the budget at which a face that its own budget cannot carry across its target is cloaked again "
+        "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)",
+    )
+    c.add_argument(
+        "--floor",
+        type=float,
+        metavar="SCORE",
+        help="SSIMULACRA2 each face must keep: its change is scaled down until it does "
+        "(default: the mode's — low 85, mid 75, high 65; none with --budget; 0: none)",
+    )
+    c.add_argument(
+        "--extend-steps",
+        type=int,
+        metavar="N",
+        help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)",
+    )
     c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")
-    c.add_argument("--target-mode", choices=["farthest", "average", "fixed", "untargeted"], default="farthest",
-                   help="average: a target at typical distance (paper §8 mitigation against two-cluster detection)")
-    c.add_argument("--stop-fraction", type=float, metavar="F",
-                   help="stop once a face has covered F of the way to its target (paper §8 mitigation against target-closeness detection)")
+    c.add_argument(
+        "--target-mode",
+        choices=["farthest", "average", "fixed", "untargeted"],
+        default="farthest",
+        help="average: a target at typical distance (paper §8 mitigation against two-cluster detection)",
+    )
+    c.add_argument(
+        "--stop-fraction",
+        type=float,
+        metavar="F",
+        help="stop once a face has covered F of the way to its target (paper §8 mitigation against target-closeness detection)",
+    )
     c.add_argument("--target", metavar="IDENTITY", help="target identity for --target-mode fixed")
     c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--nondeterministic", action="store_true",
-                   help="on CUDA, make the crops on the GPU too: about 20 %% faster there, but seeded reruns differ")
+    c.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="on CUDA, make the crops on the GPU too: about 20 %% faster there, but seeded reruns differ",
+    )
     c.add_argument("--report", metavar="FILE.json", help="write per-file and per-face results as JSON")
-    c.add_argument("--diff-image", action="store_true", help="also write <stem>_cloaked_diff.png: original | cloaked | amplified difference")
+    c.add_argument(
+        "--diff-image", action="store_true", help="also write <stem>_cloaked_diff.png: original | cloaked | amplified difference"
+    )
     c.set_defaults(func=cmd_cloak)
-

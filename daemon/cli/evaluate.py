@@ -125,7 +125,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--sybil", default="", help="Sybil photos per user photo, crossed with --leaked, e.g. 0,1,2")
     e.add_argument("--sybil-candidates", metavar="DIR", help="folders of faces of people outside the dataset (Sybil candidates)")
     e.add_argument("--sybil-pool", type=int, default=120, help="candidate photos drawn (one per identity folder)")
-    e.add_argument("--sybil-goal", choices=["photo", "centroid"], default="photo", help="Sybil photos pulled onto each user photo or onto their centroid")
+    e.add_argument(
+        "--sybil-goal",
+        choices=["photo", "centroid"],
+        default="photo",
+        help="Sybil photos pulled onto each user photo or onto their centroid",
+    )
     e.add_argument("--detection", action="store_true", help="paper §8 detectors with and without mitigations")
     e.add_argument("--stop-fraction", type=float, default=0.5, help="mitigation (a): stop at this fraction of the way to the target")
     e.add_argument(

@@ -61,10 +61,24 @@ def cmd_sybil(args: argparse.Namespace) -> int:
         src = user_paths[m.user_index]
         dst = out / f"{src.stem}_sybil{k}{cand_paths[m.candidate_index].suffix.lower()}"
         write_photo(m.photo, dst, policy="strip-all")  # the Sybil account must not leak where or when
-        report.append({"user_photo": str(src), "sybil_photo": str(dst), "candidate": str(cand_paths[m.candidate_index]), "dssim": m.face.dssim,
-                       "to_user_before": m.to_user_before, "to_user_after": m.to_user_after, "own_shift": m.own_shift})
-        table.add_row(src.name, dst.name, cand_paths[m.candidate_index].name, f"{m.face.dssim:.4f}",
-                      *(f"{m.to_user_before[n]:.2f} → {m.to_user_after[n]:.2f}" for n in opts.extractors))
+        report.append(
+            {
+                "user_photo": str(src),
+                "sybil_photo": str(dst),
+                "candidate": str(cand_paths[m.candidate_index]),
+                "dssim": m.face.dssim,
+                "to_user_before": m.to_user_before,
+                "to_user_after": m.to_user_after,
+                "own_shift": m.own_shift,
+            }
+        )
+        table.add_row(
+            src.name,
+            dst.name,
+            cand_paths[m.candidate_index].name,
+            f"{m.face.dssim:.4f}",
+            *(f"{m.to_user_before[n]:.2f} → {m.to_user_after[n]:.2f}" for n in opts.extractors),
+        )
     Console(width=160).print(table)
     (out / "sybil-report.json").write_text(json.dumps(report, indent=2))
     print(f"{len(made)} Sybil photo(s) in {out}; post them from a separate account, never the user's own")
@@ -77,9 +91,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--candidates", required=True, metavar="DIR", help="photos of a consenting person, or synthetic faces")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--per-photo", type=int, default=1, help="Sybil photos per user photo")
-    s.add_argument("--mode", default="high", choices=list(MODES),
-                   help="the Sybil photos' cloak (default high: at mid's honest budget another person's face rarely gets near yours)")
-    s.add_argument("--goal", choices=["photo", "centroid"], default="photo", help="pull each Sybil photo onto one of your photos, or onto their centroid")
+    s.add_argument(
+        "--mode",
+        default="high",
+        choices=list(MODES),
+        help="the Sybil photos' cloak (default high: at mid's honest budget another person's face rarely gets near yours)",
+    )
+    s.add_argument(
+        "--goal",
+        choices=["photo", "centroid"],
+        default="photo",
+        help="pull each Sybil photo onto one of your photos, or onto their centroid",
+    )
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sybil)

@@ -13,12 +13,13 @@ from fawkes_engine.cloak.diversity import NO_DIVERSITY, Diversity
 from fawkes_engine.cloak.options import DEFAULT_EXTRACTORS, FACE_MARGIN, MODES, CloakOptions, ModeSettings, TargetMode
 
 if TYPE_CHECKING:
-    from fawkes_engine.cloak.cloaker import Cloaker, apply_regions, resolve_device
+    from fawkes_engine.cloak.budget import apply_regions
+    from fawkes_engine.cloak.cloaker import Cloaker, resolve_device
     from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 
 _LAZY = {
     "Cloaker": "fawkes_engine.cloak.cloaker",
-    "apply_regions": "fawkes_engine.cloak.cloaker",
+    "apply_regions": "fawkes_engine.cloak.budget",
     "resolve_device": "fawkes_engine.cloak.cloaker",
     "FaceJob": "fawkes_engine.cloak.jobs",
     "FaceResult": "fawkes_engine.cloak.jobs",
@@ -34,6 +35,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DEFAULT_EXTRACTORS", "FACE_MARGIN", "MODES", "NO_DIVERSITY", "CloakOptions", "Cloaker", "Diversity", "FaceJob",
-    "FaceResult", "ModeSettings", "TargetMode", "apply_regions", "resolve_device",
+    "DEFAULT_EXTRACTORS",
+    "FACE_MARGIN",
+    "MODES",
+    "NO_DIVERSITY",
+    "CloakOptions",
+    "Cloaker",
+    "Diversity",
+    "FaceJob",
+    "FaceResult",
+    "ModeSettings",
+    "TargetMode",
+    "apply_regions",
+    "resolve_device",
 ]

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fawkes_engine.cloak.jobs import FaceJob, FaceResult
+from fawkes_engine.cloak.state import FaceState
+from fawkes_engine.cloak.window import to_unit
 from fawkes_engine.photo_io import max_value
 from fawkes_engine.visibility import ScaleDSSIM, measure_scales, ssimulacra2
+from fawkes_engine.working_scale import lift
 
 
 @dataclass
@@ -35,8 +39,15 @@ class Rounded:
 class _Rounding:
     """δ = x − round(orig) at scale c, rounded to the photo's levels, and its measurements."""
 
-    def __init__(self, x: torch.Tensor, orig: torch.Tensor, max_value: int, dtype: np.dtype, original: np.ndarray,
-                 core: tuple[int, int, int, int] | None = None) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        orig: torch.Tensor,
+        max_value: int,
+        dtype: np.dtype,
+        original: np.ndarray,
+        core: tuple[int, int, int, int] | None = None,
+    ) -> None:
         self.max_value = max_value
         self.core = core
         self.dtype = dtype
@@ -58,8 +69,15 @@ class _Rounding:
 
 
 @torch.no_grad()
-def round_within_budget(x: torch.Tensor, orig: torch.Tensor, max_value: int, budget: float, floor: float, original: np.ndarray,
-                        core: tuple[int, int, int, int] | None = None) -> Rounded:
+def round_within_budget(
+    x: torch.Tensor,
+    orig: torch.Tensor,
+    max_value: int,
+    budget: float,
+    floor: float,
+    original: np.ndarray,
+    core: tuple[int, int, int, int] | None = None,
+) -> Rounded:
     """Round face box ``x`` (1×C×H×W in [0, 1]; ``orig`` its original) so that both limits hold.
 
     DSSIM: rounding can push a perturbation just over the budget; then a smaller scale c of δ
@@ -143,7 +161,11 @@ def core_of(box: tuple[float, float, float, float], region: Box) -> Box:
 
 
 def compose_within_budget(
-    image: np.ndarray, regions: list[Box], pixels: list[np.ndarray], budgets: list[float], floors: list[float],
+    image: np.ndarray,
+    regions: list[Box],
+    pixels: list[np.ndarray],
+    budgets: list[float],
+    floors: list[float],
     cores: list[Box | None] | None = None,
 ) -> tuple[np.ndarray, list[Rounded | None]]:
     """The photo with every face's change written in, each face box still within its budget and floor.
@@ -165,7 +187,10 @@ def compose_within_budget(
     if not any(crowded):
         return out, [None] * n
     mv = max_value(image)
-    deltas = [(pixels[i].astype(np.float32) - image[r[1] : r[3], r[0] : r[2]].astype(np.float32)) if crowded[i] else None for i, r in enumerate(regions)]
+    deltas = [
+        (pixels[i].astype(np.float32) - image[r[1] : r[3], r[0] : r[2]].astype(np.float32)) if crowded[i] else None
+        for i, r in enumerate(regions)
+    ]
     scale = [1.0] * n
     measured: dict[int, Rounded] = {}
     for _ in range(8):
@@ -222,3 +247,46 @@ def shrink_into_budget(fields: list[torch.Tensor], dssims: list[float], budgets:
         else:
             out.append(None)
     return out
+
+
+def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], pixels: list[np.ndarray]) -> np.ndarray:
+    """A copy of ``image`` with each cloaked region written in (later faces win where regions overlap)."""
+    out = image.copy()
+    for (x0, y0, x1, y1), px in zip(regions, pixels):
+        out[y0:y1, x0:x1] = px
+    return out
+
+
+def write_faces(
+    jobs: list[FaceJob], faces: list[FaceState], deltas: list[torch.Tensor], names: list[str | None], floor: float, dev: torch.device
+) -> tuple[list[np.ndarray], list[FaceResult]]:
+    """Each change at the photo's resolution, rounded inside the budget and floor, and measured as written."""
+    out_pixels: list[np.ndarray] = []
+    results: list[FaceResult] = []
+    for j, (job, f) in enumerate(zip(jobs, faces)):
+        mv = max_value(job.image)
+        rx0, ry0, rx1, ry1 = f.region
+        orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
+        x_region = (orig_region + lift(deltas[j], f.copy)).clamp_(0, 1)
+        deltas[j] = None  # type: ignore[call-overload]
+        rounded = round_within_budget(
+            x_region, orig_region, mv, f.budget, floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region)
+        )
+        del orig_region, x_region
+        out_pixels.append(rounded.pixels)
+        results.append(
+            FaceResult(
+                job.face.box,
+                f.region,
+                rounded.scales.worst,
+                names[j],
+                best_step=f.best_step,
+                steps=f.steps_taken,
+                budget=f.budget,
+                dssim_scales=rounded.scales.per_scale,
+                binding_width=rounded.scales.binding,
+                ssimulacra2=rounded.ssimulacra2,
+                kept=rounded.kept,
+            )
+        )
+    return out_pixels, results

@@ -47,18 +47,18 @@ import torch
 import torch.nn.functional as F
 
 from fawkes_engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
-from fawkes_engine.cloak.budget import core_of, round_within_budget, shrink_into_budget
+from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
-from fawkes_engine.cloak.state import FaceState, Phase
+from fawkes_engine.cloak.state import FaceState, Phase, judge_from
 from fawkes_engine.cloak.window import VisibleWindow, context_window, extractor_view, to_unit
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import max_value
 from fawkes_engine.ssim import gaussian_blur
 from fawkes_engine.targets import TargetBank, identity_index, select_target
-from fawkes_engine.working_scale import lift, working_copy
+from fawkes_engine.working_scale import working_copy
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,9 @@ class Cloaker:
             return identity_index(self.bank, o.target_identity or "")
         if o.consistent_target:
             seed = o.seed
-        return select_target(self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest", stable=o.consistent_target)
+        return select_target(
+            self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest", stable=o.consistent_target
+        )
 
     # -- the optimization ------------------------------------------------------------
     def cloak_faces(
@@ -171,7 +173,7 @@ class Cloaker:
             f.window = f.u = f.adv = f.d = f.best_pixels = None  # type: ignore[assignment]
         del opt, objective
         release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
-        out_pixels, results = self._write(jobs, faces, deltas, goal.names)
+        out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.floor, dev)
         self._measure(jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
         return out_pixels, results
 
@@ -242,8 +244,14 @@ class Cloaker:
             opt.step()
 
     # -- the loop's parts ------------------------------------------------------------
-    def _goal(self, jobs: list[FaceJob], feats: dict[str, np.ndarray], target_groups: list[int] | None,
-              goals: dict[str, np.ndarray] | None, goal_label: str) -> Goal:
+    def _goal(
+        self,
+        jobs: list[FaceJob],
+        feats: dict[str, np.ndarray],
+        target_groups: list[int] | None,
+        goals: dict[str, np.ndarray] | None,
+        goal_label: str,
+    ) -> Goal:
         o = self.options
         if goals is not None:
             return Goal.given(goals, self.extractors, len(jobs), goal_label, self.device)
@@ -267,8 +275,17 @@ class Cloaker:
         # only targeted cloaks toward a bank identity can be extended
         extend = o.max_extend if (may_extend and not o.stop_fraction and target is not None) else 0
         return FaceState(
-            region, wc, win, u, mats, min(transform_scale(m) for m in mats) < PENALTY_STEPS_ABOVE_SCALE, o.budget,
-            Phase(0, o.n_steps, 1.0, False), self._judge_from(o.n_steps, o.stop_fraction), extend, len(self.extractors),
+            region,
+            wc,
+            win,
+            u,
+            mats,
+            min(transform_scale(m) for m in mats) < PENALTY_STEPS_ABOVE_SCALE,
+            o.budget,
+            Phase(0, o.n_steps, 1.0, False),
+            judge_from(o.n_steps, o.stop_fraction),
+            extend,
+            len(self.extractors),
         )
 
     def _loop_dssim(self, f: FaceState, x: torch.Tensor) -> torch.Tensor:
@@ -327,8 +344,9 @@ class Cloaker:
                 per_ext[e_i].append(crop)
         return [torch.cat(c) for c in per_ext]
 
-    def _step_loss(self, faces: list[FaceState], rows: list[int], objective: Objective, diverse: bool,
-                   rng: np.random.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _step_loss(
+        self, faces: list[FaceState], rows: list[int], objective: Objective, diverse: bool, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The loss of faces ``rows`` (eq. 2 with the penalty λ·max(DSSIM* − ρ, 0)) and their embeddings, with a graph."""
         # the DSSIM again with its graph where the penalty is active (the same value, now differentiable)
         d = torch.stack([faces[j].window.region_dssim(faces[j].adv) if float(faces[j].d) > faces[j].budget else faces[j].d for j in rows])  # type: ignore[arg-type,misc]
@@ -345,7 +363,7 @@ class Cloaker:
             # budget, as a cloak of that budget would (continuing from the low-budget cloak left the
             # hardest faces short: docs/decisions.md)
             more = min(f.extend_left, o.n_steps)
-            f.restart(step, o.budget_ceiling, more, step + 1 + self._judge_from(more, None))
+            f.restart(step, o.budget_ceiling, more, step + 1 + judge_from(more, None))
             opt.state.pop(f.u, None)  # Adam's moments start afresh too
             objective.lean[:, j] = 1.0
             return True
@@ -357,50 +375,10 @@ class Cloaker:
             more = min(f.extend_left, max(1, o.n_steps // 2))
             f.extend_left -= more
             f.phase = Phase(step, more, 0.5, True)
-            f.judge_from = step + self._judge_from(more, None)
+            f.judge_from = step + judge_from(more, None)
             return False
         f.finish(step)
         return False
-
-    def _write(self, jobs: list[FaceJob], faces: list[FaceState], deltas: list[torch.Tensor], names: list[str | None]) -> tuple[list[np.ndarray], list[FaceResult]]:
-        """Each change at the photo's resolution, rounded inside the budget and floor, and measured as written."""
-        o, dev = self.options, self.device
-        out_pixels: list[np.ndarray] = []
-        results: list[FaceResult] = []
-        for j, (job, f) in enumerate(zip(jobs, faces)):
-            mv = max_value(job.image)
-            rx0, ry0, rx1, ry1 = f.region
-            orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
-            x_region = (orig_region + lift(deltas[j], f.copy)).clamp_(0, 1)
-            deltas[j] = None  # type: ignore[call-overload]
-            rounded = round_within_budget(x_region, orig_region, mv, f.budget, o.floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region))
-            del orig_region, x_region
-            out_pixels.append(rounded.pixels)
-            results.append(
-                FaceResult(
-                    job.face.box, f.region, rounded.scales.worst, names[j], best_step=f.best_step, steps=f.steps_taken, budget=f.budget,
-                    dssim_scales=rounded.scales.per_scale, binding_width=rounded.scales.binding, ssimulacra2=rounded.ssimulacra2, kept=rounded.kept,
-                )
-            )
-        return out_pixels, results
-
-    @staticmethod
-    def _judge_from(n_steps: int, stop_fraction: float | None) -> int:
-        """The first step whose result can be kept ("best step"), for a phase of ``n_steps``.
-
-        "Best step" is judged on the clean (undiversified) objective, over the last twentieth of
-        the steps and the state after the last one (at least two steps): the diversified loss is
-        too noisy to rank steps (it picked early ones). With the decaying step size the last
-        steps win: judged over the last third, 31 of 32 LFW faces (mid, low) ended at the final
-        step and one two steps before, so earlier judging (two extra forward passes a step)
-        bought nothing.
-        """
-        if stop_fraction:
-            # with a stop, every step past it scores 0 and the first judged one wins; momentum keeps
-            # moving the face after the stop, so judging from the last third keeps the §8 mitigation
-            # as measured (judged over the last tenth, a 4 % stop ended 7.5 % of the way)
-            return max(1, (2 * n_steps) // 3)
-        return max(1, n_steps - max(1, n_steps // 20))
 
     @torch.no_grad()
     def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
@@ -414,7 +392,9 @@ class Cloaker:
             img = job.image[y0:y1, x0:x1].copy()
             img[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = px
             bx, by, bw, bh = job.face.box
-            face = replace(job.face, box=(bx - x0, by - y0, bw, bh), landmarks=job.face.landmarks - np.array([x0, y0], dtype=job.face.landmarks.dtype))
+            face = replace(
+                job.face, box=(bx - x0, by - y0, bw, bh), landmarks=job.face.landmarks - np.array([x0, y0], dtype=job.face.landmarks.dtype)
+            )
             cloaked_jobs.append(replace(job, image=img, face=face))
         after = self.features(cloaked_jobs)
         for e_i, ext in enumerate(self.extractors):
@@ -424,13 +404,3 @@ class Cloaker:
                 if r.target is not None:
                     r.target_distance_before[ext.name] = float(np.linalg.norm(feats[ext.name][j] - g[j]))
                     r.target_distance_after[ext.name] = float(np.linalg.norm(after[ext.name][j] - g[j]))
-
-
-
-def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], pixels: list[np.ndarray]) -> np.ndarray:
-    """A copy of ``image`` with each cloaked region written in (later faces win where regions overlap)."""
-    out = image.copy()
-    for (x0, y0, x1, y1), px in zip(regions, pixels):
-        out[y0:y1, x0:x1] = px
-    return out
-

@@ -38,7 +38,9 @@ class Goal:
         return cls(rows, [label] * n, 1.0)
 
     @classmethod
-    def targets(cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device) -> Goal:
+    def targets(
+        cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device
+    ) -> Goal:
         """Each face toward a photo of its target identity (or, untargeted, away from itself)."""
         rows_per_ext = []
         for ext in extractors:
@@ -94,14 +96,24 @@ class Objective:
     in its extension rounds; the loop sets it.
     """
 
-    def __init__(self, modules: list[torch.nn.Module], weights: list[float], goal: Goal, clean: list[torch.Tensor],
-                 o: CloakOptions, centre: list[torch.Tensor], dev: torch.device) -> None:
+    def __init__(
+        self,
+        modules: list[torch.nn.Module],
+        weights: list[float],
+        goal: Goal,
+        clean: list[torch.Tensor],
+        o: CloakOptions,
+        centre: list[torch.Tensor],
+        dev: torch.device,
+    ) -> None:
         self.modules, self.weights, self.goal, self.clean, self.o, self.centre, self.dev = modules, weights, goal, clean, o, centre, dev
         n = len(goal.names)
         self.lean = torch.ones(len(modules), n, device=dev)
         # with stop_fraction f, the pull toward the goal ends at (1 − f) of the original distance
-        self.stop_at = [((1 - o.stop_fraction) * (c - g).norm(dim=1)) if o.stop_fraction and goal.sign > 0 else None
-                        for c, g in zip(clean, goal.features)]
+        self.stop_at = [
+            ((1 - o.stop_fraction) * (c - g).norm(dim=1)) if o.stop_fraction and goal.sign > 0 else None
+            for c, g in zip(clean, goal.features)
+        ]
         self.taps = FeatureTaps(modules, o.feature_depth) if o.feature_weight > 0 else None
         self.tap_clean: list[torch.Tensor] = []
 
@@ -141,10 +153,13 @@ class Objective:
         clean, centre = self.clean, self.centre
         if not centre:
             return torch.full((len(embs), len(rows)), math.inf)
-        return torch.stack([
-            ((e - clean[i][rows]).norm(dim=1) - (e - centre[i][rows]).norm(dim=1)) / (clean[i][rows] - centre[i][rows]).norm(dim=1).clamp_min(1e-6)
-            for i, e in enumerate(embs)
-        ]).cpu()
+        return torch.stack(
+            [
+                ((e - clean[i][rows]).norm(dim=1) - (e - centre[i][rows]).norm(dim=1))
+                / (clean[i][rows] - centre[i][rows]).norm(dim=1).clamp_min(1e-6)
+                for i, e in enumerate(embs)
+            ]
+        ).cpu()
 
     def close(self) -> None:
         if self.taps is not None:

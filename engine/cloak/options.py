@@ -11,7 +11,9 @@ from typing import Literal
 
 from fawkes_engine.cloak.diversity import Diversity
 
-FACE_MARGIN = 0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
+FACE_MARGIN = (
+    0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
+)
 
 TargetMode = Literal["farthest", "average", "fixed", "untargeted"]
 

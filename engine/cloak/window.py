@@ -23,7 +23,9 @@ from fawkes_engine.visibility import FacePyramid
 from fawkes_engine.working_scale import WorkingCopy
 
 
-def context_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
+def context_window(
+    face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float
+) -> tuple[int, int, int, int]:
     """The source window every extractor's (diversified) crop can see: union of inverse crop footprints."""
     h, w = shape[:2]
     xs, ys = [], []

@@ -161,14 +161,27 @@ class Evaluation:
             pc = PhotoCloaker(options, detector=self.detector)
             t = time.perf_counter()
             made = make_sybils(
-                [Photo(self.samples[i].rgb, "PNG") for i in idx], [Photo(s.rgb, "PNG") for s in pool], most,
-                cloaker=pc.cloaker, detector=self.detector,
-                user_faces=[self.samples[i].face for i in idx], candidate_faces=[s.face for s in pool], goal=self.cfg.sybil_goal,
+                [Photo(self.samples[i].rgb, "PNG") for i in idx],
+                [Photo(s.rgb, "PNG") for s in pool],
+                most,
+                cloaker=pc.cloaker,
+                detector=self.detector,
+                user_faces=[self.samples[i].face for i in idx],
+                candidate_faces=[s.face for s in pool],
+                goal=self.cfg.sybil_goal,
             )
             per_user: list[list[np.ndarray]] = [[] for _ in idx]
             for m in made:
                 per_user[m.user_index].append(m.photo.rgb)
-                self.sybil_stats.append({"user": user, "dssim": m.face.dssim, "to_user_before": m.to_user_before, "to_user_after": m.to_user_after, "own_shift": m.own_shift})
+                self.sybil_stats.append(
+                    {
+                        "user": user,
+                        "dssim": m.face.dssim,
+                        "to_user_before": m.to_user_before,
+                        "to_user_after": m.to_user_after,
+                        "own_shift": m.own_shift,
+                    }
+                )
             self.say(f"Sybil photos for {user}: {len(made)} in {time.perf_counter() - t:.0f} s")
             self._sybil[key] = per_user
         return [img for imgs in self._sybil[key] for img in imgs[:per_photo]]
@@ -288,15 +301,18 @@ class Evaluation:
             return transform(img) if transform else img
 
         task = TrackerTask(
-            fv, train_feats, labels, clean[test_user], clean[test_other],
+            fv,
+            train_feats,
+            labels,
+            clean[test_user],
+            clean[test_other],
             train_images=lambda: [shown(i) for i in train_idx],
             test_user_images=lambda: [samples[i].rgb for i in test_user],
             test_other_images=lambda: [samples[i].rgb for i in test_other],
-            seed=self.cfg.seed, epochs=self.cfg.end_to_end_epochs,
+            seed=self.cfg.seed,
+            epochs=self.cfg.end_to_end_epochs,
         )
         pred_user, pred_other = TRACKERS[tracker](task)
         truth_other = [self.samples[i].identity for i in test_other]
         normal = accuracy([p if p != UNKNOWN else "" for p in pred_other], truth_other)
         return protection_rate(pred_user, user), normal
-
-

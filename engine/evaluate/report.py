@@ -39,7 +39,16 @@ def table_rows(result: dict) -> list[list[str]]:
 
 
 HEADER = ["scenario", "condition", "tracker", "tracker model", "protection", "baseline prot.", "normal acc.", "baseline acc."]
-DETECTION_HEADER = ["tracker model", "mitigation", "closeness detected", "closeness z", "closeness FP", "two-cluster detected", "two-cluster FP", "protection"]
+DETECTION_HEADER = [
+    "tracker model",
+    "mitigation",
+    "closeness detected",
+    "closeness z",
+    "closeness FP",
+    "two-cluster detected",
+    "two-cluster FP",
+    "protection",
+]
 
 
 def detection_table_rows(result: dict) -> list[list[str]]:
@@ -59,7 +68,18 @@ def detection_table_rows(result: dict) -> list[list[str]]:
     ]
 
 
-TRANSFER_HEADER = ["cloak variant", "tracker model", "tracker", "kind", "protection PNG", "protection JPEG", "normal acc.", "baseline acc.", "DSSIM", "s / face"]
+TRANSFER_HEADER = [
+    "cloak variant",
+    "tracker model",
+    "tracker",
+    "kind",
+    "protection PNG",
+    "protection JPEG",
+    "normal acc.",
+    "baseline acc.",
+    "DSSIM",
+    "s / face",
+]
 
 
 def transfer_table_rows(result: dict) -> list[list[str]]:

@@ -36,8 +36,15 @@ class Recorder:
         self.rows: list[dict] = []
 
     def __call__(
-        self, scenario: str, variable: str, value, tracker: str, view: str, options: CloakOptions | None,
-        classes_for: Callable[[str], list[str]] | None = None, **kw,
+        self,
+        scenario: str,
+        variable: str,
+        value,
+        tracker: str,
+        view: str,
+        options: CloakOptions | None,
+        classes_for: Callable[[str], list[str]] | None = None,
+        **kw,
     ) -> None:
         """One row: every user measured, cloaked and baseline. ``classes_for(user)`` picks the tracker's classes."""
         ev, say, rows = self.ev, self.ev.say, self.rows
@@ -111,7 +118,9 @@ def label_density(record: Recorder, default: CloakOptions) -> None:
             pick = rng.choice(others, size=min(max(k - 1, 1), len(others)), replace=False).tolist()
             return sorted({u, *pick})
 
-        record("label_density", "identities", min(k, len(others) + 1), "linear", cfg.tracker_extractors[0], default, classes_for=classes_for)
+        record(
+            "label_density", "identities", min(k, len(others) + 1), "linear", cfg.tracker_extractors[0], default, classes_for=classes_for
+        )
 
 
 @scenario("leaked")

@@ -38,8 +38,12 @@ class FaceVisibility:
 def _grow(box: tuple[float, float, float, float], frac: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    return (max(0, int(round(x0 - frac * w))), max(0, int(round(y0 - frac * h))),
-            min(shape[1], int(round(x1 + frac * w))), min(shape[0], int(round(y1 + frac * h))))
+    return (
+        max(0, int(round(x0 - frac * w))),
+        max(0, int(round(y0 - frac * h))),
+        min(shape[1], int(round(x1 + frac * w))),
+        min(shape[0], int(round(y1 + frac * h))),
+    )
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -65,8 +69,9 @@ def skimage_dssim(a: np.ndarray, b: np.ndarray) -> float:
 
     win = min(11, a.shape[0], a.shape[1])
     win = win if win % 2 else win - 1
-    s = structural_similarity(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                              data_range=255, win_size=win)
+    s = structural_similarity(
+        a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, win_size=win
+    )
     return (1.0 - float(s)) / 2.0
 
 

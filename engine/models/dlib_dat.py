@@ -194,4 +194,3 @@ def read_dlib_network(path: str | Path) -> tuple[dict[str, float], list[DlibLaye
         for _ in range(3):  # x_grad, cached_output, params_grad: empty in a saved model
             r.tensor()
     return settings, layers
-

@@ -97,9 +97,7 @@ class DlibResNet(nn.Module):
 
     def __init__(self, settings: dict[str, float], layers: list[DlibLayer]) -> None:
         super().__init__()
-        self.register_buffer(
-            "mean", torch.tensor([settings["avg_red"], settings["avg_green"], settings["avg_blue"]]).view(1, 3, 1, 1)
-        )
+        self.register_buffer("mean", torch.tensor([settings["avg_red"], settings["avg_green"], settings["avg_blue"]]).view(1, 3, 1, 1))
         self.chip_size = int(settings["nr"])
         it = iter(layers)
 

@@ -13,9 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 
-def dequantize_blockwise(
-    q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int, block: int
-) -> np.ndarray:
+def dequantize_blockwise(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int, block: int) -> np.ndarray:
     """ONNX ``DequantizeLinear``: per-tensor, per-axis, or blocked (``block`` values on ``axis`` share a scale)."""
     qf = q.astype(np.float32)
     scale = scale.astype(np.float32)

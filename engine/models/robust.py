@@ -61,7 +61,9 @@ class RobustExtractor(Extractor):
         return self._path
 
     def fp32_path(self) -> Path:
-        return cache.build_cached(f"{self.name}-fp32", self.source_sha256(), lambda p: onnx.save(dequantize_model(onnx.load(str(self._path))), str(p)))
+        return cache.build_cached(
+            f"{self.name}-fp32", self.source_sha256(), lambda p: onnx.save(dequantize_model(onnx.load(str(self._path))), str(p))
+        )
 
     def build_torch(self) -> nn.Module:
         return onnx_to_torch(self.fp32_path()).eval()

@@ -29,7 +29,6 @@ def write_config(tmp: Path, **extra) -> Path:
     (tmp / "src").mkdir(exist_ok=True)
     path = tmp / "config.yaml"
 
-
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -43,7 +42,9 @@ class DaemonProc:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fawkes_daemon.cli", "run", "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),
+            env=self.env,
         )
 
     def kill(self) -> None:
@@ -73,7 +74,10 @@ def status(config: Path, env: dict[str, str] | None = None) -> dict:
     """`fawkes status --json` as a user runs it (for checking what the command shows)."""
     out = subprocess.run(
         [sys.executable, "-m", "fawkes_daemon.cli", "status", "--json", "--config", str(config)],
-        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
     return json.loads(out.stdout)
 
@@ -89,5 +93,3 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 def share_files(tmp: Path) -> list[Path]:
     return sorted(p for p in (tmp / "share").rglob("*") if p.is_file())
-
-

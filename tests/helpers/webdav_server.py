@@ -31,7 +31,12 @@ def main() -> None:
     def logged(environ, start_response):
         def sr(status, headers, exc_info=None):
             with open(log, "a") as f:
-                f.write(json.dumps({"method": environ["REQUEST_METHOD"], "path": environ.get("PATH_INFO", ""), "status": int(status.split()[0])}) + "\n")
+                f.write(
+                    json.dumps(
+                        {"method": environ["REQUEST_METHOD"], "path": environ.get("PATH_INFO", ""), "status": int(status.split()[0])}
+                    )
+                    + "\n"
+                )
             return start_response(status, headers, exc_info)
 
         return app(environ, sr)
