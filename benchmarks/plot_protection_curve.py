@@ -1,6 +1,6 @@
 """Plot protection against visibility from a bench_protection JSON with budget variants.
 
-    python -m benchmarks.plot_protection_curve results/bench/protection-curve.json [--out results/bench/protection-curve.png]
+    python -m benchmarks.plot_protection_curve results/protection/curve.json [--out results/protection/curve.png]
 
 Two panels: protection per tracker against the faces' worst-scale DSSIM (median) and against
 their SSIMULACRA2 (median), one point per budget, so a user can choose a mode knowingly.

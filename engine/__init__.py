@@ -3,7 +3,7 @@
 Importing the package pins Intel MKL to conditional numerical reproducibility. Without it
 MKL picks kernels by the memory alignment of each buffer, so two runs of the same seeded
 cloak differed in the sixth decimal of a feature and, after 40 Adam steps, by one grey
-level in some pixels (measured: 1 run in 5 differed). ``AUTO,STRICT`` keeps the fast
+level in some pixels (docs/decisions.md). ``AUTO,STRICT`` keeps the fast
 kernels of this CPU and only makes them alignment-independent (no measurable slowdown).
 It must be set before MKL's first call, so it lives here, before anything imports torch.
 """

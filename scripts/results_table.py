@@ -1,6 +1,6 @@
 """Render an eval.json as Markdown tables (used to write the README's results section).
 
-python scripts/results_table.py results/lfw-dev/eval.json
+python scripts/results_table.py results/history/lfw-dev/eval.json
 """
 
 from __future__ import annotations

@@ -171,8 +171,8 @@ def compose_within_budget(
     """The photo with every face's change written in, each face box still within its budget and floor.
 
     Why: faces in a crowd have overlapping boxes, so one face's box also holds part of its
-    neighbour's change, and each face was held to its budget alone (measured: a 22 px face of
-    a group photo read DSSIM 0.0081 against ρ 0.007 once its neighbour's change was written).
+    neighbour's change, and each face was held to its budget alone: written together, a small
+    face of a group photo went over its budget (docs/decisions.md, "Faces in a crowd").
     The changes are added, and while a box is over its budget (or under its floor), every
     change that reaches into it is scaled down. Returns the photo and each face's measurement
     on it (None for a face whose box touches no other box: it is written as it is).

@@ -22,14 +22,13 @@ def judge_from(n_steps: int, stop_fraction: float | None) -> int:
     "Best step" is judged on the clean (undiversified) objective, over the last twentieth of
     the steps and the state after the last one (at least two steps): the diversified loss is
     too noisy to rank steps (it picked early ones). With the decaying step size the last
-    steps win: judged over the last third, 31 of 32 LFW faces (mid, low) ended at the final
-    step and one two steps before, so earlier judging (two extra forward passes a step)
-    bought nothing.
+    steps win, so judging earlier (two extra forward passes a step) buys nothing
+    (docs/decisions.md).
     """
     if stop_fraction:
         # with a stop, every step past it scores 0 and the first judged one wins; momentum keeps
         # moving the face after the stop, so judging from the last third keeps the §8 mitigation
-        # as measured (judged over the last tenth, a 4 % stop ended 7.5 % of the way)
+        # near its stop (judged over the last tenth it overshot: docs/decisions.md)
         return max(1, (2 * n_steps) // 3)
     return max(1, n_steps - max(1, n_steps // 20))
 

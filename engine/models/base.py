@@ -108,8 +108,8 @@ class Extractor(ABC):
             if key not in self._modules:
                 m = self.frozen(self.build_torch()).to(device).eval()
                 if torch.device(device).type == "cpu":
-                    # oneDNN's NHWC kernels: forward + backward per face 60 → 50 ms (SFace),
-                    # 25 → 18 ms (dlib) on this CPU, same outputs up to float rounding
+                    # oneDNN's NHWC kernels are faster forward and backward for both extractors,
+                    # with the same outputs up to float rounding (docs/decisions.md)
                     m = m.to(memory_format=torch.channels_last)
                 for p in m.parameters():
                     p.requires_grad_(False)
