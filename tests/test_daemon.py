@@ -147,9 +147,14 @@ def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path
         d.kill()
         leftovers = [p for p in share_files(tmp_path) if p.suffix in (".part", ".tmp")]
         assert not leftovers
+    log = tmp_path / "log"
+    before = log.stat().st_size
     d.start()
     try:
         wait_for(lambda: counts(cfg)["done"] >= 100, 600, "all 100 photos")
+        # the last start may find everything done already: stop it only once it is up (a SIGTERM before
+        # its handlers exist ends it the default way, which systemd accepts but this test does not)
+        wait_for(lambda: "watching " in log.read_bytes()[before:].decode(errors="replace"), 120, "the last start to be up")
     finally:
         assert d.stop() == 0
     outs = share_files(tmp_path)
