@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fawkes_engine.faces import Face
+
 # Below this scale (crop pixels per source pixel) the source is first resized with antialiasing.
 DOWNSCALE_BELOW = 0.75
 # ... and below this one the resize's gradient is the approximate adjoint (_Downscale): cosine to the
@@ -195,3 +197,22 @@ def aligned_crop_landmarks(shape: tuple[int, ...]) -> np.ndarray:
     from fawkes_engine.models.spec import ARCFACE_112
 
     return ARCFACE_112 * (shape[1] / 112.0)
+
+
+def crop_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
+    """The photo window every extractor's (diversified) crop of ``face`` can read: the union of the crops' inverse footprints.
+
+    ``scale_max``: how far beyond the aligned crop a diversified view may read (1 / the smallest rescale).
+    """
+    h, w = shape[:2]
+    xs, ys = [], []
+    for template, size in templates:
+        m = similarity_transform(face.landmarks, template)
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+        c = size / 2.0
+        half = c * scale_max + 2
+        corners = np.array([[c - half, c - half, 1], [c + half, c - half, 1], [c - half, c + half, 1], [c + half, c + half, 1]]).T
+        src = inv @ corners
+        xs += list(src[0])
+        ys += list(src[1])
+    return max(0, int(min(xs)) - 1), max(0, int(min(ys)) - 1), min(w, int(math.ceil(max(xs))) + 2), min(h, int(math.ceil(max(ys))) + 2)

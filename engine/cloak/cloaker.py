@@ -46,13 +46,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.align import footprint, similarity_transform, transform_scale, warp_faces, with_origin
+from fawkes_engine.align import crop_window, footprint, similarity_transform, transform_scale, warp_faces, with_origin
 from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
 from fawkes_engine.cloak.state import FaceState, Phase, judge_from
-from fawkes_engine.cloak.window import VisibleWindow, context_window, extractor_view, to_unit
+from fawkes_engine.cloak.window import VisibleWindow, extractor_view, to_unit
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import max_value
@@ -110,7 +110,7 @@ class Cloaker:
             crops = []
             for job in jobs:
                 m = similarity_transform(job.face.landmarks, ext.spec.template)
-                x0, y0, x1, y1 = context_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
+                x0, y0, x1, y1 = crop_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
                 ctx = to_unit(job.image[y0:y1, x0:x1], max_value(job.image), self.device)
                 crops.append(warp_faces(ctx, with_origin(m, x0, y0)[None], ext.spec.input_size))
             emb = mod(torch.cat(crops)) if crops else torch.zeros(0, ext.spec.embedding_dim)
@@ -267,7 +267,7 @@ class Cloaker:
         o = self.options
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         region = job.face.region(job.image.shape, o.region_margin)
-        context = context_window(job.face, job.image.shape, templates, 1.0 / max(o.diversity.smallest_scale, 0.5))
+        context = crop_window(job.face, job.image.shape, templates, 1.0 / max(o.diversity.smallest_scale, 0.5))
         wc = working_copy(job.image, job.face, region, context, o.working_width)
         win = VisibleWindow.build(wc, self.device, o)
         u = torch.zeros((1, 3) + tuple(win.original.shape[-2:]), device=self.device, requires_grad=True)
@@ -387,7 +387,7 @@ class Cloaker:
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         cloaked_jobs = []
         for job, px, (rx0, ry0, rx1, ry1) in zip(jobs, out_pixels, regions):
-            cx0, cy0, cx1, cy1 = context_window(job.face, job.image.shape, templates, 1.0)
+            cx0, cy0, cx1, cy1 = crop_window(job.face, job.image.shape, templates, 1.0)
             x0, y0, x1, y1 = min(cx0, rx0), min(cy0, ry0), max(cx1, rx1), max(cy1, ry1)
             img = job.image[y0:y1, x0:x1].copy()
             img[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = px

@@ -7,38 +7,18 @@ extractor's crop is cut from a canvas that shows the current step.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from fawkes_engine.align import similarity_transform, warp_faces
+from fawkes_engine.align import warp_faces
 from fawkes_engine.cloak.options import CloakOptions
-from fawkes_engine.faces import Face
 from fawkes_engine.perceptual import perceptual_weights, shape_change
 from fawkes_engine.photo_io import max_value
 from fawkes_engine.ssim import gaussian_blur
 from fawkes_engine.visibility import FacePyramid
 from fawkes_engine.working_scale import WorkingCopy
-
-
-def context_window(
-    face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float
-) -> tuple[int, int, int, int]:
-    """The source window every extractor's (diversified) crop can see: union of inverse crop footprints."""
-    h, w = shape[:2]
-    xs, ys = [], []
-    for template, size in templates:
-        m = similarity_transform(face.landmarks, template)
-        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
-        c = size / 2.0
-        half = c * scale_max + 2
-        corners = np.array([[c - half, c - half, 1], [c + half, c - half, 1], [c - half, c + half, 1], [c + half, c + half, 1]]).T
-        src = inv @ corners
-        xs += list(src[0])
-        ys += list(src[1])
-    return max(0, int(min(xs)) - 1), max(0, int(min(ys)) - 1), min(w, int(math.ceil(max(xs))) + 2), min(h, int(math.ceil(max(ys))) + 2)
 
 
 def extractor_view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: bool) -> torch.Tensor:
