@@ -74,6 +74,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
             target_mode=args.target_mode,
             target_identity=args.target,
             stop_fraction=args.stop_fraction,
+            thorough=args.thorough,
             seed=args.seed,
             deterministic=not args.nondeterministic,
         ).to_options(args.device)
@@ -187,6 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
     c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
     c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
+    c.add_argument("--thorough", action="store_true", help="three times the mode's steps: more protection, for a GPU or a patient CPU")
     c.add_argument(
         "--max-budget",
         type=float,

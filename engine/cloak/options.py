@@ -39,6 +39,7 @@ MODES: dict[str, ModeSettings] = {
     "high": ModeSettings(0.012, 60, 30, 0.012, 65.0),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+THOROUGH_STEPS = 3  # `thorough`: this many times the mode's steps
 # the extractors that ship with the package (engine.models registers exactly these; a test checks)
 BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust")
 
@@ -85,6 +86,9 @@ class CloakOptions:
     max_budget: float | None = None
     # SSIMULACRA2 floor per face (None: the mode's, or none with a custom ``dssim_budget``; 0: none)
     ssimulacra2_floor: float | None = None
+    # three times the mode's steps: what a GPU affords in seconds; on a CPU it costs more time
+    # of a default cloak (extensions included) for more protection against dlib (docs/decisions.md)
+    thorough: bool = False
     seed: int = 0
     device: str = "auto"
     # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``_view``)
@@ -112,7 +116,9 @@ class CloakOptions:
 
     @property
     def n_steps(self) -> int:
-        return self.steps if self.steps is not None else MODES[self.mode].steps
+        if self.steps is not None:
+            return self.steps
+        return MODES[self.mode].steps * (THOROUGH_STEPS if self.thorough else 1)
 
     @property
     def max_extend(self) -> int:
