@@ -100,22 +100,9 @@ class CloakConfig(_Strict):
 
     def to_options(self, device: str = "auto") -> CloakOptions:
         """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
-        return CloakOptions(
-            mode=self.mode,
-            dssim_budget=self.dssim_budget,
-            steps=self.steps,
-            extend_steps=self.extend_steps,
-            max_budget=self.max_budget,
-            ssimulacra2_floor=self.ssimulacra2_floor,
-            extractors=tuple(self.extractors),
-            target_mode=self.target_mode,
-            target_identity=self.target_identity,
-            stop_fraction=self.stop_fraction,
-            thorough=self.thorough,
-            seed=self.seed,
-            deterministic=self.deterministic,
-            device=device,
-        )
+        fields = self.model_dump()  # every field here is a CloakOptions field of the same name
+        fields["extractors"] = tuple(fields["extractors"])
+        return CloakOptions(**fields, device=device)
 
     @field_validator("mode")
     @classmethod

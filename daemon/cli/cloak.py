@@ -58,26 +58,19 @@ def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = N
     return candidate
 
 
+# command-line option → the configuration key it sets (the rest share their names)
+CLI_NAMES = {"budget": "dssim_budget", "floor": "ssimulacra2_floor", "target": "target_identity"}
+
+
 def cmd_cloak(args: argparse.Namespace) -> int:
     from fawkes_engine.pipeline import PhotoCloaker, diff_image
 
     console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
     try:
-        options = CloakConfig(
-            mode=args.mode,
-            dssim_budget=args.budget,
-            steps=args.steps,
-            extend_steps=args.extend_steps,
-            max_budget=args.max_budget,
-            ssimulacra2_floor=args.floor,
-            extractors=list(args.extractor or DEFAULT_EXTRACTORS),
-            target_mode=args.target_mode,
-            target_identity=args.target,
-            stop_fraction=args.stop_fraction,
-            thorough=args.thorough,
-            seed=args.seed,
-            deterministic=not args.nondeterministic,
-        ).to_options(args.device)
+        given = {CLI_NAMES.get(k, k): v for k, v in vars(args).items() if CLI_NAMES.get(k, k) in CloakConfig.model_fields}
+        given["extractors"] = list(args.extractor or DEFAULT_EXTRACTORS)
+        given["deterministic"] = not args.nondeterministic
+        options = CloakConfig(**{k: v for k, v in given.items() if v is not None}).to_options(args.device)
     except ValidationError as e:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
