@@ -94,7 +94,7 @@ class CloakConfig(_Strict):
     target_mode: Literal["farthest", "average", "fixed", "untargeted"] = "farthest"
     target_identity: str | None = None  # target_mode: fixed
     stop_fraction: float | None = Field(default=None, gt=0, le=1)
-    thorough: bool = False  # three times the mode's steps (a GPU affords it; a CPU pays in time: docs/decisions.md)
+    thorough: bool = False  # three times the mode's steps (a GPU affords it; a CPU pays in time)
     seed: int = 0
     deterministic: bool = True  # on CUDA: crops made on the CPU so seeded cloaks repeat exactly (~20 % slower there)
 

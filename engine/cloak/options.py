@@ -86,7 +86,7 @@ class CloakOptions:
     max_budget: float | None = None
     # SSIMULACRA2 floor per face (None: the mode's, or none with a custom ``dssim_budget``; 0: none)
     ssimulacra2_floor: float | None = None
-    # three times the mode's steps: what a GPU affords in seconds; on a CPU it costs more time
+    # three times the mode's steps: what a GPU affords in seconds; a CPU pays in time (docs/decisions.md)
     # of a default cloak (extensions included) for more protection against dlib (docs/decisions.md)
     thorough: bool = False
     seed: int = 0
