@@ -62,3 +62,13 @@ def test_builtin_extractor_names_match_the_registry(tmp_path: Path) -> None:
     out = _run("from fawkes_engine.models import list_extractors; print(','.join(list_extractors()))", tmp_path)
     assert out.returncode == 0, out.stderr
     assert tuple(out.stdout.strip().split(",")) == BUILTIN_EXTRACTORS
+
+
+def test_thorough_triples_the_modes_steps_and_leaves_explicit_steps_alone() -> None:
+    from fawkes_daemon.config import CloakConfig
+    from fawkes_engine.cloak.options import MODES, THOROUGH_STEPS, CloakOptions
+
+    assert CloakConfig(thorough=True).to_options().n_steps == MODES["mid"].steps * THOROUGH_STEPS
+    assert CloakOptions(mode="high", thorough=True).n_steps == MODES["high"].steps * THOROUGH_STEPS
+    assert CloakOptions(steps=7, thorough=True).n_steps == 7
+    assert CloakOptions().n_steps == MODES["mid"].steps
