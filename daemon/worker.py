@@ -51,14 +51,6 @@ def current_umask() -> int:
     return mask
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Worker:
     def __init__(self, config: Config, queue: Queue, on_published: Callable[[Path, str], None] | None = None) -> None:
         self.config = config
@@ -188,15 +180,13 @@ class Worker:
         """Identical content already cloaked: copy that safe copy instead of cloaking again.
 
         Only a file that still holds exactly the bytes written for this content is copied
-        (its path may since hold the cloak of a newer version of its own source), and the
-        copy is checked again after it is made.
+        (its path may since hold the cloak of a newer version of its own source): the bytes
+        read are hashed, and those same bytes are what is written.
         """
         if item.job.release:
             return False
         for prev, prev_hash in self.queue.done_outputs_for_hash(item.content_hash):
             try:
-                if _sha256_file(Path(prev)) != prev_hash:
-                    continue
                 data = Path(prev).read_bytes()
             except OSError:
                 continue

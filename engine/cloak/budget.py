@@ -206,8 +206,7 @@ def compose_within_budget(
                 continue
             x0, y0, x1, y1 = regions[i]
             a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
-            ta = torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / mv)[None]
-            tb = torch.from_numpy(b.transpose(2, 0, 1).astype(np.float32) / mv)[None]
+            ta, tb = to_unit(a, mv, torch.device("cpu")), to_unit(b, mv, torch.device("cpu"))
             m = measure_scales(tb, ta, core=cores[i] if cores else None)
             s2 = ssimulacra2(a, b)
             measured[i] = Rounded(b, m, s2, scale[i])
