@@ -203,6 +203,24 @@ class PushConfig(_Strict):
         return self
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class UIConfig(_Strict):
+    """The local web page (`fawkes ui`; with ``enabled`` the daemon serves it too)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port
+    allow_remote: bool = False  # serve on a non-loopback address: anyone on that network who has the token sees the photos
+
+    @model_validator(mode="after")
+    def _loopback(self) -> UIConfig:
+        if self.host not in LOOPBACK and not self.allow_remote:
+            raise ValueError(f"host {self.host!r} is not loopback (127.0.0.1, ::1); set `allow_remote: true` to serve it to a network")
+        return self
+
+
 class Config(_Strict):
     sources: list[SourceConfig]
     to_share: Path
@@ -219,6 +237,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     push: PushConfig | None = None
     max_file_mb: float = Field(default=512.0, gt=0)  # larger files are refused before they are read
+    ui: UIConfig = Field(default_factory=UIConfig)
 
     @field_validator("device")
     @classmethod
@@ -270,6 +289,11 @@ class Config(_Strict):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "queue.sqlite3"
+
+    @property
+    def heartbeat_path(self) -> Path:
+        """The running daemon's pid and status line, rewritten every few seconds (read by the web page)."""
+        return self.state_dir / "daemon.json"
 
 
 def load_config(path: str | Path) -> Config:

@@ -76,6 +76,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN output_hash TEXT;
     ALTER TABLE files ADD COLUMN skipped INTEGER;
     """,
+    # v5: the per-face report of a cloaked photo (JSON, for the web page's before/after view), a mode the
+    # user asked for one file (cloak again at a higher mode), and an index for "recent" and throughput
+    """
+    ALTER TABLE files ADD COLUMN report TEXT;
+    ALTER TABLE files ADD COLUMN mode TEXT;
+    CREATE INDEX files_updated ON files (state, updated);
+    """,
 ]
 _TEXT_COLUMNS = ("relpath", "output", "error")
 
@@ -115,6 +122,7 @@ class Job:
     mtime_ns: int
     attempts: int
     release: bool
+    mode: str | None = None  # a mode the user asked for this file; None: the configured one
 
 
 class Queue:
@@ -185,7 +193,7 @@ class Queue:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self.db.execute(
-                    "SELECT id, source, relpath, size, mtime_ns, attempts, release FROM files "
+                    "SELECT id, source, relpath, size, mtime_ns, attempts, release, mode FROM files "
                     "WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?",
                     (now, n),
                 ).fetchall()
@@ -195,7 +203,7 @@ class Queue:
                 self.db.execute("ROLLBACK")
                 raise
         return [
-            Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"]))
+            Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"]), r["mode"])
             for r in rows
         ]
 
@@ -243,6 +251,31 @@ class Queue:
             return self.db.execute(
                 "UPDATE files SET state='pending', release=1, next_attempt=0, updated=? WHERE state='held' AND source=? AND relpath=?",
                 (time.time(), source, to_db(relpath)),
+            ).rowcount
+
+    # -- one file, by id (the web page's actions) ---------------------------------------------
+    def release_id(self, file_id: int) -> int:
+        """Let one held file through (as `fawkes release` does by path)."""
+        with self._lock:
+            return self.db.execute(
+                "UPDATE files SET state='pending', release=1, next_attempt=0, updated=? WHERE state='held' AND id=?", (time.time(), file_id)
+            ).rowcount
+
+    def retry_id(self, file_id: int) -> int:
+        """Queue one failed file again, its attempts reset."""
+        with self._lock:
+            return self.db.execute(
+                "UPDATE files SET state='pending', attempts=0, next_attempt=0, error=NULL, updated=? WHERE state='failed' AND id=?",
+                (time.time(), file_id),
+            ).rowcount
+
+    def recloak_id(self, file_id: int, mode: str) -> int:
+        """Cloak one file again at ``mode`` (done, failed or held; a held file stays subject to its hold)."""
+        with self._lock:
+            return self.db.execute(
+                "UPDATE files SET state='pending', mode=?, attempts=0, next_attempt=0, error=NULL, updated=? "
+                "WHERE state IN ('done', 'failed', 'held') AND id=?",
+                (mode, time.time(), file_id),
             ).rowcount
 
     # -- pushes ---------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ alpha) runs the periodic jobs, each with ``coalesce`` and one instance at a time
 - ``observers`` (10 s): restart a watcher that died (a source unmounted and came back);
 - ``policy`` (30 s): active hours and battery; work waits, watching never does;
 - ``retries`` (``schedule.retry_interval``): wake the worker and the pusher for backed-off work;
-- ``status`` (10 s): a STATUS line to systemd (queue counts), shown by ``systemctl status``;
+- ``status`` (10 s): a STATUS line to systemd (queue counts), shown by ``systemctl status``, and the
+  heartbeat file the web page reads to tell whether the daemon runs;
 - ``maintenance`` (daily at ``schedule.maintenance_at``): SQLite integrity check, optimize, WAL truncate.
 
 SIGTERM/SIGINT set a stop flag: the batch in hand is finished, then everything stops; a
@@ -18,10 +19,14 @@ batch cut short by SIGKILL is re-queued at the next start.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -34,12 +39,16 @@ from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.watch import StabilityGate, Watcher
 from fawkes_daemon.worker import Worker
 
+if TYPE_CHECKING:
+    from fawkes_daemon.ui.server import UIServer
+
 log = logging.getLogger("fawkes.daemon")
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.queue = Queue(config.db_path)
         self.gate = StabilityGate(config, self.queue)
         self.policy = WorkPolicy(config.schedule)
@@ -53,6 +62,8 @@ class Daemon:
         self.watcher = Watcher(config, self.queue, self.gate, on_removed=self._source_removed)
         self.stop_event = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        self.started = time.time()
+        self.ui: UIServer | None = None
 
     def _source_removed(self, source, path: Path) -> None:
         if self.config.on_source_removed != "delete":
@@ -95,6 +106,24 @@ class Daemon:
 
     def _status(self) -> None:
         notify(f"STATUS={self.status_line()}")
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """Pid, start time and the current wait reason, replaced atomically: a reader never sees half a file."""
+        path = self.config.heartbeat_path
+        beat = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "updated": time.time(),
+            "waiting": self.pause_reason,
+            "ui": self.ui.base_url if self.ui is not None else None,  # never the token: that stays in its 0600 file
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(beat))
+            os.replace(tmp, path)
+        except OSError as e:
+            log.warning("heartbeat %s: %s", path, e.strerror or e)
 
     def _maintenance(self) -> None:
         info = self.queue.maintain()
@@ -121,6 +150,16 @@ class Daemon:
         self.scheduler.start()
         if self.pusher:
             self.pusher.start()
+        if self.config.ui.enabled:
+            from fawkes_daemon.ui.server import UIServer
+
+            try:
+                self.ui = UIServer(self.config, self.config_path)
+                self.ui.start_thread()
+                log.info("web page: %s (token in %s)", self.ui.base_url, self.ui.token_path)
+            except OSError as e:  # the port is taken: the page is a convenience, cloaking goes on without it
+                log.error("web page: cannot listen on %s:%d: %s", self.config.ui.host, self.config.ui.port, e.strerror or e)
+        self._heartbeat()
         self._rescan()  # catch up with whatever arrived while we were down
         notify("READY=1", f"STATUS={self.status_line()}")
 
@@ -138,6 +177,9 @@ class Daemon:
 
     def shutdown(self) -> None:
         notify("STOPPING=1")
+        if self.ui is not None:
+            self.ui.stop()
+        self.config.heartbeat_path.unlink(missing_ok=True)
         if self.pusher:
             self.pusher.stop()
         try:

@@ -11,6 +11,7 @@ the output with an equivalent one — never a second copy, never a partial file.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import stat
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.queue import Job, Queue
@@ -44,6 +46,37 @@ class Loaded:
     mode: int  # the source's permission bits: the safe copy is no more readable than the original
 
 
+def face_report(res, mode: str) -> str:
+    """The per-face figures of one cloaked photo as stored JSON: what the web page's before/after view shows.
+
+    ``crossed`` per extractor: the cloaked face is nearer its target than the original face
+    (the feature shift is larger than the distance left to the target).
+    """
+    faces = []
+    for f in res.faces:
+        crossed = {e: f.feature_shift[e] > f.target_distance_after[e] for e in f.feature_shift if e in f.target_distance_after}
+        faces.append(
+            {
+                "region": list(f.region),
+                "box": [round(v, 1) for v in f.box],
+                "dssim": f.dssim,
+                "dssim_scales": {str(k): v for k, v in f.dssim_scales.items()},
+                "binding_width": f.binding_width,
+                "ssimulacra2": f.ssimulacra2,
+                "budget": f.budget,
+                "kept": f.kept,
+                "steps": f.steps,
+                "target": f.target,
+                "feature_shift": f.feature_shift,
+                "target_before": f.target_distance_before,
+                "target_after": f.target_distance_after,
+                "crossed": crossed,
+            }
+        )
+    skipped = [{"box": [round(v, 1) for v in s.box], "reason": s.reason} for s in res.skipped]
+    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped})
+
+
 def current_umask() -> int:
     """The process umask (reading it means setting it; done once, at start, before any thread writes)."""
     mask = os.umask(0o022)
@@ -57,19 +90,22 @@ class Worker:
         self.queue = queue
         self.on_published = on_published  # (path in to-share, its SHA-256): e.g. record a push
         self.sources = {s.label: s for s in config.sources}
-        self._cloaker = None
+        self._cloakers: dict[str, Any] = {}  # mode → PhotoCloaker (torch is imported on first use)
         self.umask = current_umask()
         config.staging_dir.mkdir(parents=True, exist_ok=True)
         config.to_share.mkdir(parents=True, exist_ok=True)
         self.share_root = Path(os.path.realpath(config.to_share))
 
-    @property
-    def cloaker(self):
-        if self._cloaker is None:
+    def cloaker(self, mode: str | None = None):
+        """The photo cloaker for a mode (the configured one by default), made once; they share one face detector."""
+        mode = mode or self.config.cloak.mode
+        if mode not in self._cloakers:
             from fawkes_engine.pipeline import PhotoCloaker
 
-            self._cloaker = PhotoCloaker(self.config.cloak.to_options(self.config.device))
-        return self._cloaker
+            cloak = self.config.cloak if mode == self.config.cloak.mode else self.config.cloak.model_copy(update={"mode": mode})
+            first = next(iter(self._cloakers.values()), None)
+            self._cloakers[mode] = PhotoCloaker(cloak.to_options(self.config.device), detector=getattr(first, "detector", None))
+        return self._cloakers[mode]
 
     def sweep_staging(self) -> int:
         """Remove staging files a killed process left behind (they were never in to-share)."""
@@ -104,8 +140,8 @@ class Worker:
                 copied = False
             if not copied:
                 loaded.append(item)
-        if loaded:
-            self._cloak_and_write(loaded)
+        for mode in dict.fromkeys(i.job.mode for i in loaded):  # one optimization batch per mode, in queue order
+            self._cloak_and_write([i for i in loaded if i.job.mode == mode])
         return len(jobs)
 
     def _src_path(self, job: Job) -> Path:
@@ -183,7 +219,7 @@ class Worker:
         (its path may since hold the cloak of a newer version of its own source): the bytes
         read are hashed, and those same bytes are what is written.
         """
-        if item.job.release:
+        if item.job.release or item.job.mode:  # the user asked for a new cloak of this very file
             return False
         for prev, prev_hash in self.queue.done_outputs_for_hash(item.content_hash):
             try:
@@ -204,7 +240,7 @@ class Worker:
     def _cloak_and_write(self, items: list[Loaded]) -> None:
         t0 = time.perf_counter()
         try:
-            results = self.cloaker.cloak([i.photo for i in items])
+            results = self.cloaker(items[0].job.mode).cloak([i.photo for i in items])
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
             log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
             for i in items:
@@ -213,6 +249,7 @@ class Worker:
                 )
             return
         per = (time.perf_counter() - t0) / len(items)
+        mode = items[0].job.mode or self.config.cloak.mode
         for item, res in zip(items, results):
             src = self._src_path(item.job)
             held = self._hold_reason(item, res)
@@ -225,6 +262,7 @@ class Worker:
                     skipped=len(res.skipped),
                     seconds=per,
                     error=held,
+                    report=face_report(res, mode),
                 )
                 log.info("%s: %s", src, held)
                 continue
@@ -259,7 +297,14 @@ class Worker:
                 continue
             digest = hashlib.sha256(data).hexdigest()
             self._published(item.dest, digest)
-            common = {"content_hash": item.content_hash, "output": str(item.dest), "output_hash": digest, "seconds": per, "error": None}
+            common = {
+                "content_hash": item.content_hash,
+                "output": str(item.dest),
+                "output_hash": digest,
+                "seconds": per,
+                "error": None,
+                "report": face_report(res, mode),
+            }
             if not res.faces:
                 self.queue.finish(item.job.id, "done", faces=0, skipped=0, **common)
                 log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)

@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--build", action="store_true", help="build missing cached ONNX files now")
     m.set_defaults(func=cmd_models)
 
-    from fawkes_daemon.cli import cloak, control, evaluate, service, sybil
+    from fawkes_daemon.cli import cloak, control, evaluate, service, sybil, ui
 
-    for module in (cloak, evaluate, control, service, sybil):  # the order `fawkes --help` lists them in
+    for module in (cloak, evaluate, control, ui, service, sybil):  # the order `fawkes --help` lists them in
         module.register(sub)
     return p
 

@@ -17,8 +17,12 @@ from fawkes_daemon.config import ConfigError, default_config_path, load_config
 log = logging.getLogger("fawkes")
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config) if args.config else default_config_path()
+
+
 def _config(args: argparse.Namespace):
-    path = Path(args.config) if args.config else default_config_path()
+    path = config_path(args)
     try:
         return load_config(path)
     except ConfigError as e:
@@ -53,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _journald_logging(args.verbose)
     try:
-        d = Daemon(cfg)
+        d = Daemon(cfg, config_path(args).resolve())
     except SecretError as e:
         print(f"fawkes: push: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,196 @@
+"""The pages and actions of the web page (Starlette routes, Jinja2 templates).
+
+Pages: overview, recent safe copies, one file's before/after, held and failed files,
+settings. Actions (POST, CSRF-checked by :mod:`fawkes_daemon.ui.access`): release, retry,
+cloak again at a higher mode. Every image is addressed by queue id.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from fawkes_daemon.config import Config
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.schedule import WorkPolicy
+from fawkes_daemon.ui.access import TokenGate, csrf_for
+from fawkes_daemon.ui.images import ImageCache, NotServed
+from fawkes_daemon.ui.store import Store, daemon_state
+from fawkes_engine.cloak.options import MODES
+
+PAGE_SIZE = 48
+MODE_ORDER = ("low", "mid", "high")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    s = max(0, time.time() - ts)
+    return f"{s:.0f} s ago" if s < 90 else f"{s / 60:.0f} min ago" if s < 5400 else f"{s / 3600:.1f} h ago"
+
+
+def higher_mode(row: dict, config: Config) -> str | None:
+    """The next mode up from the one this file was (or will be) cloaked at; None at the top.
+
+    Only for a file whose faces a stronger cloak can help: a safe copy with faces, or a failure.
+    A held photo has no face, or faces too small for any mode: release is its only action.
+    """
+    if not (row.get("state") == "failed" or (row.get("state") == "done" and row.get("faces"))):
+        return None
+    report = row.get("report_data") or {}
+    current = row.get("mode") or report.get("mode") or config.cloak.mode
+    order = [m for m in MODE_ORDER if m in MODES]
+    i = order.index(current) if current in order else -1
+    return order[i + 1] if 0 <= i < len(order) - 1 else None
+
+
+def settings_yaml(config: Config) -> str:
+    """The configuration as loaded (defaults filled in). Secrets are never in it: push.secret is a keyring name."""
+    data = config.model_dump(mode="json")
+    push = data.get("push")
+    if push and push.get("url") and "?" in push["url"]:
+        push["url"] = push["url"].split("?", 1)[0] + "?…"  # a query string can carry an access key
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+class Pages:
+    def __init__(self, config: Config, config_path: Path | None, token: str) -> None:
+        self.config, self.config_path = config, config_path
+        self.store = Store(config.db_path)
+        self.images = ImageCache(config)
+        self.csrf = csrf_for(token)
+        self.env = Environment(loader=PackageLoader("fawkes_daemon.ui", "templates"), autoescape=select_autoescape(["html"]))
+        self.env.filters["when"] = _when
+        self.env.filters["ago"] = _ago
+
+    def render(self, name: str, request: Request, status: int = 200, **ctx) -> HTMLResponse:
+        html = self.env.get_template(name).render(
+            request=request, csrf=self.csrf, page=name.split(".")[0], notice=request.query_params.get("done"), **ctx
+        )
+        return HTMLResponse(html, status_code=status)
+
+    # -- pages -----------------------------------------------------------------------------------
+    async def overview(self, request: Request) -> Response:
+        state = daemon_state(self.config.heartbeat_path)
+        counts = self.store.counts()
+        waiting = state.waiting if state.running else WorkPolicy(self.config.schedule).reason_to_wait()
+        return self.render(
+            "overview.html",
+            request,
+            state=state,
+            counts=counts,
+            throughput=self.store.throughput(),
+            waiting=waiting,
+            push=self.store.push_counts() if self.config.push else None,
+            push_error=self.store.last_push_error() if self.config.push else None,
+            remote=(self.config.push.url or self.config.push.remote) if self.config.push else None,
+            errors=self.store.last_errors(),
+        )
+
+    async def recent(self, request: Request) -> Response:
+        page = max(0, int(request.query_params.get("page", "0") or 0))
+        rows = self.store.recent(PAGE_SIZE + 1, page * PAGE_SIZE)
+        return self.render("recent.html", request, rows=rows[:PAGE_SIZE], page_no=page, more=len(rows) > PAGE_SIZE)
+
+    async def file(self, request: Request) -> Response:
+        row = self.store.file(request.path_params["id"])
+        if row is None:
+            return self.render("missing.html", request, status=404)
+        return self.render("file.html", request, row=row, report=row.get("report_data") or {}, higher=higher_mode(row, self.config))
+
+    async def attention(self, request: Request) -> Response:
+        rows = self.store.attention()
+        for r in rows:
+            r["higher"] = higher_mode(self.store.file(r["id"]) or r, self.config)
+        return self.render("attention.html", request, rows=rows)
+
+    async def settings(self, request: Request) -> Response:
+        return self.render("settings.html", request, config_path=self.config_path, text=settings_yaml(self.config))
+
+    # -- images ----------------------------------------------------------------------------------
+    def _image(self, data_of, media: str) -> Response:
+        try:
+            data = data_of()
+        except NotServed as e:
+            return Response(f"not available: {e}", status_code=404, media_type="text/plain")
+        return Response(data, media_type=media, headers={"cache-control": "private, max-age=86400"})
+
+    async def thumb(self, request: Request) -> Response:
+        row = self.store.file(request.path_params["id"])
+        if row is None:
+            return Response("no such file", status_code=404, media_type="text/plain")
+        return self._image(lambda: self.images.thumbnail(row), "image/jpeg")
+
+    async def face(self, request: Request) -> Response:
+        row = self.store.file(request.path_params["id"])
+        if row is None:
+            return Response("no such file", status_code=404, media_type="text/plain")
+        p = request.path_params
+        return self._image(lambda: self.images.face(row, p["n"], p["kind"]), "image/png")
+
+    # -- actions ---------------------------------------------------------------------------------
+    async def act(self, request: Request) -> Response:
+        file_id, action = request.path_params["id"], request.path_params["action"]
+        form = await request.form()
+        back = str(form.get("back") or "/attention")
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/attention"  # only this page's own paths: never an open redirect
+        row = self.store.file(file_id)
+        if row is None:
+            return Response("no such file", status_code=404, media_type="text/plain")
+        q = Queue(self.config.db_path)
+        try:
+            if action == "release":
+                n, what = q.release_id(file_id), "released"
+            elif action == "retry":
+                n, what = q.retry_id(file_id), "queued again"
+            elif action == "recloak":
+                mode = higher_mode(row, self.config)
+                if mode is None:
+                    return Response("already at the highest mode", status_code=409, media_type="text/plain")
+                n, what = q.recloak_id(file_id, mode), f"queued at {mode}"
+            else:
+                return Response("unknown action", status_code=404, media_type="text/plain")
+        finally:
+            q.close()
+        if not n:
+            return Response(f"{row['relpath']}: nothing to do (its state is {row['state']})", status_code=409, media_type="text/plain")
+        sep = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{sep}done={row['relpath']}: {what}", status_code=303)
+
+
+def build_app(config: Config, config_path: Path | None, token: str, port: int, token_path: Path) -> Starlette:
+    pages = Pages(config, config_path, token)
+    static = Path(__file__).with_name("static")
+    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if not config.ui.allow_remote else ["*"]
+    routes = [
+        Route("/", pages.overview),
+        Route("/recent", pages.recent),
+        Route("/file/{id:int}", pages.file),
+        Route("/attention", pages.attention),
+        Route("/settings", pages.settings),
+        Route("/thumb/{id:int}", pages.thumb),
+        Route("/face/{id:int}/{n:int}/{kind:str}", pages.face),
+        Route("/file/{id:int}/{action:str}", pages.act, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ]
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+        Middleware(TokenGate, token=token, port=port, token_path=token_path),
+    ]
+    return Starlette(routes=routes, middleware=middleware)

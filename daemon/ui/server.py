@@ -1,0 +1,61 @@
+"""Serving the page with uvicorn: in the foreground (`fawkes ui`) or in a thread of the daemon (``ui: enabled``)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from fawkes_daemon.config import Config
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.ui.access import new_token, write_token
+from fawkes_daemon.ui.app import build_app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before serving: the real port is known (for ``port: 0``) and printed in the link."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class UIServer:
+    def __init__(self, config: Config, config_path: Path | None, host: str | None = None, port: int | None = None) -> None:
+        self.config = config
+        self.host = host or config.ui.host
+        self.sock = _bind(self.host, config.ui.port if port is None else port)
+        self.port = self.sock.getsockname()[1]
+        self.token = new_token()
+        self.token_path = config.state_dir / "ui-token"
+        write_token(self.token_path, self.token)
+        if config.db_path.exists():
+            Queue(config.db_path).close()  # bring an older database's schema up to date before reading it read-only
+        app = build_app(config, config_path, self.token, self.port, self.token_path)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        self.thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}?token={self.token}"
+
+    def serve_forever(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def start_thread(self) -> None:
+        self.thread = threading.Thread(target=self.serve_forever, name="ui", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.token_path.unlink(missing_ok=True)

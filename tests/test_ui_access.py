@@ -1,0 +1,168 @@
+"""The web page's access rules, against a real `fawkes ui` process over HTTP (no models needed).
+
+A page on loopback is reachable by every local process and, through the browser, by every
+web site: the token, the CSRF token, the Host and Origin checks and id-only image addresses
+are what keep the photos and the actions to their owner.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fawkes_daemon.config import load_config
+from fawkes_daemon.queue import Queue
+from tests.helpers.daemon import write_config
+from tests.helpers.ui import UIProc, landscape
+
+SECRET = "s3cr3t-app-password-that-must-never-show"
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """A queue with one held file (a photo outside any source sits next to it) and the page serving it."""
+    config = write_config(tmp_path, no_face="hold")
+    cfg = load_config(config)
+    landscape(tmp_path / "src" / "hills.jpg")
+    (tmp_path / "private.jpg").write_bytes((tmp_path / "src" / "hills.jpg").read_bytes())
+    q = Queue(cfg.db_path)
+    st = os.stat(tmp_path / "src" / "hills.jpg")
+    q.add("cam", "hills.jpg", st.st_size, st.st_mtime_ns)
+    (job,) = q.claim(1)
+    q.finish(job.id, "held", error="no face found; held (no_face: hold) until `fawkes release`")
+    q.close()
+    ui = UIProc(config)
+    try:
+        yield ui, cfg, job.id, tmp_path
+    finally:
+        ui.stop()
+
+
+def client(ui: UIProc, token: bool = True) -> httpx.Client:
+    c = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
+    if token:
+        r = c.get(f"/?token={ui.token}")
+        assert (
+            r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+        )
+    return c
+
+
+def csrf_of(c: httpx.Client) -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', c.get("/attention").text)
+    assert m, "the held page has no action form"
+    return m.group(1)
+
+
+def test_the_token_file_is_private_and_a_missing_or_wrong_token_is_refused(served) -> None:
+    ui, cfg, file_id, _ = served
+    path = cfg.state_dir / "ui-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text().strip() == ui.token
+    anon = client(ui, token=False)
+    for url in ("/", "/attention", f"/file/{file_id}", f"/thumb/{file_id}", "/settings"):
+        r = anon.get(url)
+        assert r.status_code == 401, url
+        assert "hills" not in r.text and ui.token not in r.text
+    assert anon.get("/?token=" + "x" * 43).status_code == 403
+    r = anon.post(f"/file/{file_id}/release", data={"csrf": "0" * 64})
+    assert r.status_code == 401
+    assert Queue(cfg.db_path).counts()["held"] == 1
+
+
+def test_an_action_needs_the_csrf_token_and_the_same_origin(served) -> None:
+    ui, cfg, file_id, _ = served
+    c = client(ui)
+    assert c.post(f"/file/{file_id}/release", data={}).status_code == 403  # no CSRF token
+    assert c.post(f"/file/{file_id}/release", data={"csrf": "0" * 64}).status_code == 403  # a wrong one
+    token = csrf_of(c)
+    evil = c.post(f"/file/{file_id}/release", data={"csrf": token}, headers={"origin": "http://evil.example"})
+    assert evil.status_code == 403 and "cross-origin" in evil.text
+    assert Queue(cfg.db_path).counts()["held"] == 1, "a refused POST changed the queue"
+    ok = c.post(f"/file/{file_id}/release", data={"csrf": token, "back": "/attention"}, headers={"origin": ui.base.rstrip("/")})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/attention?done=")
+    assert Queue(cfg.db_path).counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
+
+
+def test_images_are_served_by_id_only_never_by_path(served) -> None:
+    ui, cfg, file_id, tmp = served
+    c = client(ui)
+    ok = c.get(f"/thumb/{file_id}")
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
+    assert not (tmp / "src" / ".thumbs").exists() and not any(cfg.to_share.rglob("*")), "the cache went into a photo folder"
+    assert list((cfg.state_dir / "ui-cache").glob("thumb-*.jpg"))
+    forged = [
+        "/thumb/..%2F..%2Fprivate.jpg",
+        f"/thumb/{file_id}/../../private.jpg",
+        "/static/..%2F..%2F..%2Fconfig.yaml",
+        "/static/../../../../etc/passwd",
+        f"/face/{file_id}/0/..%2F..%2Fprivate",
+        f"/face/{file_id}/0/original?path={tmp / 'private.jpg'}",
+        "/thumb/999999",
+    ]
+    for url in forged:
+        r = c.get(url)
+        assert r.status_code in (400, 404), (url, r.status_code)
+        assert b"root:" not in r.content and b"sources:" not in r.content, url
+
+
+def test_a_row_pointing_outside_its_folder_is_not_served(served) -> None:
+    """A queue row is data: one whose path leads out of its source (a tampered database) shows nothing."""
+    ui, cfg, file_id, tmp = served
+    q = Queue(cfg.db_path)
+    q.add("cam", "../private.jpg", 1, 1)
+    row_id = q.db.execute("SELECT id FROM files WHERE relpath='../private.jpg'").fetchone()[0]
+    q.db.execute("UPDATE files SET state='held' WHERE id=?", (row_id,))
+    q.close()
+    r = client(ui).get(f"/thumb/{row_id}")
+    assert r.status_code == 404 and "outside" in r.text
+
+
+def test_hosts_other_than_loopback_are_refused(served, tmp_path: Path) -> None:
+    ui, *_ = served
+    c = client(ui)
+    assert c.get("/", headers={"host": "attacker.example"}).status_code == 400  # DNS rebinding
+    r = c.get("/")
+    assert r.headers["content-security-policy"].startswith("default-src 'none'") and r.headers["x-frame-options"] == "DENY"
+
+
+def test_no_secret_appears_in_any_page(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        push={"kind": "webdav", "url": "https://cloud.example.org/dav/?access_key=abc123", "user": "alice", "secret": "nextcloud"},
+    )
+    env_secret = {"FAWKES_SECRET_NEXTCLOUD": SECRET}
+    os.environ.update(env_secret)
+    try:
+        ui = UIProc(config)
+    finally:
+        os.environ.pop("FAWKES_SECRET_NEXTCLOUD")
+    try:
+        c = client(ui)
+        pages = [c.get(p).text for p in ("/", "/recent", "/attention", "/settings")]
+    finally:
+        ui.stop()
+    assert "nextcloud" in pages[3] and str(config) in pages[3]
+    for text in pages:
+        assert SECRET not in text and "abc123" not in text and ui.token not in text
+
+
+def test_a_non_loopback_address_needs_to_be_asked_for(tmp_path: Path) -> None:
+    import subprocess
+
+    config = write_config(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "ui", "--config", str(config), "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "not loopback" in r.stderr and r.stderr.count("\n") == 1
+    bad = write_config(tmp_path, ui={"host": "0.0.0.0"})
+    with pytest.raises(Exception, match="not loopback"):
+        load_config(bad)
