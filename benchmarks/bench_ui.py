@@ -78,7 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         (tmp / "src").mkdir()
-        (tmp / "config.yaml").write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
+        (tmp / "config.yaml").write_text(
+            yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"})
+        )
         cfg = load_config(tmp / "config.yaml")
         q = Queue(cfg.db_path)
         big = fill(q, args.rows, tmp / "src")
@@ -106,7 +108,9 @@ def main() -> None:
             c.get(f"/thumb/{big}").raise_for_status()
             first = (time.perf_counter() - t) * 1000
             cached = statistics.median(timed(c, f"/thumb/{big}", args.repeats))
-            rows.append({"page": "thumbnail of a 12 MP photo", "rows": args.rows, "first_ms": round(first, 1), "median_ms": round(cached, 1)})
+            rows.append(
+                {"page": "thumbnail of a 12 MP photo", "rows": args.rows, "first_ms": round(first, 1), "median_ms": round(cached, 1)}
+            )
         server.stop()
     report("ui", rows, {"queue": counts, "command": f"python -m benchmarks.bench_ui --rows {args.rows} --repeats {args.repeats}"})
 

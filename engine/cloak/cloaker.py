@@ -184,7 +184,7 @@ class Cloaker:
         # without diversity (or taps) a step's own forward pass is the clean one and also judges;
         # otherwise faces are judged first, on clean crops, so that a face whose phase ends at a step
         # (and is not extended) costs no diversified forward pass it would not use
-        shared = not (o.diversity.enabled or objective.taps)
+        shared = not (o.diversity.enabled or objective.taps or objective.augment)
         loss_each: torch.Tensor | None = None
         embs: list[torch.Tensor] = []
         for step in itertools.count():
@@ -350,7 +350,7 @@ class Cloaker:
         """The loss of faces ``rows`` (eq. 2 with the penalty λ·max(DSSIM* − ρ, 0)) and their embeddings, with a graph."""
         # the DSSIM again with its graph where the penalty is active (the same value, now differentiable)
         d = torch.stack([faces[j].window.region_dssim(faces[j].adv) if float(faces[j].d) > faces[j].budget else faces[j].d for j in rows])  # type: ignore[arg-type,misc]
-        feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows, tap=objective.taps is not None)
+        feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows, tap=objective.taps is not None, augment=True)
         limit = torch.tensor([faces[j].budget for j in rows], device=self.device)
         return feat_loss + self.options.penalty * torch.relu(d - limit), embs
 

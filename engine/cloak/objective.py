@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fawkes_engine.cloak.augment import ModelAugmentation
 from fawkes_engine.cloak.options import CloakOptions
 from fawkes_engine.targets import TargetBank
 
@@ -116,19 +117,33 @@ class Objective:
         ]
         self.taps = FeatureTaps(modules, o.feature_depth) if o.feature_weight > 0 else None
         self.tap_clean: list[torch.Tensor] = []
+        aug = ModelAugmentation(o.augment_dropout, o.augment_ghost, o.augment_sgm)
+        self.augment = aug.attach(modules) if aug.active else None
+        # with normalize_loss, each extractor's term is in units of the face's original distance to its goal
+        self.scale = [
+            (c - g).norm(dim=1).clamp_min(1e-3) if o.normalize_loss else torch.ones(len(c), device=dev)
+            for c, g in zip(clean, goal.features)
+        ]
 
-    def loss(self, crops_per_ext: list[torch.Tensor], rows: list[int], tap: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The feature terms of faces ``rows``, and their normalized embeddings per extractor."""
+    def loss(
+        self, crops_per_ext: list[torch.Tensor], rows: list[int], tap: bool = False, augment: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature terms of faces ``rows``, and their normalized embeddings per extractor.
+
+        ``augment``: a gradient step, run through the augmented surrogates (never a judging pass).
+        """
         o, dev, goal, sign = self.o, self.dev, self.goal.features, self.goal.sign
         loss = torch.zeros(len(rows), device=dev)
         embs = []
         if self.taps is not None:
             self.taps.armed = tap
+        if self.augment is not None:
+            self.augment.arm(augment)
         faces_at = torch.tensor(rows, device=dev)
         for e_i, mod in enumerate(self.modules):
             emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
             embs.append(emb)
-            wt = self.weights[e_i] * self.lean[e_i, faces_at]  # per face
+            wt = self.weights[e_i] * self.lean[e_i, faces_at] / self.scale[e_i][faces_at]  # per face
             if self.taps is not None and tap:
                 a = self.taps.take(e_i)  # N×C: channel means of the tapped convolution
                 if len(self.tap_clean) <= e_i:
@@ -164,3 +179,5 @@ class Objective:
     def close(self) -> None:
         if self.taps is not None:
             self.taps.remove()  # the modules are shared: never leave a hook on them
+        if self.augment is not None:
+            self.augment.remove()

