@@ -221,6 +221,17 @@ class UIConfig(_Strict):
         return self
 
 
+class ComputeConfig(_Strict):
+    """Where cloaking runs: this process (default), or a Ray cluster (`pip install 'fawkes-sync[ray]'`)."""
+
+    ray: str | None = None  # a cluster address ("auto": the one running on this machine, else a new local one; "local")
+    actors: int | None = Field(default=None, ge=1)  # None: the cluster's CPUs / cpus_per_actor
+    cpus_per_actor: float = Field(default=1.0, gt=0)  # also the torch threads of each actor
+    gpus: bool = True  # pin a GPU per actor where the cluster has them
+    in_flight: int | None = Field(default=None, ge=1)  # batches in flight (back-pressure); None: 2 per actor
+    local_cpus: int | None = Field(default=None, ge=1)  # CPUs of a local cluster started by us (None: all)
+
+
 class Config(_Strict):
     sources: list[SourceConfig]
     to_share: Path
@@ -238,6 +249,7 @@ class Config(_Strict):
     push: PushConfig | None = None
     max_file_mb: float = Field(default=512.0, gt=0)  # larger files are refused before they are read
     ui: UIConfig = Field(default_factory=UIConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @field_validator("device")
     @classmethod

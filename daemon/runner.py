@@ -166,13 +166,27 @@ class Daemon:
     def run_forever(self) -> None:
         self.start()
         log.info("watching %s → %s", ", ".join(str(s.path) for s in self.config.sources), self.config.to_share)
+        backend = None
+        if self.config.compute.ray:  # the backlog goes to a Ray cluster; this process stays the only writer
+            from fawkes_daemon.ray_backfill import RayBackfill
+
+            backend = RayBackfill(self.config, self.queue, self.worker, self.config.compute.ray)
         try:
             while not self.stop_event.is_set():
-                done = self.worker.run_batch() if self.pause_reason is None else 0
+                if self.pause_reason is not None:
+                    done = 0
+                elif backend is not None:
+                    done = backend.pump()
+                    if backend.inflight:
+                        continue  # pump waited for a result already
+                else:
+                    done = self.worker.run_batch()
                 if not done:
                     self.gate.wake.wait(timeout=1.0)
                     self.gate.wake.clear()
         finally:
+            if backend is not None:
+                backend.close()
             self.shutdown()
 
     def shutdown(self) -> None:

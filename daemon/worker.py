@@ -11,7 +11,6 @@ the output with an equivalent one — never a second copy, never a partial file.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import stat
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from fawkes_daemon.config import Config, SourceConfig
+from fawkes_daemon.outcome import Outcome, outcomes
 from fawkes_daemon.queue import Job, Queue
-from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, encode_photo, output_format, sniff_format
+from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
 
 log = logging.getLogger("fawkes.worker")
 
@@ -40,41 +40,11 @@ class UnsafeDestination(Exception):
 @dataclass
 class Loaded:
     job: Job
-    photo: Photo
+    photo: Photo | None  # None when the bytes travel to another machine to be decoded there (Ray)
     content_hash: str
     dest: Path
     mode: int  # the source's permission bits: the safe copy is no more readable than the original
-
-
-def face_report(res, mode: str) -> str:
-    """The per-face figures of one cloaked photo as stored JSON: what the web page's before/after view shows.
-
-    ``crossed`` per extractor: the cloaked face is nearer its target than the original face
-    (the feature shift is larger than the distance left to the target).
-    """
-    faces = []
-    for f in res.faces:
-        crossed = {e: f.feature_shift[e] > f.target_distance_after[e] for e in f.feature_shift if e in f.target_distance_after}
-        faces.append(
-            {
-                "region": list(f.region),
-                "box": [round(v, 1) for v in f.box],
-                "dssim": f.dssim,
-                "dssim_scales": {str(k): v for k, v in f.dssim_scales.items()},
-                "binding_width": f.binding_width,
-                "ssimulacra2": f.ssimulacra2,
-                "budget": f.budget,
-                "kept": f.kept,
-                "steps": f.steps,
-                "target": f.target,
-                "feature_shift": f.feature_shift,
-                "target_before": f.target_distance_before,
-                "target_after": f.target_distance_after,
-                "crossed": crossed,
-            }
-        )
-    skipped = [{"box": [round(v, 1) for v in s.box], "reason": s.reason} for s in res.skipped]
-    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped})
+    data: bytes = b""  # the file as read (kept only for a remote backend)
 
 
 def current_umask() -> int:
@@ -121,10 +91,20 @@ class Worker:
         jobs = self.queue.claim(self.config.batch_size)
         if not jobs:
             return 0
+        loaded = self.load_batch(jobs)
+        for mode in dict.fromkeys(i.job.mode for i in loaded):  # one optimization batch per mode, in queue order
+            self._cloak_and_write([i for i in loaded if i.job.mode == mode])
+        return len(jobs)
+
+    def load_batch(self, jobs: list[Job], decode: bool = True) -> list[Loaded]:
+        """Read the claimed files; fail or back off the ones that cannot be read; publish identical content at once.
+
+        What is left is the batch to cloak, in queue order: the same composition whatever backend cloaks it.
+        """
         loaded: list[Loaded] = []
         for job in jobs:
             try:
-                item = self._load(job)
+                item = self._load(job, decode)
             except PermanentError as e:
                 log.warning("%s", e)
                 self.queue.finish(job.id, "failed", error=str(e))
@@ -140,9 +120,7 @@ class Worker:
                 copied = False
             if not copied:
                 loaded.append(item)
-        for mode in dict.fromkeys(i.job.mode for i in loaded):  # one optimization batch per mode, in queue order
-            self._cloak_and_write([i for i in loaded if i.job.mode == mode])
-        return len(jobs)
+        return loaded
 
     def _src_path(self, job: Job) -> Path:
         return self.sources[job.source].path / job.relpath
@@ -152,7 +130,7 @@ class Worker:
         rel = Path(job.relpath)
         return self.config.to_share / job.source / (rel if rel.suffix else rel.with_suffix(".jpg"))
 
-    def _load(self, job: Job) -> Loaded:
+    def _load(self, job: Job, decode: bool = True) -> Loaded:
         src_cfg: SourceConfig | None = self.sources.get(job.source)
         if src_cfg is None:
             raise PermanentError(f"{job.source}/{job.relpath}: source is no longer configured")
@@ -164,6 +142,8 @@ class Worker:
             if root not in target.parents:
                 raise PermanentError(f"{path}: symlink points outside the source folder ({target}); not followed")
         data, mode = self._read_regular(path, target)
+        if not decode:
+            return Loaded(job, None, hashlib.sha256(data).hexdigest(), self._dest(job), mode, data)
         try:
             photo = decode_photo(data, path)
         except PhotoError as e:
@@ -239,107 +219,91 @@ class Worker:
 
     def _cloak_and_write(self, items: list[Loaded]) -> None:
         t0 = time.perf_counter()
+        mode = items[0].job.mode or self.config.cloak.mode
         try:
-            results = self.cloaker(items[0].job.mode).cloak([i.photo for i in items])
+            results = outcomes(
+                self.cloaker(items[0].job.mode),
+                [i.photo for i in items if i.photo is not None],
+                [i.job.release for i in items],
+                mode,
+                self.config.metadata,
+                self.config.no_face,
+            )
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
-            log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
-            for i in items:
-                self.queue.retry_later(
-                    i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts
-                )
+            self.batch_failed(items, e)
             return
         per = (time.perf_counter() - t0) / len(items)
-        mode = items[0].job.mode or self.config.cloak.mode
         for item, res in zip(items, results):
-            src = self._src_path(item.job)
-            held = self._hold_reason(item, res)
-            if held:
-                self.queue.finish(
-                    item.job.id,
-                    "held",
-                    content_hash=item.content_hash,
-                    faces=len(res.faces),
-                    skipped=len(res.skipped),
-                    seconds=per,
-                    error=held,
-                    report=face_report(res, mode),
-                )
-                log.info("%s: %s", src, held)
-                continue
-            if res.unchanged_faces:
-                # a face the optimizer left untouched must never be published as "cloaked"
-                state = self.queue.retry_later(
-                    item.job.id, f"{src}: a face could not be cloaked (no change within budget)", self.config.max_attempts
-                )
-                log.warning("%s: a face could not be cloaked; %s", src, state)
-                continue
-            photo = res.photo if res.faces else item.photo
-            try:  # encoding is deterministic: a failure here fails the same way every time
-                data = encode_photo(photo, self.config.metadata, fmt=output_format(photo))  # type: ignore[arg-type]
-            except Exception as e:
-                self.queue.finish(
-                    item.job.id,
-                    "failed",
-                    content_hash=item.content_hash,
-                    error=f"{src}: the safe copy cannot be encoded ({type(e).__name__}: {e})",
-                )
-                log.warning("%s: the safe copy cannot be encoded: %s", src, e)
-                continue
-            try:
-                self._atomic_place(data, item.dest, item.mode)
-            except UnsafeDestination as e:
-                self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=f"{src}: {e}")
-                log.error("%s: %s", src, e)
-                continue
-            except OSError as e:  # disk full, to-share unmounted: transient
-                state = self.queue.retry_later(item.job.id, f"{src}: writing the safe copy failed: {e}", self.config.max_attempts)
-                log.warning("%s: writing failed: %s (%s)", src, e, state)
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            self._published(item.dest, digest)
-            common = {
-                "content_hash": item.content_hash,
-                "output": str(item.dest),
-                "output_hash": digest,
-                "seconds": per,
-                "error": None,
-                "report": face_report(res, mode),
-            }
-            if not res.faces:
-                self.queue.finish(item.job.id, "done", faces=0, skipped=0, **common)
-                log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
-                continue
-            worst = max(res.faces, key=lambda f: f.dssim)
-            s2 = min(f.ssimulacra2 for f in res.faces)
+            self.publish(item, res, per)
+
+    def batch_failed(self, items: list[Loaded], e: BaseException) -> None:
+        log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
+        for i in items:
+            self.queue.retry_later(
+                i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts
+            )
+
+    def publish(self, item: Loaded, res: Outcome, per: float) -> None:
+        """The writing half: a computed outcome (from this process or a Ray actor) into to-share and the queue."""
+        src = self._src_path(item.job)
+        if res.kind == "held":
             self.queue.finish(
-                item.job.id, "done", faces=len(res.faces), skipped=len(res.skipped), dssim=worst.dssim, ssimulacra2=s2, **common
+                item.job.id,
+                "held",
+                content_hash=item.content_hash,
+                faces=res.faces,
+                skipped=res.skipped,
+                seconds=per,
+                error=res.reason,
+                report=res.report,
             )
-            log.info(
-                "%s: cloaked %d face(s)%s, face DSSIM ≤ %.4f (worst scale: %d px wide; %s), SSIMULACRA2 ≥ %.1f, %.1f s",
-                src,
-                len(res.faces),
-                f" ({len(res.skipped)} too small to cloak, released by the user)" if res.skipped else "",
-                worst.dssim,
-                worst.binding_width,
-                ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items()),
-                s2,
-                per,
-            )
-
-    def _hold_reason(self, item: Loaded, res) -> str | None:
-        """Why a photo must wait for `fawkes release` instead of being published, or None.
-
-        A face too small to cloak is still a face: a photo that has one is held whatever
-        ``no_face`` says, because publishing it would publish that face uncloaked.
-        """
-        if item.job.release:
-            return None
-        if res.skipped:
-            reasons = "; ".join(sk.reason for sk in res.skipped[:3])
-            return f"{len(res.skipped)} face(s) too small to cloak ({reasons}); held until `fawkes release`"
-        if not res.faces and self.config.no_face == "hold":
-            return "no face found; held (no_face: hold) until `fawkes release`"
-        return None
+            log.info("%s: %s", src, res.reason)
+            return
+        if res.kind == "unchanged":
+            state = self.queue.retry_later(item.job.id, f"{src}: {res.reason}", self.config.max_attempts)
+            log.warning("%s: a face could not be cloaked; %s", src, state)
+            return
+        if res.kind in ("encode_failed", "bad"):
+            reason = res.reason if res.kind == "bad" else f"{src}: {res.reason}"
+            self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=reason)
+            log.warning("%s", reason)
+            return
+        assert res.data is not None
+        try:
+            self._atomic_place(res.data, item.dest, item.mode)
+        except UnsafeDestination as e:
+            self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=f"{src}: {e}")
+            log.error("%s: %s", src, e)
+            return
+        except OSError as e:  # disk full, to-share unmounted: transient
+            state = self.queue.retry_later(item.job.id, f"{src}: writing the safe copy failed: {e}", self.config.max_attempts)
+            log.warning("%s: writing failed: %s (%s)", src, e, state)
+            return
+        digest = hashlib.sha256(res.data).hexdigest()
+        self._published(item.dest, digest)
+        common = {
+            "content_hash": item.content_hash,
+            "output": str(item.dest),
+            "output_hash": digest,
+            "seconds": per,
+            "error": None,
+            "report": res.report,
+        }
+        if not res.faces:
+            self.queue.finish(item.job.id, "done", faces=0, skipped=0, **common)
+            log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
+            return
+        self.queue.finish(item.job.id, "done", faces=res.faces, skipped=res.skipped, dssim=res.dssim, ssimulacra2=res.ssimulacra2, **common)
+        log.info(
+            "%s: cloaked %d face(s)%s, face DSSIM ≤ %.4f (%s), SSIMULACRA2 ≥ %.1f, %.1f s",
+            src,
+            res.faces,
+            f" ({res.skipped} too small to cloak, released by the user)" if res.skipped else "",
+            res.dssim,
+            res.detail,
+            res.ssimulacra2,
+            per,
+        )
 
     def _published(self, dest: Path, sha256: str) -> None:
         if self.on_published is not None:

@@ -53,9 +53,15 @@ def _journald_logging(verbose: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from fawkes_daemon.runner import Daemon
     from fawkes_daemon.secrets import SecretError
+    from fawkes_daemon.writer_lock import WriterBusy, hold_writer_lock
 
     cfg = _config(args)
     _journald_logging(args.verbose)
+    try:
+        hold_writer_lock(cfg.state_dir, "fawkes run")
+    except WriterBusy as e:
+        print(f"fawkes: {e}", file=sys.stderr)
+        return 2
     try:
         d = Daemon(cfg, config_path(args).resolve())
     except SecretError as e:
@@ -86,6 +92,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "to_share": str(cfg.to_share),
         "waiting": WorkPolicy(cfg.schedule).reason_to_wait(),
     }
+    for name, key in (("daemon.json", "daemon"), ("backfill.json", "backfill")):
+        state = _live_state(cfg.state_dir / name)
+        if state is not None:
+            data[key] = state
     if cfg.push is not None:
         data["push"] = {"remote": cfg.push.url or cfg.push.remote, "counts": q.push_counts(), "last_error": q.last_push_error()}
     if args.json:
@@ -100,6 +110,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     c.print(f"throughput: {data['throughput_per_hour']} files/hour (last hour)")
     if data["waiting"]:
         c.print(f"[yellow]waiting[/yellow]: {data['waiting']}")
+    if data.get("daemon", {}).get("ui"):
+        c.print(f"web page: {data['daemon']['ui']} (`fawkes ui` prints a link with its token)")
+    if "backfill" in data:
+        b = data["backfill"]
+        c.print(f"backfill on Ray ({b['address']}, {b['actors']} actors): {b['finished']} finished, {b['in_flight']} in flight")
     if "push" in data:
         pc = data["push"]["counts"]
         c.print(f"push to {data['push']['remote']}: {pc['pending']} pending, {pc['done']} done")
@@ -110,6 +125,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     for h in data["held"]:
         c.print(f"[yellow]held[/yellow] {h['file']}: {h['reason']}")
     return 0
+
+
+def _live_state(path: Path) -> dict | None:
+    """A state file a running process rewrites (the daemon's heartbeat, a Ray backfill's progress); None if stale."""
+    import os
+
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -153,7 +180,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             added += q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
             progress.advance(task)
     print(f"{added} new file(s) queued of {len(files)} found")
-    return 0
+    address = args.ray or cfg.compute.ray
+    if address is None:
+        return 0
+    from fawkes_daemon.cli.backfill_ray import run_on_ray
+
+    return run_on_ray(cfg, q, address, args.actors, args.verbose)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -169,4 +201,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add("retry", "queue failed files again", cmd_retry)
     r = add("release", "let a held file (no face found) through to to-share", cmd_release)
     r.add_argument("path")
-    add("backfill", "queue every photo already in the source folders", cmd_backfill)
+    b = add("backfill", "queue every photo already in the source folders; with --ray, cloak them on a Ray cluster", cmd_backfill)
+    b.add_argument("--ray", metavar="ADDRESS", help="cloak the backlog on this Ray cluster ('auto': this machine's; 'local': a new one)")
+    b.add_argument("--actors", type=int, help="Ray actors (default: the cluster's CPUs / compute.cpus_per_actor)")

@@ -1,0 +1,106 @@
+"""From photos to what the daemon will publish: the compute half of the worker, shared by every backend.
+
+Why a separate stage: the plain worker runs it in-process, a Ray actor runs it on another
+machine (``daemon.ray_backfill``); the daemon alone then writes (staging, rename, queue).
+Both backends calling this one function is what makes a seeded Ray cloak byte-identical
+to the single-machine one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fawkes_engine.photo_io import Photo, encode_photo, output_format
+
+Kind = Literal["held", "unchanged", "encoded", "encode_failed", "bad"]
+
+
+@dataclass
+class Outcome:
+    """One photo's result. ``data`` is the encoded safe copy (``encoded`` only)."""
+
+    kind: Kind
+    data: bytes | None = None
+    faces: int = 0
+    skipped: int = 0
+    dssim: float | None = None
+    ssimulacra2: float | None = None
+    report: str | None = None
+    reason: str | None = None  # held, unchanged, encode_failed, bad: why
+    detail: str = ""  # the log line's figures (worst scale, per-scale DSSIM)
+
+
+def face_report(res: Any, mode: str) -> str:
+    """The per-face figures of one cloaked photo as stored JSON: what the web page's before/after view shows.
+
+    ``crossed`` per extractor: the cloaked face is nearer its target than the original face
+    (the feature shift is larger than the distance left to the target).
+    """
+    faces = []
+    for f in res.faces:
+        crossed = {e: f.feature_shift[e] > f.target_distance_after[e] for e in f.feature_shift if e in f.target_distance_after}
+        faces.append(
+            {
+                "region": list(f.region),
+                "box": [round(v, 1) for v in f.box],
+                "dssim": f.dssim,
+                "dssim_scales": {str(k): v for k, v in f.dssim_scales.items()},
+                "binding_width": f.binding_width,
+                "ssimulacra2": f.ssimulacra2,
+                "budget": f.budget,
+                "kept": f.kept,
+                "steps": f.steps,
+                "target": f.target,
+                "feature_shift": f.feature_shift,
+                "target_before": f.target_distance_before,
+                "target_after": f.target_distance_after,
+                "crossed": crossed,
+            }
+        )
+    skipped = [{"box": [round(v, 1) for v in s.box], "reason": s.reason} for s in res.skipped]
+    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped})
+
+
+def hold_reason(res: Any, release: bool, no_face: str) -> str | None:
+    """Why a photo must wait for `fawkes release` instead of being published, or None.
+
+    A face too small to cloak is still a face: a photo that has one is held whatever
+    ``no_face`` says, because publishing it would publish that face uncloaked.
+    """
+    if release:
+        return None
+    if res.skipped:
+        reasons = "; ".join(sk.reason for sk in res.skipped[:3])
+        return f"{len(res.skipped)} face(s) too small to cloak ({reasons}); held until `fawkes release`"
+    if not res.faces and no_face == "hold":
+        return "no face found; held (no_face: hold) until `fawkes release`"
+    return None
+
+
+def outcomes(cloaker: Any, photos: list[Photo], releases: list[bool], mode: str, metadata: str, no_face: str) -> list[Outcome]:
+    """Cloak one batch together and decide each photo's fate; raises only for a batch-level failure."""
+    results = cloaker.cloak(photos)
+    out: list[Outcome] = []
+    for photo, release, res in zip(photos, releases, results):
+        held = hold_reason(res, release, no_face)
+        if held:
+            out.append(Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=held, report=face_report(res, mode)))
+            continue
+        if res.unchanged_faces:  # a face the optimizer left untouched must never be published as "cloaked"
+            out.append(Outcome("unchanged", reason="a face could not be cloaked (no change within budget)"))
+            continue
+        safe = res.photo if res.faces else photo
+        try:  # encoding is deterministic: a failure here fails the same way every time
+            data = encode_photo(safe, metadata, fmt=output_format(safe))  # type: ignore[arg-type]
+        except Exception as e:
+            out.append(Outcome("encode_failed", reason=f"the safe copy cannot be encoded ({type(e).__name__}: {e})"))
+            continue
+        o = Outcome("encoded", data=data, faces=len(res.faces), skipped=len(res.skipped), report=face_report(res, mode))
+        if res.faces:
+            worst = max(res.faces, key=lambda f: f.dssim)
+            o.dssim, o.ssimulacra2 = worst.dssim, min(f.ssimulacra2 for f in res.faces)
+            o.detail = f"worst scale: {worst.binding_width} px wide; " + ", ".join(f"{w} px {d:.4f}" for w, d in worst.dssim_scales.items())
+        out.append(o)
+    return out

@@ -1,0 +1,239 @@
+"""Cloaking the queue's backlog on a Ray cluster; the daemon stays the single writer.
+
+Actors each load the models once (and pin a GPU where the cluster has one); photos travel as
+the bytes the daemon read, and come back as encoded safe copies plus their report
+(:class:`fawkes_daemon.outcome.Outcome`). Only this process touches the queue, staging and
+to-share, through the same :meth:`Worker.publish` the plain worker uses, so every crash-safety
+guarantee holds unchanged. A bounded number of batches is in flight. A batch whose actor
+dies is sent again to a live actor (a fresh one replaces the dead): nothing is lost, and as a
+batch is published only once, by this process, nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fawkes_daemon.config import Config
+from fawkes_daemon.outcome import Outcome, outcomes
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.worker import Loaded, Worker
+
+log = logging.getLogger("fawkes.ray")
+MAX_RESENDS = 3  # a batch that kills this many actors is given back to the queue's own backoff
+
+
+class CloakActor:
+    """One model-holding worker process (Ray makes it remote; plain Python here, so it can be tested)."""
+
+    def __init__(self, cloak_json: str, device: str, metadata: str, no_face: str, threads: int) -> None:
+        import torch
+
+        from fawkes_daemon.config import CloakConfig
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.cloak = CloakConfig.model_validate_json(cloak_json)
+        self.device, self.metadata, self.no_face = device, metadata, no_face
+        self._cloakers: dict[str, Any] = {}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, batch: list[tuple[str, bytes, bool]], mode: str | None) -> list[Outcome]:
+        """Decode, cloak (one optimization batch, as the plain worker would), encode."""
+        from pathlib import Path
+
+        from fawkes_engine.photo_io import PhotoError, decode_photo
+
+        mode = mode or self.cloak.mode
+        if mode not in self._cloakers:
+            from fawkes_engine.pipeline import PhotoCloaker
+
+            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
+            first = next(iter(self._cloakers.values()), None)
+            self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=getattr(first, "detector", None))
+        results: list[Outcome | None] = []
+        photos, releases = [], []
+        for name, data, release in batch:
+            try:
+                photos.append(decode_photo(data, Path(name)))
+                releases.append(release)
+                results.append(None)
+            except PhotoError as e:
+                results.append(Outcome("bad", reason=str(e)))
+        done = iter(outcomes(self._cloakers[mode], photos, releases, mode, self.metadata, self.no_face) if photos else [])
+        return [r if r is not None else next(done) for r in results]
+
+
+@dataclass
+class InFlight:
+    items: list[Loaded]
+    actor: Any
+    sent: float
+    resends: int = 0
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    finished: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class RayBackfill:
+    """Pump the queue's pending rows through a pool of Ray actors, ``pump()`` by ``pump()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        queue: Queue,
+        worker: Worker,
+        address: str,
+        actors: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        import ray
+
+        self.ray = ray
+        self.config, self.queue, self.worker = config, queue, worker
+        self.address = address
+        self.progress = Progress()
+        self.on_progress = on_progress
+        self._connect()
+        cpus = config.compute.cpus_per_actor
+        gpus = 1.0 if config.compute.gpus and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        n = actors or config.compute.actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+        self.remote_cls = ray.remote(num_cpus=cpus, num_gpus=gpus)(CloakActor)
+        self.device = "cuda" if gpus else "cpu"
+        self.actors = [self._new_actor() for _ in range(n)]
+        self.limit = max(1, config.compute.in_flight or 2 * n)  # batches in flight: back-pressure
+        self.inflight: dict[Any, InFlight] = {}
+        log.info(
+            "ray %s: %d actor(s), %s CPU each%s, up to %d batch(es) in flight", address, n, cpus, " and a GPU" if gpus else "", self.limit
+        )
+
+    def _connect(self) -> None:
+        ray = self.ray
+        if ray.is_initialized():
+            return
+        kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+        if self.address == "local":  # a cluster of this machine alone, started and stopped with us
+            ray.init(num_cpus=self.config.compute.local_cpus or None, **kw)
+            return
+        try:
+            ray.init(address=self.address, **kw)
+        except ConnectionError:
+            if self.address != "auto":
+                raise
+            log.info("ray: no running cluster on this machine; starting a local one")
+            ray.init(num_cpus=self.config.compute.local_cpus or None, **kw)
+
+    def _new_actor(self) -> Any:
+        c = self.config
+        return self.remote_cls.remote(c.cloak.model_dump_json(), self.device, c.metadata, c.no_face, int(c.compute.cpus_per_actor))
+
+    def actor_pids(self) -> list[int]:
+        return [int(p) for p in self.ray.get([a.pid.remote() for a in self.actors])]
+
+    def _idle_actor(self) -> Any:
+        """The actor with the fewest batches in flight (ties: the first)."""
+        load = {id(a): 0 for a in self.actors}
+        for f in self.inflight.values():
+            if id(f.actor) in load:
+                load[id(f.actor)] += 1
+        return min(self.actors, key=lambda a: load[id(a)])
+
+    def _send(self, items: list[Loaded], resends: int = 0) -> None:
+        actor = self._idle_actor()
+        batch = [(str(self.worker._src_path(i.job)), i.data, i.job.release) for i in items]
+        ref = actor.run.remote(batch, items[0].job.mode)
+        self.inflight[ref] = InFlight(items, actor, time.perf_counter(), resends)
+
+    def _fill(self) -> None:
+        while len(self.inflight) < self.limit:
+            jobs = self.queue.claim(self.config.batch_size)
+            if not jobs:
+                return
+            self.progress.total += len(jobs)
+            loaded = self.worker.load_batch(jobs, decode=False)
+            self.progress.finished += len(jobs) - len(loaded)  # failed to read, or copied from identical content
+            for mode in dict.fromkeys(i.job.mode for i in loaded):
+                self._send([i for i in loaded if i.job.mode == mode])
+
+    def pump(self, timeout: float = 1.0) -> int:
+        """Keep the pool busy and publish what came back; returns the photos finished this call."""
+        self._fill()
+        if not self.inflight:
+            return 0
+        ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        finished = 0
+        for ref in ready:
+            f = self.inflight.pop(ref)
+            try:
+                results: list[Outcome] = self.ray.get(ref)
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
+                self._actor_died(f, e)
+                continue
+            except Exception as e:  # the batch itself failed (out of memory, a model error): the queue's backoff
+                self.worker.batch_failed(f.items, e)
+                finished += len(f.items)
+                continue
+            per = (time.perf_counter() - f.sent) / len(f.items)
+            for item, res in zip(f.items, results):
+                self.worker.publish(item, res, per)
+            finished += len(f.items)
+        self.progress.finished += finished
+        if finished and self.on_progress:
+            self.on_progress(self.progress)
+        self._write_progress()
+        return finished
+
+    def _actor_died(self, f: InFlight, e: BaseException) -> None:
+        names = ", ".join(i.job.relpath for i in f.items)
+        if f.actor in self.actors:  # its other batches fail on their own and are sent again the same way
+            self.actors[self.actors.index(f.actor)] = self._new_actor()
+        if f.resends + 1 >= MAX_RESENDS:
+            log.error("ray: a batch (%s) lost %d actors; back to the queue", names, MAX_RESENDS)
+            self.worker.batch_failed(f.items, e)
+            return
+        log.warning("ray: an actor died with a batch (%s) in hand; sending it to another (%s)", names, type(e).__name__)
+        self._send(f.items, f.resends + 1)
+
+    def _write_progress(self) -> None:
+        p = self.progress
+        state = {
+            "pid": os.getpid(),
+            "address": self.address,
+            "actors": len(self.actors),
+            "in_flight": sum(len(f.items) for f in self.inflight.values()),
+            "finished": p.finished,
+            "claimed": p.total,
+            "started": p.started,
+            "updated": time.time(),
+        }
+        path = self.config.state_dir / "backfill.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    def drain(self) -> None:
+        """Until nothing is pending (now due) and nothing is in flight."""
+        while True:
+            self.pump()
+            if not self.inflight and not self.queue.due_pending():
+                return
+
+    def close(self) -> None:
+        (self.config.state_dir / "backfill.json").unlink(missing_ok=True)
+        for ref in list(self.inflight):
+            self.ray.cancel(ref, force=True)
+        self.inflight.clear()
+        self.queue.requeue_interrupted()  # what was in flight goes back to pending
+        if self.address in ("local", "auto") and self.ray.is_initialized():
+            self.ray.shutdown()

@@ -1,0 +1,121 @@
+"""The opt-in surrogate families (faceres, mobileface) and model augmentation.
+
+The tfjs-graph interpreter is checked against TensorFlow.js itself (its pure-JavaScript CPU
+backend, run by Node), the independent implementation of the same graphs; each new
+extractor must recognize lfw-dev's people before it may join an ensemble.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fawkes_engine.cloak.augment import ModelAugmentation
+
+TFJS = Path(os.environ.get("FAWKES_TFJS_NODE_MODULES", Path.home() / ".cache" / "fawkes-sync-ci-tfjs" / "node_modules"))
+REFERENCE_JS = """
+const tf = require('@tensorflow/tfjs'); const fs = require('fs'); const path = require('path');
+(async () => {
+  const [modelJson, output, inputFile, n, size, outFile] = process.argv.slice(2);
+  await tf.setBackend('cpu');
+  const spec = JSON.parse(fs.readFileSync(modelJson)); const specs = [], bufs = [];
+  for (const g of spec.weightsManifest) { for (const p of g.paths) bufs.push(fs.readFileSync(path.join(path.dirname(modelJson), p))); specs.push(...g.weights); }
+  const all = Buffer.concat(bufs);
+  const model = await tf.loadGraphModel(tf.io.fromMemory({modelTopology: spec.modelTopology, weightSpecs: specs,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)}));
+  const raw = fs.readFileSync(inputFile);
+  const x = tf.tensor4d(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4), [+n, +size, +size, 3]);
+  fs.writeFileSync(outFile, Buffer.from((await model.execute(x, output).data()).buffer));
+})();
+"""
+GRAPHS = {"faceres": ("global_pooling/Mean", 224), "mobileface": ("batchnorm0/add_1", 112)}
+
+
+def test_augmentation_changes_only_armed_passes_and_leaves_no_hook_behind() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3)).eval()
+    x = torch.rand(2, 3, 16, 16)
+    plain = net(x)
+    aug = ModelAugmentation(dropout=0.2, ghost=0.3).attach([net])
+    assert torch.equal(net(x), plain), "a disarmed (judging) pass must see the plain network"
+    aug.arm(True)
+    a, b = net(x), net(x)
+    assert not torch.equal(a, plain) and not torch.equal(a, b), "each gradient step must see a new network"
+    aug.remove()
+    assert torch.equal(net(x), plain) and not any(m._forward_hooks for m in net.modules())
+
+
+def test_skip_gradient_scales_only_the_residual_branch_gradient() -> None:
+    from fawkes_engine.models.dlib_resnet import scale_gradient
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch_grad = 1.0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = 3 * x
+            return x + (scale_gradient(y, self.branch_grad) if self.branch_grad != 1.0 else y)
+
+    block = Block()
+    aug = ModelAugmentation(sgm=0.5).attach([block])
+    x = torch.ones(1, requires_grad=True)
+    aug.arm(True)
+    block(x).sum().backward()
+    assert x.grad is not None and float(x.grad) == pytest.approx(1 + 3 * 0.5)
+    assert float(block(torch.ones(1))) == 4.0  # the forward value never changes
+    aug.remove()
+    assert block.branch_grad == 1.0
+
+
+def _installed(name: str):
+    from fawkes_engine.models import get_extractor
+    from fawkes_engine.models.npm_weights import HUMAN_MODELS
+
+    if not HUMAN_MODELS.installed():
+        pytest.fail("the opt-in weights are not installed: run `fawkes models install human-models` (.ci/run does)")
+    return get_extractor(name), HUMAN_MODELS
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_the_interpreter_equals_tensorflow_js(name: str, tmp_path: Path) -> None:
+    ext, weights = _installed(name)
+    node = shutil.which("node")
+    assert node and (TFJS / "@tensorflow" / "tfjs").is_dir(), f"TensorFlow.js not found under {TFJS} (.ci/run installs it)"
+    output, size = GRAPHS[name]
+    x = (np.random.default_rng(0).random((2, size, size, 3)) * 255).astype(np.float32)
+    x.tofile(tmp_path / "in.raw")
+    (tmp_path / "ref.js").write_text(REFERENCE_JS)
+    model_json = weights.path(f"{name}.json")
+    subprocess.run(
+        [node, str(tmp_path / "ref.js"), str(model_json), output, str(tmp_path / "in.raw"), "2", str(size), str(tmp_path / "out.raw")],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "NODE_PATH": str(TFJS)},
+        timeout=300,
+    )
+    ref = np.fromfile(tmp_path / "out.raw", np.float32).reshape(2, -1)
+    ours = ext.embed_torch(torch.from_numpy(x / 255.0).permute(0, 3, 1, 2).contiguous())
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= 1e-5 * max(1.0, float(np.abs(ref).max()))
+
+
+@pytest.mark.parametrize(("name", "floor"), [("faceres", 0.97), ("mobileface", 0.88)])
+def test_each_new_extractor_recognizes_lfw_dev(name: str, floor: float, lfw_dev: Path) -> None:
+    """Leave-one-out nearest neighbour over 85 identities × 10 (measured: faceres 0.992, mobileface 0.908)."""
+    from fawkes_engine.dataset import crops_for, load_faces
+
+    ext, _ = _installed(name)
+    faces = load_faces(lfw_dev / "faces", order="name")
+    emb = ext.embed_onnx(crops_for(faces, ext.spec.template, ext.spec.input_size))
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sim = e @ e.T
+    np.fill_diagonal(sim, -2)
+    labels = np.array([f.identity for f in faces])
+    assert (labels[sim.argmax(1)] == labels).mean() >= floor
