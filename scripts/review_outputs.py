@@ -1,0 +1,58 @@
+"""SHA-256 of the daemon worker's safe copies of 8 dev photos, seeded: the before/after proof of a `Review:` commit.
+
+    python scripts/review_outputs.py                      # this checkout
+    PYTHONPATH=/tmp/old-links python scripts/review_outputs.py   # another checkout: links fawkes_engine, fawkes_daemon
+                                                                 # to its engine/ and daemon/ folders
+
+Runs the real worker (queue, batches of 4, default mid cloak, seed 0) on 6 dev photos and 2
+face photos; the lines must be identical before and after a change that claims not to alter output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+import fawkes_daemon
+from fawkes_daemon.config import load_config
+from fawkes_daemon.queue import Queue
+from fawkes_daemon.walk import walk_source
+from fawkes_daemon.worker import Worker
+
+PHOTOS = ["lady.jpg", "couple.jpg", "group_2.jpg", "park_noface.jpg", "nokia_bothie_selfie.heic", "nikon_d700_two_faces.jpg"]
+
+
+def main() -> None:
+    print("code:", Path(fawkes_daemon.__file__).resolve().parent, file=sys.stderr)
+    dev = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "dev"
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "src").mkdir()
+    for n in PHOTOS:
+        shutil.copyfile(dev / "photos" / n, tmp / "src" / n)
+    for d in sorted((dev / "faces").iterdir())[:2]:
+        shutil.copyfile(sorted(d.iterdir())[0], tmp / "src" / f"{d.name}.jpg")
+    cfg_path = tmp / "config.yaml"
+    cfg_path.write_text(
+        yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state", "batch_size": 4})
+    )
+    cfg = load_config(cfg_path)
+    q = Queue(cfg.db_path)
+    for s in cfg.sources:
+        for e in walk_source(s):
+            q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
+    w = Worker(cfg, q)
+    while w.run_batch():
+        pass
+    for p in sorted((tmp / "share" / "cam").iterdir()):
+        print(p.name, hashlib.sha256(p.read_bytes()).hexdigest()[:16])
+    print(q.counts())
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
