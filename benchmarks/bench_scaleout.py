@@ -31,12 +31,10 @@ RUN = """
 import json, sys, time
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.walk import walk_source
+from fawkes_daemon.walk import backlog, queue_backlog
 from fawkes_daemon.worker import Worker
 cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
-for s in cfg.sources:
-    for e in walk_source(s):
-        q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
+queue_backlog(q, backlog(cfg))
 t0 = time.perf_counter(); w = Worker(cfg, q); stamps = []
 if sys.argv[2] == "plain":
     import torch

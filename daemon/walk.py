@@ -10,12 +10,16 @@ not followed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fawkes_daemon.config import SourceConfig
+from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.ignore import is_ignored, matches
+
+if TYPE_CHECKING:
+    from fawkes_daemon.queue import Queue
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,18 @@ def walk_source(source: SourceConfig) -> Iterator[Entry]:
             rel = rel_dir / d
             if matches(rel, source.include, source.exclude):
                 yield Entry(Path(dirpath) / d, rel.as_posix(), 0, 0, True)
+
+
+def backlog(config: Config) -> list[tuple[SourceConfig, Entry]]:
+    """Every matching file of every source, as `fawkes backfill` queues them."""
+    return [(s, e) for s in config.sources for e in walk_source(s)]
+
+
+def queue_backlog(queue: Queue, files: list[tuple[SourceConfig, Entry]], advance: Callable[[], object] | None = None) -> int:
+    """Queue each file version not yet known; returns how many were new."""
+    added = 0
+    for s, e in files:
+        added += queue.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
+        if advance is not None:
+            advance()
+    return added

@@ -21,7 +21,7 @@ import yaml
 import fawkes_daemon
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.walk import walk_source
+from fawkes_daemon.walk import backlog, queue_backlog
 from fawkes_daemon.worker import Worker
 
 PHOTOS = ["lady.jpg", "couple.jpg", "group_2.jpg", "park_noface.jpg", "nokia_bothie_selfie.heic", "nikon_d700_two_faces.jpg"]
@@ -42,9 +42,7 @@ def main() -> None:
     )
     cfg = load_config(cfg_path)
     q = Queue(cfg.db_path)
-    for s in cfg.sources:
-        for e in walk_source(s):
-            q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
+    queue_backlog(q, backlog(cfg))
     w = Worker(cfg, q)
     while w.run_batch():
         pass

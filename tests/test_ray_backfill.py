@@ -24,12 +24,10 @@ import sys, torch
 torch.set_num_threads(1)  # an actor's thread count (compute.cpus_per_actor): oneDNN's sums depend on it
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.walk import walk_source
+from fawkes_daemon.walk import backlog, queue_backlog
 from fawkes_daemon.worker import Worker
 cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
-for s in cfg.sources:
-    for e in walk_source(s):
-        q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
+queue_backlog(q, backlog(cfg))
 w = Worker(cfg, q)
 while w.run_batch():
     pass

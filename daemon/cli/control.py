@@ -168,17 +168,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from fawkes_daemon.queue import Queue
-    from fawkes_daemon.walk import walk_source
+    from fawkes_daemon.walk import backlog, queue_backlog
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
-    files = [(s, e) for s in cfg.sources for e in walk_source(s)]
-    added = 0
+    files = backlog(cfg)
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("queueing", total=len(files))
-        for s, e in files:
-            added += q.add(s.label, e.rel, max(e.size, 0), e.mtime_ns)
-            progress.advance(task)
+        added = queue_backlog(q, files, lambda: progress.advance(task))
     print(f"{added} new file(s) queued of {len(files)} found")
     address = args.ray or cfg.compute.ray
     if address is None:

@@ -115,8 +115,8 @@ class Pages:
 
     async def attention(self, request: Request) -> Response:
         rows = self.store.attention()
-        for r in rows:
-            r["higher"] = higher_mode(self.store.file(r["id"]) or r, self.config)
+        for r in rows:  # held and failed rows: their row's mode decides (a report's mode matters for safe copies only)
+            r["higher"] = higher_mode(r, self.config)
         return self.render("attention.html", request, rows=rows)
 
     async def settings(self, request: Request) -> Response:

@@ -9,28 +9,12 @@ Opt-in only: VGGFace2's terms allow research use.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from torch import nn
-
-from .base import Extractor
 from .npm_weights import HUMAN_MODELS
 from .spec import ARCFACE_112, ExtractorSpec
-from .tfjs_graph import TfjsGraph
+from .tfjs_extractor import HumanModelsExtractor
 
 
-class NhwcPixels(nn.Module):
-    """The shared RGB [0, 1] NCHW input as the NHWC pixels a tfjs graph takes, times ``scale``."""
-
-    def __init__(self, net: nn.Module, scale: float) -> None:
-        super().__init__()
-        self.net, self.scale = net, scale
-
-    def forward(self, x):
-        return self.net(x.permute(0, 2, 3, 1) * self.scale)
-
-
-class FaceRes(Extractor):
+class FaceRes(HumanModelsExtractor):
     spec = ExtractorSpec(
         name="faceres",
         input_size=224,
@@ -44,12 +28,5 @@ class FaceRes(Extractor):
         description="HSE MobileNet-v1 descriptor (Savchenko), VGGFace2, 1024-d global pooling",
     )
 
-    def source_path(self) -> Path:
-        HUMAN_MODELS.path("faceres.bin")
-        return HUMAN_MODELS.path("faceres.json")
-
-    def source_sha256(self) -> str:
-        return HUMAN_MODELS.sha256["faceres.json"][:32] + HUMAN_MODELS.sha256["faceres.bin"][:32]
-
-    def build_torch(self) -> nn.Module:
-        return NhwcPixels(TfjsGraph(self.source_path(), "global_pooling/Mean"), 255.0).eval()
+    stem = "faceres"
+    output = "global_pooling/Mean"

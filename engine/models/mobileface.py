@@ -8,18 +8,12 @@ on its own. Opt-in only: the training data's terms are not stated with the weigh
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from torch import nn
-
-from .base import Extractor
-from .faceres import NhwcPixels
 from .npm_weights import HUMAN_MODELS
 from .spec import ARCFACE_112, ExtractorSpec
-from .tfjs_graph import TfjsGraph
+from .tfjs_extractor import HumanModelsExtractor
 
 
-class MobileFace(Extractor):
+class MobileFace(HumanModelsExtractor):
     spec = ExtractorSpec(
         name="mobileface",
         input_size=112,
@@ -33,12 +27,5 @@ class MobileFace(Extractor):
         description="MobileFace (becauseofAI), 256-d; the graph normalizes its own input",
     )
 
-    def source_path(self) -> Path:
-        HUMAN_MODELS.path("mobileface.bin")
-        return HUMAN_MODELS.path("mobileface.json")
-
-    def source_sha256(self) -> str:
-        return HUMAN_MODELS.sha256["mobileface.json"][:32] + HUMAN_MODELS.sha256["mobileface.bin"][:32]
-
-    def build_torch(self) -> nn.Module:
-        return NhwcPixels(TfjsGraph(self.source_path(), "batchnorm0/add_1"), 255.0).eval()
+    stem = "mobileface"
+    output = "batchnorm0/add_1"
