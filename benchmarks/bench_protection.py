@@ -44,9 +44,13 @@ def main() -> None:
     from fawkes_engine.cloak.variant import parse_variant
     from fawkes_engine.evaluate.countermeasures import jpeg
     from fawkes_engine.evaluate.protocol import EvalConfig, Evaluation
+    from fawkes_engine.evaluate.readouts import bootstrap_mean, margins_and_ranks, r_self
+    from fawkes_engine.evaluate.trackers import TRACKERS, protection_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sample", default="first8", help="first8 or other16")
+    ap.add_argument("--sample", default="first8", help="first8 or other16 (ignored with --users)")
+    ap.add_argument("--users", type=int, default=0, help="a seeded sample of this many lfw-dev users (headline figures: ≥ 24)")
+    ap.add_argument("--sample-seed", type=int, default=0, help="the seed of the --users sample")
     ap.add_argument("--mode", default="mid")
     ap.add_argument("--variant", action="append", help="'default' or 'EXTRACTORS[:option=value...]' (repeatable)")
     ap.add_argument(
@@ -56,38 +60,72 @@ def main() -> None:
     ap.add_argument(
         "--jpeg", type=int, default=85, help="also with the tracker re-encoding the cloaked photos at this JPEG quality (0: not)"
     )
+    ap.add_argument("--baseline", action="store_true", help="also a row without cloaking (the unprotected rates)")
     ap.add_argument("--name", default="", help="the JSON's name (default: protection-SAMPLE)")
     args = ap.parse_args()
     variants = args.variant or ["default"]
     view_names = [v for v in args.views.split(",") if v]
     trackers = [t for t in args.trackers.split(",") if t]
     views = [(v, q) for v in view_names for q in ((0, args.jpeg) if args.jpeg else (0,))]
-    cfg = EvalConfig(dataset=LFW_DEV, max_users=8, tracker_extractors=view_names, trackers=trackers)
+    cfg = EvalConfig(dataset=LFW_DEV, max_users=args.users or 8, tracker_extractors=view_names, trackers=trackers, seed=0)
     ev = Evaluation(cfg, progress=print)
-    if args.sample != "first8":
+    if args.users:
+        eligible = sorted(ev.splits)
+        ev.users = sorted(np.random.default_rng(args.sample_seed).choice(eligible, size=args.users, replace=False).tolist())
+    elif args.sample != "first8":
         ev.users = sample_users(args.sample, ev.users)  # every identity's photos are loaded and split already
     print(f"users: {', '.join(ev.users)}")
     base = CloakOptions(mode=args.mode)
     rows: list[dict[str, object]] = []
-    for spec in variants:
-        opts = base if spec == "default" else parse_variant(spec, base)
+    readouts: dict[str, dict[str, object]] = {}
+    for spec in (["none"] if args.baseline else []) + variants:
+        opts = None if spec == "none" else base if spec == "default" else parse_variant(spec, base)
         row: dict[str, object] = {"variant": spec, "mode": args.mode, "users": len(ev.users)}
+        per_variant: dict[str, object] = {}
         for tracker in trackers:
             for view, q in views:
-                kw = {"transform": jpeg(q), "transform_key": f"jpeg={q}"} if q else {}
-                rates = [ev.measure(u, view, tracker, opts, **kw)[0] for u in ev.users]
-                row[f"{view} {tracker}{f' jpeg{q}' if q else ''}"] = float(np.mean(rates))
-        key = ev.cloak_key(opts)
-        row["s/face"] = float(np.median(ev.cloak_seconds[key]))
-        row["dssim med"] = float(np.median(ev.dssim[key]))
-        row["dssim worst"] = float(np.max(ev.dssim[key]))
-        row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
-        row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
+                if opts is None and q:
+                    continue
+                col = f"{view} {tracker}{f' jpeg{q}' if q else ''}"
+                kw = {"transform": jpeg(q)} if q else {}
+                per_user, margins, ranks, rself = [], [], [], []
+                for u in ev.users:
+                    task, _ = ev.task(u, view, tracker, opts, **kw)
+                    m, r = margins_and_ranks(task, tracker, u)
+                    per_user.append(protection_rate(TRACKERS[tracker](task)[0], u))  # fawkes eval's rate (1-NN: beyond threshold too)
+                    margins += m.tolist()
+                    ranks += r.tolist()
+                    mine = np.asarray(task.labels) == u
+                    rself += r_self(task.train_feats[mine], ev.clean_features(view)[ev.splits[u].train]).tolist()
+                mean, lo, hi = bootstrap_mean(per_user)
+                row[col] = mean
+                row[f"{col} ci"] = f"{lo:.2f}-{hi:.2f}"
+                per_variant[col] = {
+                    "protection_per_user": dict(zip(ev.users, per_user)),
+                    "ci95": [lo, hi],
+                    "margin_median": float(np.median(margins)),
+                    "rank_median": float(np.median(ranks)),
+                    "r_self_median": float(np.median(rself)),
+                    "margins": margins,
+                    "ranks": ranks,
+                    "r_self": rself,
+                }
+                row[f"{col} margin"] = float(np.median(margins))
+                if tracker == trackers[0]:
+                    row[f"{view}{f' jpeg{q}' if q else ''} r_self"] = float(np.median(rself))
+        if opts is not None:
+            key = ev.cloak_key(opts)
+            row["s/face"] = float(np.median(ev.cloak_seconds[key]))
+            row["dssim med"] = float(np.median(ev.dssim[key]))
+            row["dssim worst"] = float(np.max(ev.dssim[key]))
+            row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
+            row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
         rows.append(row)
+        readouts[spec] = per_variant
     report(
-        args.name or f"protection-{args.sample}",
+        args.name or f"protection-{args.users or args.sample}",
         rows,
-        {"users": ev.users, "dataset": str(LFW_DEV), "trackers": trackers, "views": view_names},
+        {"users": ev.users, "dataset": str(LFW_DEV), "trackers": trackers, "views": view_names, "readouts": readouts},
     )
 
 

@@ -97,6 +97,8 @@ class CloakConfig(_Strict):
     thorough: bool = False  # three times the mode's steps (a GPU affords it; a CPU pays in time)
     seed: int = 0
     deterministic: bool = True  # on CUDA: crops made on the CPU so seeded cloaks repeat exactly (~20 % slower there)
+    # group faces by person (clean embeddings, kept only in the state directory): one direction per person
+    people: bool = True
 
     def to_options(self, device: str = "auto") -> CloakOptions:
         """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
@@ -239,6 +241,9 @@ class Config(_Strict):
     device: str = "auto"
     metadata: str = "strip-location"
     no_face: Literal["pass", "hold"] = "pass"
+    # a face the cloak did not carry across under every extractor: publish it, cloak it again at the next
+    # mode's budget, or hold the photo until `fawkes release` (docs/decisions.md: what the figures support)
+    weak_cloak: Literal["publish", "escalate", "hold"] = "publish"
     on_source_removed: Literal["keep", "delete"] = "keep"
     quiet_period: float = Field(default=5.0, ge=0)
     batch_size: int = Field(default=8, ge=1)

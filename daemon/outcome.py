@@ -9,12 +9,15 @@ to the single-machine one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fawkes_engine.photo_io import Photo, encode_photo, output_format
 
 Kind = Literal["held", "unchanged", "encoded", "encode_failed", "bad"]
+WeakPolicy = Literal["publish", "escalate", "hold"]
+NEXT_MODE = {"low": "mid", "mid": "high"}
 
 
 @dataclass
@@ -30,6 +33,10 @@ class Outcome:
     report: str | None = None
     reason: str | None = None  # held, unchanged, encode_failed, bad: why
     detail: str = ""  # the log line's figures (worst scale, per-scale DSSIM)
+    weak: int = 0  # faces not across under every extractor of the set (see ``weak_faces``)
+    mode: str = ""  # the mode the safe copy was made at (higher than asked when escalated)
+    # per face: (person key, pinned target, clean embeddings): for the daemon's person store only
+    people: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list, repr=False)
 
 
 def face_report(res: Any, mode: str) -> str:
@@ -60,7 +67,17 @@ def face_report(res: Any, mode: str) -> str:
             }
         )
     skipped = [{"box": [round(v, 1) for v in s.box], "reason": s.reason} for s in res.skipped]
-    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped})
+    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped, "weak": weak_faces(res)})
+
+
+def weak_faces(res: Any) -> int:
+    """Faces of a cloaked photo that are not across: under some extractor of the set, the cloaked face
+    is still nearer the original than the target (the feature shift is not larger than what is left)."""
+    n = 0
+    for f in res.faces:
+        if any(f.feature_shift[e] <= f.target_distance_after[e] for e in f.feature_shift if e in f.target_distance_after):
+            n += 1
+    return n
 
 
 def hold_reason(res: Any, release: bool, no_face: str) -> str | None:
@@ -79,14 +96,44 @@ def hold_reason(res: Any, release: bool, no_face: str) -> str | None:
     return None
 
 
-def outcomes(cloaker: Any, photos: list[Photo], releases: list[bool], mode: str, metadata: str, no_face: str) -> list[Outcome]:
-    """Cloak one batch together and decide each photo's fate; raises only for a batch-level failure."""
-    results = cloaker.cloak(photos)
+def outcomes(
+    cloaker: Any,
+    photos: list[Photo],
+    releases: list[bool],
+    mode: str,
+    metadata: str,
+    no_face: str,
+    weak: WeakPolicy = "publish",
+    cloaker_for: Callable[[str], Any] | None = None,
+    people: Any = None,
+) -> list[Outcome]:
+    """Cloak one batch together and decide each photo's fate; raises only for a batch-level failure.
+
+    ``weak``: what happens to a photo with a face that is not across (``weak_faces``): published
+    as it is, cloaked again at the next mode's budget (``cloaker_for``; at the top mode it is
+    published, weak), or held until `fawkes release`. ``people``: the library's person directory.
+    """
+    results = cloaker.cloak(photos, people=people)
+    modes = [mode] * len(photos)
+    if weak == "escalate" and cloaker_for is not None:
+        at, current = list(range(len(photos))), mode
+        while current in NEXT_MODE:
+            at = [i for i in at if weak_faces(results[i]) and not hold_reason(results[i], releases[i], no_face)]
+            if not at:
+                break
+            current = NEXT_MODE[current]
+            for i, r in zip(at, cloaker_for(current).cloak([photos[i] for i in at], people=people, learn=False)):
+                results[i], modes[i] = r, current
     out: list[Outcome] = []
-    for photo, release, res in zip(photos, releases, results):
+    for photo, release, res, used in zip(photos, releases, results, modes):
         held = hold_reason(res, release, no_face)
+        n_weak = weak_faces(res)
+        if not held and n_weak and weak == "hold":
+            held = f"{n_weak} face(s) not carried across by the cloak (weak_cloak: hold); held until `fawkes release`"
         if held:
-            out.append(Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=held, report=face_report(res, mode)))
+            out.append(
+                Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=held, report=face_report(res, used), weak=n_weak)
+            )
             continue
         if res.unchanged_faces:  # a face the optimizer left untouched must never be published as "cloaked"
             out.append(Outcome("unchanged", reason="a face could not be cloaked (no change within budget)"))
@@ -97,7 +144,10 @@ def outcomes(cloaker: Any, photos: list[Photo], releases: list[bool], mode: str,
         except Exception as e:
             out.append(Outcome("encode_failed", reason=f"the safe copy cannot be encoded ({type(e).__name__}: {e})"))
             continue
-        o = Outcome("encoded", data=data, faces=len(res.faces), skipped=len(res.skipped), report=face_report(res, mode))
+        o = Outcome(
+            "encoded", data=data, faces=len(res.faces), skipped=len(res.skipped), report=face_report(res, used), weak=n_weak, mode=used
+        )
+        o.people = [(f.person, f.target, f.clean_features) for f in res.faces if f.person is not None]
         if res.faces:
             worst = max(res.faces, key=lambda f: f.dssim)
             o.dssim, o.ssimulacra2 = worst.dssim, min(f.ssimulacra2 for f in res.faces)

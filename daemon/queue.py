@@ -14,6 +14,7 @@ the same ``str`` Python's ``os`` functions use (surrogateescape).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -130,8 +131,13 @@ class Queue:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+        # the state folder and the database are the owner's alone: rows name private photos, reports
+        # hold per-face figures, and with `cloak.people` the database keeps face embeddings
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(self.path, 0o600)  # SQLite gives its -wal and -shm files the database's own mode
+        self._lock = self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

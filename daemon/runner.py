@@ -66,12 +66,14 @@ class Daemon:
         self.ui: UIServer | None = None
 
     def _source_removed(self, source, path: Path) -> None:
-        if self.config.on_source_removed != "delete":
-            return  # default: the safe copy stays (the user may be freeing phone space)
         try:
             rel = path.relative_to(source.path).as_posix()
         except ValueError:
             return
+        # the photo's face embeddings go with it whatever the policy: they were kept only to cloak the library
+        self.worker.forget_faces(source.label, rel)
+        if self.config.on_source_removed != "delete":
+            return  # default: the safe copy stays (the user may be freeing phone space)
         self.worker.remove_output(source.label, rel)
 
     def _rescan(self) -> None:

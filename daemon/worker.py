@@ -23,7 +23,9 @@ from typing import Any
 
 from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.outcome import Outcome, outcomes
+from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.queue import Job, Queue
+from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
 
 log = logging.getLogger("fawkes.worker")
@@ -47,6 +49,10 @@ class Loaded:
     data: bytes = b""  # the file as read (kept only for a remote backend)
 
 
+def mode_asked(item: Loaded, config: Config) -> str:
+    return item.job.mode or config.cloak.mode
+
+
 def current_umask() -> int:
     """The process umask (reading it means setting it; done once, at start, before any thread writes)."""
     mask = os.umask(0o022)
@@ -65,6 +71,24 @@ class Worker:
         config.staging_dir.mkdir(parents=True, exist_ok=True)
         config.to_share.mkdir(parents=True, exist_ok=True)
         self.share_root = Path(os.path.realpath(config.to_share))
+        # the library's people (one direction per person): embeddings in the state directory only
+        self.people_store = PeopleStore(queue.db, queue.lock) if config.cloak.people else None
+        self._people: PersonDirectory | None = None
+        self._people_faces = 0
+
+    def people(self) -> PersonDirectory | None:
+        """The person directory, loaded once and again whenever faces were deleted from the store."""
+        if self.people_store is None:
+            return None
+        stored = self.people_store.face_count()
+        if self._people is None or stored < self._people_faces:
+            self._people = self.people_store.directory()
+        self._people_faces = stored
+        return self._people
+
+    def forget_faces(self, source: str, relpath: str) -> None:
+        if self.people_store is not None and self.people_store.forget_source(source, relpath):
+            self._people = None  # reloaded without them
 
     def cloaker(self, mode: str | None = None):
         """The photo cloaker for a mode (the configured one by default), made once; they share one face detector."""
@@ -228,6 +252,9 @@ class Worker:
                 mode,
                 self.config.metadata,
                 self.config.no_face,
+                self.config.weak_cloak,
+                self.cloaker,
+                self.people(),
             )
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
             self.batch_failed(items, e)
@@ -294,11 +321,17 @@ class Worker:
             log.info("%s: no face; passed through with metadata policy %s", src, self.config.metadata)
             return
         self.queue.finish(item.job.id, "done", faces=res.faces, skipped=res.skipped, dssim=res.dssim, ssimulacra2=res.ssimulacra2, **common)
+        if self.people_store is not None and res.people:
+            self.people_store.record(item.job.id, res.people)
+            self._people_faces += len(res.people)
         log.info(
-            "%s: cloaked %d face(s)%s, face DSSIM ≤ %.4f (%s), SSIMULACRA2 ≥ %.1f, %.1f s",
+            "%s: cloaked %d face(s)%s%s, face DSSIM ≤ %.4f (%s), SSIMULACRA2 ≥ %.1f, %.1f s",
             src,
             res.faces,
             f" ({res.skipped} too small to cloak, released by the user)" if res.skipped else "",
+            f"; {res.weak} not carried across (weak_cloak: {self.config.weak_cloak}{f', made at {res.mode}' if res.mode and res.mode != mode_asked(item, self.config) else ''})"
+            if res.weak
+            else "",
             res.dssim,
             res.detail,
             res.ssimulacra2,

@@ -10,7 +10,7 @@ engine never decides where files go.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from fawkes_engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
 from fawkes_engine.cloak.budget import compose_within_budget, core_of
 from fawkes_engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from fawkes_engine.memory import release_free_memory
+from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo
 
 
@@ -47,7 +48,8 @@ class CloakedPhoto:
 
     def summary(self) -> dict:
         return {
-            "faces": [asdict(f) for f in self.faces],
+            # never the clean embeddings: a report is a file the user may share
+            "faces": [{k: v for k, v in asdict(f).items() if k != "clean_features"} for f in self.faces],
             "skipped_faces": [asdict(s) for s in self.skipped],
             "seconds": round(self.seconds, 3),
         }
@@ -73,8 +75,16 @@ class PhotoCloaker:
     def options(self) -> CloakOptions:
         return self.cloaker.options
 
-    def cloak(self, photos: list[Photo], faces: list[list[Face]] | None = None) -> list[CloakedPhoto]:
-        """Cloak every face of every photo in one optimization batch."""
+    def cloak(
+        self, photos: list[Photo], faces: list[list[Face]] | None = None, people: PersonDirectory | None = None, learn: bool = True
+    ) -> list[CloakedPhoto]:
+        """Cloak every face of every photo in one optimization batch.
+
+        With ``options.people`` the faces are grouped by person first, in ``people`` (a
+        directory the caller keeps across calls, e.g. the daemon's library) or in a fresh one
+        for this call; each person's target is pinned there once chosen. ``learn=False``: these
+        photos were grouped before (cloaked again at another budget): not added twice.
+        """
         t0 = time.perf_counter()
         jobs: list[FaceJob] = []
         owners: list[int] = []
@@ -88,7 +98,13 @@ class PhotoCloaker:
             for f in found:
                 jobs.append(FaceJob(photo.rgb, f))
                 owners.append(i)
+        if jobs and (people is not None or self.options.people):
+            jobs = self._with_people(jobs, people if people is not None else PersonDirectory(), learn)
         pixels, results = self.cloaker.cloak_faces(jobs)
+        if jobs and people is not None:
+            for job, r in zip(jobs, results):
+                if job.person is not None and job.person.target is None and r.target is not None:
+                    people.pin_target(job.person.key, r.target)
         release_free_memory()  # the optimization's full-resolution buffers, before the output copy
         elapsed = time.perf_counter() - t0
         out: list[CloakedPhoto] = []
@@ -115,6 +131,17 @@ class PhotoCloaker:
                 new = photo
             out.append(CloakedPhoto(new, [results[j] for j in mine], skipped[i], elapsed / max(len(photos), 1)))
         return out
+
+    def enroll(self, photos: list[Photo], people: PersonDirectory) -> None:
+        """Add the faces of ``photos`` to ``people`` without cloaking them (a first pass over a folder)."""
+        jobs = [FaceJob(p.rgb, f) for p in photos for f in faces_in(p, self.detector)[0]]
+        if jobs:
+            people.assign(self.cloaker.features(jobs))
+
+    def _with_people(self, jobs: list[FaceJob], people: PersonDirectory, learn: bool) -> list[FaceJob]:
+        """The jobs with their person: clustered on clean features, with the person's centroid after them."""
+        keys = people.assign(self.cloaker.features(jobs), learn)
+        return [replace(job, person=people.person(k)) for job, k in zip(jobs, keys)]
 
 
 def outside_regions_unchanged(before: np.ndarray, after: np.ndarray, regions: list[tuple[int, int, int, int]]) -> bool:

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -21,6 +22,10 @@ from rich.table import Table
 from fawkes_daemon.config import CloakConfig
 from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
 from fawkes_engine.photo_io import EXTENSIONS, METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
+
+if TYPE_CHECKING:
+    from fawkes_engine.people import PersonDirectory
+    from fawkes_engine.pipeline import PhotoCloaker
 
 log = logging.getLogger(__name__)
 CLOAKED_SUFFIX = "_cloaked"
@@ -62,6 +67,24 @@ def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = N
 CLI_NAMES = {"budget": "dssim_budget", "floor": "ssimulacra2_floor", "target": "target_identity"}
 
 
+def enroll_people(cloaker: PhotoCloaker, files: list[Path], console: Console) -> PersonDirectory:
+    """A first pass over every photo given: their faces grouped by person, in memory for this run only.
+
+    Why a pass of its own: the first photo of a person is then cloaked away from the person's
+    centroid over all the photos given, toward the same target as the last one.
+    """
+    from fawkes_engine.people import PersonDirectory
+
+    people = PersonDirectory()
+    with console.status("grouping faces by person"):
+        for src in files:
+            try:
+                cloaker.enroll([read_photo(src)], people)
+            except (PhotoError, OSError):
+                continue  # reported by the cloaking pass
+    return people
+
+
 def cmd_cloak(args: argparse.Namespace) -> int:
     from fawkes_engine.pipeline import PhotoCloaker, diff_image
 
@@ -85,6 +108,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     cloaker = PhotoCloaker(options)
+    people = enroll_people(cloaker, files, console) if options.people and len(files) > 1 else None
     report: list[dict] = []
     failures = 0
     for p, reason in missing:
@@ -105,7 +129,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
             entry: dict = {"source": str(src)}
             try:
                 photo = read_photo(src)
-                result = cloaker.cloak([photo])[0]
+                result = cloaker.cloak([photo], people=people, learn=False)[0]
                 root = next((r for r in roots if r in src.parents), None)
                 if result.unchanged_faces:
                     raise PhotoError(f"{src}: a face could not be cloaked (no change within the budget); nothing written")

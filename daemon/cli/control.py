@@ -75,6 +75,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weak_published(q: Any) -> int:
+    row = q.db.execute(
+        "SELECT COUNT(*) FROM files WHERE state='done' AND report IS NOT NULL AND json_extract(report, '$.weak') > 0"
+    ).fetchone()
+    return int(row[0])
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from fawkes_daemon.queue import Queue
     from fawkes_daemon.schedule import WorkPolicy
@@ -91,6 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "held": [{"file": f"{r['source']}/{r['relpath']}", "reason": r["error"]} for r in held],
         "to_share": str(cfg.to_share),
         "waiting": WorkPolicy(cfg.schedule).reason_to_wait(),
+        "weak_cloak": {"policy": cfg.weak_cloak, "published_weak": _weak_published(q)},
     }
     for name, key in (("daemon.json", "daemon"), ("backfill.json", "backfill")):
         state = _live_state(cfg.state_dir / name)
@@ -108,6 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     t.add_row(*[str(v) for v in counts.values()])
     c.print(t)
     c.print(f"throughput: {data['throughput_per_hour']} files/hour (last hour)")
+    weak = data["weak_cloak"]
+    c.print(f"weak cloaks (a face not carried across): {weak['published_weak']} published; policy weak_cloak: {weak['policy']}")
     if data["waiting"]:
         c.print(f"[yellow]waiting[/yellow]: {data['waiting']}")
     if data.get("daemon", {}).get("ui"):

@@ -95,6 +95,8 @@ class Pages:
             state=state,
             counts=counts,
             throughput=self.store.throughput(),
+            weak=self.store.weak_published(),
+            weak_policy=self.config.weak_cloak,
             waiting=waiting,
             push=self.store.push_counts() if self.config.push else None,
             push_error=self.store.last_push_error() if self.config.push else None,

@@ -103,6 +103,11 @@ class Store:
         rows = self._all("SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1")
         return from_db(rows[0][0]) if rows else None
 
+    def weak_published(self) -> int:
+        """Safe copies holding a face the cloak did not carry across (weak_cloak: publish, or escalated to the top)."""
+        rows = self._all("SELECT COUNT(*) FROM files WHERE state='done' AND report IS NOT NULL AND json_extract(report, '$.weak') > 0")
+        return int(rows[0][0]) if rows else 0
+
     def throughput(self, window: float = 3600.0) -> float:
         """Files finished per hour over the last ``window`` seconds."""
         rows = self._all("SELECT COUNT(*) FROM files WHERE state='done' AND updated>=?", (time.time() - window,))

@@ -48,6 +48,8 @@ import torch.nn.functional as F
 
 from fawkes_engine.align import crop_window, footprint, similarity_transform, transform_scale, warp_faces, with_origin
 from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
+from fawkes_engine.cloak.direction import choose_targets, person_anchors, person_groups
+from fawkes_engine.cloak.floor import REFINE_BELOW, floor_scale, refine_within
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
@@ -141,7 +143,8 @@ class Cloaker:
         """Cloak ``jobs`` together. Returns each face's cloaked region (same dtype as the image) and its result.
 
         ``target_groups`` assigns faces that belong to the same person (e.g. one user's photos)
-        to one target; by default every face chooses its own. ``goals`` replaces target
+        to one target; by default faces with the same ``job.person`` share one, and every other
+        face chooses its own (engine.cloak.direction). ``goals`` replaces target
         selection with explicit features to approach, one row per job for every extractor
         of the set (Sybil images: a candidate face pulled onto the user's clean features).
         """
@@ -152,8 +155,16 @@ class Cloaker:
         rng = np.random.default_rng(o.seed)
         dev = self.device
         feats = self.features(jobs)
-        goal = self._goal(jobs, feats, target_groups, goals, goal_label)
+        groups = person_groups(jobs, target_groups)
+        if goals is not None:
+            goal = Goal.given(goals, self.extractors, len(jobs), goal_label, dev)
+        else:
+            goal = Goal.targets(choose_targets(self, jobs, feats, groups), feats, self.bank, self.extractors, o, dev)
         clean = [torch.from_numpy(feats[e.name]).to(dev) for e in self.extractors]
+        away = None
+        if o.leave == "person" and goals is None:
+            anchor = person_anchors(jobs, feats, groups)
+            away = [torch.from_numpy(anchor[e.name]).to(dev) for e in self.extractors]
         faces = [self._face_state(job, goal.names[j], goals is None and goal.sign > 0) for j, job in enumerate(jobs)]
         # one parameter group per face: each face runs its own step-size schedule, so a face that is
         # extended restarts its schedule while the others have stopped; fused: one kernel per face
@@ -163,7 +174,8 @@ class Cloaker:
         if any(f.extend_left for f in faces):
             idx = [self.bank.identities.index(t) if t is not None else 0 for t in goal.names]
             centre = [torch.from_numpy(self.bank.centroids(e.name)[idx].astype(np.float32)).to(dev) for e in self.extractors]
-        objective = Objective(self.modules, self.weights, goal, clean, o, centre, dev)
+        objective = Objective(self.modules, self.weights, goal, clean, o, centre, dev, away)
+        self._jobs = jobs  # the floor check in the loop reads each face's photo (floor_refine)
         try:
             self._optimize(faces, opt, objective, rng)
         finally:
@@ -175,6 +187,9 @@ class Cloaker:
         release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
         out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.floor, dev)
         self._measure(jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
+        for j, (job, r) in enumerate(zip(jobs, results)):
+            r.person = job.person.key if job.person is not None else None
+            r.clean_features = {name: v[j] for name, v in feats.items()}
         return out_pixels, results
 
     def _optimize(self, faces: list[FaceState], opt: torch.optim.Optimizer, objective: Objective, rng: np.random.Generator) -> None:
@@ -244,24 +259,6 @@ class Cloaker:
             opt.step()
 
     # -- the loop's parts ------------------------------------------------------------
-    def _goal(
-        self,
-        jobs: list[FaceJob],
-        feats: dict[str, np.ndarray],
-        target_groups: list[int] | None,
-        goals: dict[str, np.ndarray] | None,
-        goal_label: str,
-    ) -> Goal:
-        o = self.options
-        if goals is not None:
-            return Goal.given(goals, self.extractors, len(jobs), goal_label, self.device)
-        groups = target_groups if target_groups is not None else list(range(len(jobs)))
-        chosen: dict[int, int | None] = {}
-        for g in sorted(set(groups)):
-            idx = [i for i, gg in enumerate(groups) if gg == g]
-            chosen[g] = self.choose_target({k: v[idx] for k, v in feats.items()}, o.seed + g)
-        return Goal.targets([chosen[g] for g in groups], feats, self.bank, self.extractors, o, self.device)
-
     def _face_state(self, job: FaceJob, target: str | None, may_extend: bool) -> FaceState:
         """The face's working copy, window and zero field (the first step starts from the original face)."""
         o = self.options
@@ -357,8 +354,16 @@ class Cloaker:
     def _end_of_phase(self, j: int, f: FaceState, step: int, opt: torch.optim.Optimizer, objective: Objective) -> bool:
         """A face at the end of its phase: cloaked again at the ceiling, extended, or done. True if restarted."""
         o = self.options
+        if o.floor_refine and o.floor > 0 and not f.floor_checked and f.copy.resampled:
+            f.floor_checked = True
+            c = floor_scale(self._jobs[j], f, o.floor, self.device)
+            if c < REFINE_BELOW:
+                more = max(1, o.n_steps // 2)
+                refine_within(f, c, step, more, step + judge_from(more, None))
+                opt.state.pop(f.u, None)
+                return False
         short = f.extend_left > 0 and f.margin < o.cross_margin
-        if short and f.budget < o.budget_ceiling:
+        if short and f.budget < o.budget_ceiling and not (f.floor_checked and f.budget < o.budget):  # a refined face keeps its floor
             # a face its budget cannot carry across starts again from the original at the ceiling's
             # budget, as a cloak of that budget would (continuing from the low-budget cloak left the
             # hardest faces short: docs/decisions.md)

@@ -46,9 +46,12 @@ class Goal:
         rows_per_ext = []
         for ext in extractors:
             rows = []
+            centroids = bank.centroids(ext.name) if o.toward == "centroid" else None
             for j, t in enumerate(targets):
                 if t is None:
                     rows.append(feats[ext.name][j])
+                elif centroids is not None:
+                    rows.append(centroids[t].astype(np.float32))
                 else:
                     imgs = bank.images_of(t)
                     rows.append(bank.embeddings[ext.name][imgs[(o.seed + j) % len(imgs)]])
@@ -94,7 +97,9 @@ class Objective:
     """The loss of a batch of faces and their crossing margins, given each extractor's crops.
 
     ``lean`` (extractors × faces) weighs the extractors a face is not yet across under more
-    in its extension rounds; the loop sets it.
+    in its extension rounds; the loop sets it. ``away`` (per extractor, faces × dim) is what
+    the α term pushes each face away from and what crossing is judged against: the face's own
+    clean features, or its person's clean centroid (``leave="person"``).
     """
 
     def __init__(
@@ -106,8 +111,10 @@ class Objective:
         o: CloakOptions,
         centre: list[torch.Tensor],
         dev: torch.device,
+        away: list[torch.Tensor] | None = None,
     ) -> None:
         self.modules, self.weights, self.goal, self.clean, self.o, self.centre, self.dev = modules, weights, goal, clean, o, centre, dev
+        self.away = away if away is not None else clean
         n = len(goal.names)
         self.lean = torch.ones(len(modules), n, device=dev)
         # with stop_fraction f, the pull toward the goal ends at (1 − f) of the original distance
@@ -160,12 +167,12 @@ class Objective:
                 continue  # no push-away either: the point is not to go further than needed
             loss = loss + wt * sign * dist
             if o.push_away and sign > 0:
-                loss = loss - wt * o.push_away * (emb - self.clean[e_i][rows]).norm(dim=1)
+                loss = loss - wt * o.push_away * (emb - self.away[e_i][rows]).norm(dim=1)
         return loss, embs
 
     def crossing(self, embs: list[torch.Tensor], rows: list[int]) -> torch.Tensor:
-        """Extractors × faces: (‖e − own‖ − ‖e − centroid‖) / ‖own − centroid‖ (> 0: crossed)."""
-        clean, centre = self.clean, self.centre
+        """Extractors × faces: (‖e − own‖ − ‖e − centroid‖) / ‖own − centroid‖ (> 0: crossed); "own" is ``away``."""
+        clean, centre = self.away, self.centre
         if not centre:
             return torch.full((len(embs), len(rows)), math.inf)
         return torch.stack(

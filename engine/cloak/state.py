@@ -69,6 +69,7 @@ class FaceState:
     steps_taken: int = 0  # set when done: its Adam steps were 0 .. that step − 1
     idle: int = 0  # loop steps in which it took no Adam step (the step it was restarted in)
     done: bool = False
+    floor_checked: bool = False  # its change was checked against the SSIMULACRA2 floor in the loop (floor_refine)
     adv: torch.Tensor | None = None  # this step's face-box pixels
     d: torch.Tensor | None = None  # and their DSSIM (no graph)
 

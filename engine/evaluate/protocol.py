@@ -252,6 +252,24 @@ class Evaluation:
         return self._measure(user, view, tracker, options, classes, leaked, transform, sybil)
 
     def _measure(self, user, view, tracker, options, classes, leaked, transform, sybil: int = 0) -> tuple[float, float]:
+        task, test_other = self.task(user, view, tracker, options, classes, leaked, transform, sybil)
+        pred_user, pred_other = TRACKERS[tracker](task)
+        truth_other = [self.samples[i].identity for i in test_other]
+        normal = accuracy([p if p != UNKNOWN else "" for p in pred_other], truth_other)
+        return protection_rate(pred_user, user), normal
+
+    def task(
+        self,
+        user: str,
+        view: str,
+        tracker: str,
+        options: CloakOptions | None,
+        classes: list[str] | None = None,
+        leaked: float = 0.0,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        sybil: int = 0,
+    ) -> tuple[TrackerTask, list[int]]:
+        """What the tracker trains and is tested on for one user and condition, and the others' test photos."""
         classes = classes or sorted(self.splits)
         clean = self.clean_features(view)
         train_idx = [i for c in classes for i in self.splits[c].train]
@@ -312,7 +330,4 @@ class Evaluation:
             seed=self.cfg.seed,
             epochs=self.cfg.end_to_end_epochs,
         )
-        pred_user, pred_other = TRACKERS[tracker](task)
-        truth_other = [self.samples[i].identity for i in test_other]
-        normal = accuracy([p if p != UNKNOWN else "" for p in pred_other], truth_other)
-        return protection_rate(pred_user, user), normal
+        return task, test_other

@@ -1,0 +1,159 @@
+"""Large faces (selfies, portraits): does the safe copy still verify as its clean self, and where is the effect lost?
+
+    python -m benchmarks.bench_large_faces [--variant default] [--variant "sface,dlib:people=true:leave=person"] [--min-width 200]
+
+For every face at least ``--min-width`` px wide in ``dev/photos`` (the product's own detection),
+each photo is cloaked as ``fawkes cloak`` would (mid by default) and written as the product
+writes it. Per face and recognizer we read the similarity of the cloaked face to its clean
+self at three stages:
+
+1. ``crop``: the optimizer's own view (the cloaked pixels in memory, the clean photo's
+   landmarks, our alignment);
+2. ``written``: the safe copy as written (JPEG q95 for JPEG and HEIC sources), read back and
+   detected afresh;
+3. ``jpeg85``: that file re-encoded by the tracker at JPEG q85, detected afresh.
+
+Recognizers: SFace and dlib (ours: YuNet + our alignment, ONNX), and dlib's own pipeline
+(``dlib-native``: HOG, 5-point chip, ResNet from dlib-bin), each under its own threshold:
+SFace verifies at cosine ≥ 0.363, dlib at distance < 0.6. A face "no longer verifies" when the
+written safe copy's face fails that test against the clean face. Visibility per face is
+measured by the independent check (scikit-image SSIM on dlib's HOG box, the ssimulacra2
+package) on the written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.common import SHARED, report
+
+PHOTOS = SHARED / "dev" / "photos"
+SFACE_MATCH, DLIB_MATCH = 0.363, 0.6
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def main() -> None:
+    from fawkes_engine.align import align_numpy
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.cloak.variant import parse_variant
+    from fawkes_engine.evaluate.crossing import nearest_face
+    from fawkes_engine.evaluate.readouts import bootstrap_mean
+    from fawkes_engine.evaluate.views import NativeDlibView
+    from fawkes_engine.evaluate.visibility_check import measure_photo
+    from fawkes_engine.faces import FaceDetector
+    from fawkes_engine.models import get_extractor
+    from fawkes_engine.photo_io import EXTENSIONS, Photo, decode_photo, encode_photo, output_format, read_photo
+    from fawkes_engine.pipeline import PhotoCloaker, faces_in
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="mid")
+    ap.add_argument("--variant", action="append", help="'default' or 'EXTRACTORS[:option=value...]' (repeatable)")
+    ap.add_argument("--min-width", type=int, default=200)
+    ap.add_argument("--only", default="", help="comma-separated photo names (default: every photo)")
+    ap.add_argument("--name", default="large-faces")
+    args = ap.parse_args()
+    detector = FaceDetector()
+    native = NativeDlibView()
+    exts = {n: get_extractor(n) for n in ("sface", "dlib")}
+
+    def ours(rgb8: np.ndarray, face) -> dict[str, np.ndarray]:
+        return {
+            n: _unit(e.embed_onnx(align_numpy(rgb8, face.landmarks, e.spec.template, e.spec.input_size)[None])[0]) for n, e in exts.items()
+        }
+
+    def dlib_native(rgb8: np.ndarray, box) -> np.ndarray:
+        x, y, w, h = box
+        x0, y0 = max(0, int(x - 0.5 * w)), max(0, int(y - 0.5 * h))
+        x1, y1 = min(rgb8.shape[1], int(x + 1.5 * w)), min(rgb8.shape[0], int(y + 1.5 * h))
+        return native.embed([rgb8[y0:y1, x0:x1]])[0]
+
+    def jpeg(rgb8: np.ndarray, q: int) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(rgb8).save(buf, "JPEG", quality=q)
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+    only = {n for n in args.only.split(",") if n}
+    files = sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in EXTENSIONS and (not only or p.name in only))
+    base = CloakOptions(mode=args.mode)
+    rows: list[dict[str, object]] = []
+    per_face: dict[str, list[dict[str, object]]] = {}
+    for spec in args.variant or ["default"]:
+        opts = base if spec == "default" else parse_variant(spec, base)
+        pc = PhotoCloaker(opts, detector=detector)
+        faces_out: list[dict[str, object]] = []
+        seconds = []
+        for path in files:
+            photo = read_photo(path)
+            found, _ = faces_in(photo, detector)
+            big = [f for f in found if f.box[2] >= args.min_width]
+            if not big:
+                continue
+            t = time.perf_counter()
+            res = pc.cloak([photo])[0]
+            seconds.append(time.perf_counter() - t)
+            written = decode_photo(encode_photo(res.photo, "strip-location", fmt=output_format(res.photo)))
+            clean8, written8 = photo.rgb8(), written.rgb8()
+            q85 = jpeg(written8, 85)
+            w_faces, _ = faces_in(written, detector)
+            j_faces, _ = faces_in(Photo(q85, "PNG"), detector)
+            vis = measure_photo(clean8, written8, [f.box for f in res.faces])
+            for fr, v in zip(res.faces, vis):
+                if fr.box[2] < args.min_width:
+                    continue
+                clean_face = nearest_face(found, fr.box)
+                c = ours(clean8, clean_face)
+                row: dict[str, object] = {"photo": path.name, "width": round(fr.box[2]), "dssim": fr.dssim, "kept": fr.kept}
+                row["s2 (independent)"] = v.ssimulacra2
+                row["dssim 224/112 (independent)"] = max(d for k, d in v.dssim.items() if k != "native")
+                for n in exts:
+                    row[f"{n} crop"] = 1 - fr.feature_shift[n] ** 2 / 2  # unit vectors: cos = 1 − d²/2
+                for stage, img, dets in (("written", written8, w_faces), ("jpeg85", q85, j_faces)):
+                    if not dets:
+                        continue
+                    e = ours(img, nearest_face(dets, fr.box))
+                    for n in exts:
+                        row[f"{n} {stage}"] = float(c[n] @ e[n])
+                n_clean = dlib_native(clean8, fr.box)
+                row["dlib-native written"] = float(np.linalg.norm(dlib_native(written8, fr.box) - n_clean))
+                row["dlib-native jpeg85"] = float(np.linalg.norm(dlib_native(q85, fr.box) - n_clean))
+                row["sface unverified"] = float(row.get("sface written", 1.0) < SFACE_MATCH)  # type: ignore[operator]
+                row["dlib-native unverified"] = float(row["dlib-native written"] >= DLIB_MATCH)  # type: ignore[operator]
+                faces_out.append(row)
+                print({k: (round(x, 3) if isinstance(x, float) else x) for k, x in row.items()}, flush=True)
+        per_face[spec] = faces_out
+        agg: dict[str, object] = {"variant": spec, "faces": len(faces_out)}
+        for key in ("sface unverified", "dlib-native unverified"):
+            mean, lo, hi = bootstrap_mean([float(r[key]) for r in faces_out])  # type: ignore[arg-type]
+            agg[key] = mean
+            agg[f"{key} ci"] = f"{lo:.2f}-{hi:.2f}"
+        agg["both unverified"] = float(np.mean([r["sface unverified"] and r["dlib-native unverified"] for r in faces_out]))
+        for key in (
+            "sface crop",
+            "sface written",
+            "sface jpeg85",
+            "dlib crop",
+            "dlib written",
+            "dlib-native written",
+            "dlib-native jpeg85",
+        ):
+            vals = [float(r[key]) for r in faces_out if key in r]  # type: ignore[arg-type]
+            agg[f"{key} median"] = float(np.median(vals)) if vals else float("nan")
+        agg["s2 median"] = float(np.median([float(r["s2 (independent)"]) for r in faces_out]))  # type: ignore[arg-type]
+        agg["s2 worst"] = float(np.min([float(r["s2 (independent)"]) for r in faces_out]))  # type: ignore[arg-type]
+        agg["s/photo"] = float(np.median(seconds))
+        rows.append(agg)
+    report(args.name, rows, {"faces": per_face, "min_width": args.min_width, "photos": str(PHOTOS)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The library's people: which faces are one person, and that person's pinned target.
+
+The daemon sees a person's photos over months; a tracker's class for that person is built
+from all of them, so every photo must leave the same centroid toward the same target
+(engine.people). This store keeps what that needs, and nothing more, in the queue database
+inside the state directory (0700, the database 0600):
+
+- ``face_features``: each cloaked face's clean embeddings, one row per file row, face and
+  extractor. Biometric data: never written to to-share or the logs, deleted with the file's
+  row (a trigger) and when the source photo is removed.
+- ``people``: each person's key and pinned target identity (a name from the public target
+  bank, not biometric).
+
+Centroids are never stored: they are summed from ``face_features`` when the directory is
+loaded, so deleting a face's rows removes it from its person too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import numpy as np
+
+from fawkes_engine.people import PersonDirectory
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS people (key TEXT PRIMARY KEY, target TEXT)",
+    """CREATE TABLE IF NOT EXISTS face_features (
+        file_id INTEGER NOT NULL,
+        face INTEGER NOT NULL,
+        person TEXT NOT NULL,
+        extractor TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        PRIMARY KEY (file_id, face, extractor)
+    )""",
+    "CREATE INDEX IF NOT EXISTS face_features_person ON face_features (person)",
+    """CREATE TRIGGER IF NOT EXISTS files_forget_faces AFTER DELETE ON files
+    BEGIN
+        DELETE FROM face_features WHERE file_id = old.id;
+    END""",
+)
+
+
+class PeopleStore:
+    """The people tables on the queue's own connection (serialized by the queue's lock)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db, self.lock = db, lock
+        with self.lock:
+            for sql in SCHEMA:
+                self.db.execute(sql)
+
+    def face_count(self) -> int:
+        with self.lock:
+            return int(self.db.execute("SELECT COUNT(DISTINCT file_id || ':' || face) FROM face_features").fetchone()[0])
+
+    def directory(self) -> PersonDirectory:
+        """The people as they stand: each person's centroid summed from its faces' rows."""
+        with self.lock:
+            targets = dict(self.db.execute("SELECT key, target FROM people").fetchall())
+            rows = self.db.execute("SELECT person, file_id, face, extractor, embedding FROM face_features").fetchall()
+        sums: dict[str, dict[str, np.ndarray]] = {}
+        faces: dict[str, set[tuple[int, int]]] = {}
+        for person, file_id, face, ext, blob in rows:
+            v = np.frombuffer(blob, dtype=np.float32).astype(np.float64)
+            per = sums.setdefault(person, {})
+            per[ext] = per.get(ext, 0.0) + v
+            faces.setdefault(person, set()).add((file_id, face))
+        keys = set(targets) | set(sums)
+        directory = PersonDirectory(new_key=lambda n: f"p{n + self._next_number(keys)}")
+        for key in sorted(keys):
+            if key in sums:  # a person whose every face was deleted is gone
+                directory.load(key, sums[key], len(faces[key]), targets.get(key))
+        return directory
+
+    @staticmethod
+    def _next_number(keys: set[str]) -> int:
+        nums = [int(k[1:]) for k in keys if k.startswith("p") and k[1:].isdigit()]
+        return max(nums, default=-1) + 1
+
+    def record(self, file_id: int, faces: list[tuple[str, str | None, dict[str, np.ndarray]]]) -> None:
+        """A cloaked photo's faces: (person key, pinned target, clean embedding per extractor), in face order."""
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("DELETE FROM face_features WHERE file_id=?", (file_id,))
+                for i, (person, target, feats) in enumerate(faces):
+                    if target is not None:
+                        self.db.execute(
+                            "INSERT INTO people (key, target) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET target=COALESCE(people.target, excluded.target)",
+                            (person, target),
+                        )
+                    for ext, v in feats.items():
+                        self.db.execute(
+                            "INSERT INTO face_features (file_id, face, person, extractor, embedding) VALUES (?, ?, ?, ?, ?)",
+                            (file_id, i, person, ext, np.asarray(v, np.float32).tobytes()),
+                        )
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def forget_source(self, source: str, relpath: str) -> int:
+        """Delete the embeddings of every row of a source photo (it was removed by its owner)."""
+        with self.lock:
+            cur = self.db.execute(
+                "DELETE FROM face_features WHERE file_id IN (SELECT id FROM files WHERE source=? AND relpath=?)", (source, relpath)
+            )
+            return cur.rowcount
+
+    def forget_all(self) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM face_features")
+            self.db.execute("DELETE FROM people")
