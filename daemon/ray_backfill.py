@@ -31,7 +31,7 @@ MAX_RESENDS = 3  # a batch that kills this many actors is given back to the queu
 class CloakActor:
     """One model-holding worker process (Ray makes it remote; plain Python here, so it can be tested)."""
 
-    def __init__(self, cloak_json: str, device: str, metadata: str, no_face: str, threads: int) -> None:
+    def __init__(self, cloak_json: str, device: str, metadata: str, no_face: str, threads: int, weak: str = "publish") -> None:
         import torch
 
         from fawkes_daemon.config import CloakConfig
@@ -39,8 +39,18 @@ class CloakActor:
         if threads > 0:
             torch.set_num_threads(threads)
         self.cloak = CloakConfig.model_validate_json(cloak_json)
-        self.device, self.metadata, self.no_face = device, metadata, no_face
+        self.device, self.metadata, self.no_face, self.weak = device, metadata, no_face, weak
         self._cloakers: dict[str, Any] = {}
+
+    def cloaker(self, mode: str) -> Any:
+        """The photo cloaker for a mode, made once (the batch's people are grouped within the batch)."""
+        if mode not in self._cloakers:
+            from fawkes_engine.pipeline import PhotoCloaker
+
+            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
+            first = next(iter(self._cloakers.values()), None)
+            self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=getattr(first, "detector", None))
+        return self._cloakers[mode]
 
     def pid(self) -> int:
         return os.getpid()
@@ -52,12 +62,6 @@ class CloakActor:
         from fawkes_engine.photo_io import PhotoError, decode_photo
 
         mode = mode or self.cloak.mode
-        if mode not in self._cloakers:
-            from fawkes_engine.pipeline import PhotoCloaker
-
-            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
-            first = next(iter(self._cloakers.values()), None)
-            self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=getattr(first, "detector", None))
         results: list[Outcome | None] = []
         photos, releases = [], []
         for name, data, release in batch:
@@ -67,7 +71,11 @@ class CloakActor:
                 results.append(None)
             except PhotoError as e:
                 results.append(Outcome("bad", reason=str(e)))
-        done = iter(outcomes(self._cloakers[mode], photos, releases, mode, self.metadata, self.no_face) if photos else [])
+        done = iter(
+            outcomes(self.cloaker(mode), photos, releases, mode, self.metadata, self.no_face, self.weak, self.cloaker)  # type: ignore[arg-type]
+            if photos
+            else []
+        )
         return [r if r is not None else next(done) for r in results]
 
 
@@ -136,7 +144,9 @@ class RayBackfill:
 
     def _new_actor(self) -> Any:
         c = self.config
-        return self.remote_cls.remote(c.cloak.model_dump_json(), self.device, c.metadata, c.no_face, int(c.compute.cpus_per_actor))
+        return self.remote_cls.remote(
+            c.cloak.model_dump_json(), self.device, c.metadata, c.no_face, int(c.compute.cpus_per_actor), c.weak_cloak
+        )
 
     def actor_pids(self) -> list[int]:
         return [int(p) for p in self.ray.get([a.pid.remote() for a in self.actors])]

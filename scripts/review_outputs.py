@@ -1,6 +1,7 @@
 """SHA-256 of the daemon worker's safe copies of 8 dev photos, seeded: the before/after proof of a `Review:` commit.
 
     python scripts/review_outputs.py                      # this checkout
+    python scripts/review_outputs.py people=false         # this checkout, with cloak keys set (keys an older checkout lacks)
     PYTHONPATH=/tmp/old-links python scripts/review_outputs.py   # another checkout: links fawkes_engine, fawkes_daemon
                                                                  # to its engine/ and daemon/ folders
 
@@ -37,9 +38,9 @@ def main() -> None:
     for d in sorted((dev / "faces").iterdir())[:2]:
         shutil.copyfile(sorted(d.iterdir())[0], tmp / "src" / f"{d.name}.jpg")
     cfg_path = tmp / "config.yaml"
-    cfg_path.write_text(
-        yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state", "batch_size": 4})
-    )
+    cloak = {k: yaml.safe_load(v) for k, _, v in (a.partition("=") for a in sys.argv[1:])}
+    base = {"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state", "batch_size": 4}
+    cfg_path.write_text(yaml.safe_dump({**base, **({"cloak": cloak} if cloak else {})}))
     cfg = load_config(cfg_path)
     q = Queue(cfg.db_path)
     queue_backlog(q, backlog(cfg))

@@ -58,7 +58,8 @@ def library(root: Path, dev: Path) -> Path:
         "sources": [{"path": "src", "name": "cam"}],
         "to_share": "share",
         "state_dir": "state",
-        "cloak": {"mode": "low", "steps": 2},
+        # people: false: a Ray backfill groups faces by person within each batch only, the daemon across its library
+        "cloak": {"mode": "low", "steps": 2, "people": False},
         "batch_size": 2,
         "compute": {"cpus_per_actor": 1, "local_cpus": 2},
     }

@@ -19,31 +19,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
 from fawkes_daemon.config import CloakConfig
 from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
-from fawkes_engine.photo_io import EXTENSIONS, METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
+from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
 
 if TYPE_CHECKING:
     from fawkes_engine.people import PersonDirectory
     from fawkes_engine.pipeline import PhotoCloaker
 
 log = logging.getLogger(__name__)
-CLOAKED_SUFFIX = "_cloaked"
-
-
-def collect(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files and folders (recursively) into photo files; report paths that do not exist."""
-    files: list[Path] = []
-    missing: list[tuple[Path, str]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS and CLOAKED_SUFFIX not in f.stem)
-        elif p.exists():
-            files.append(p)
-        else:
-            missing.append((p, "no such file or directory"))
-    return files, missing
 
 
 def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = None) -> Path:
@@ -103,8 +88,12 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
-    files, missing = collect(args.paths)
     out_dir = Path(args.out) if args.out else None
+    clash = out_inside_input(out_dir, args.paths) if out_dir is not None else None
+    if clash:
+        console.print(f"fawkes cloak: {clash}", markup=False)
+        return 2
+    files, missing = collect(args.paths, out_dir, int(args.max_file_mb * 2**20))
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     cloaker = PhotoCloaker(options)
@@ -137,17 +126,21 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     dst = output_path(src, out_dir, output_format(photo), root)
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     write_photo(result.photo, dst, args.metadata)
+                    as_private_as(dst, src)
                     entry.update(status="cloaked", output=str(dst))
                     if args.diff_image:
-                        entry["diff_image"] = str(diff_image(photo, result, dst.with_name(dst.stem + "_diff.png")))
+                        diff = diff_image(photo, result, unique(dst.with_name(dst.stem + "_diff.png")))
+                        as_private_as(diff, src)  # it shows the uncloaked original
+                        entry["diff_image"] = str(diff)
                 elif out_dir is not None:
                     dst = output_path(src, out_dir, output_format(photo), root)
-                    dst = dst.with_name(dst.name.replace(CLOAKED_SUFFIX, "", 1))
+                    dst = unique(dst.with_name(dst.name.replace(CLOAKED_SUFFIX, "", 1)))  # never over an existing file
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     if args.metadata == "keep":
                         shutil.copy2(src, dst)
                     else:
                         write_photo(photo, dst, args.metadata)
+                    as_private_as(dst, src)
                     entry.update(status="no-face", output=str(dst))
                 else:
                     entry.update(status="no-face", output=None)
@@ -226,7 +219,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="N",
         help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)",
     )
-    c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: all built-ins)")
+    c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: sface, dlib)")
+    c.add_argument(
+        "--no-people",
+        dest="people",
+        action="store_false",
+        default=None,
+        help="cloak each face on its own (default: faces are grouped by person in memory for this run, one direction per person)",
+    )
+    c.add_argument("--max-file-mb", type=float, default=512.0, help="refuse files larger than this, before reading them (default: 512)")
     c.add_argument(
         "--target-mode",
         choices=["farthest", "average", "fixed", "untargeted"],

@@ -1,0 +1,91 @@
+"""`fawkes cloak` never destroys an original (R8), takes each file once (R23), refuses huge files unread (R22),
+reports unreadable folders (R19) and keeps private photos private (R13)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fawkes_daemon.cli.cloak_paths import as_private_as, collect, out_inside_input, unique
+
+
+def _photo(path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 48), (120, 90, 60)).save(path, quality=90)
+    return path
+
+
+def test_out_inside_an_input_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    _photo(src / "park.jpg")
+    assert out_inside_input(src, [str(src)]) is not None
+    assert out_inside_input(src / "safe", [str(src)]) is not None
+    assert out_inside_input(tmp_path / "elsewhere", [str(src)]) is None
+    assert out_inside_input(src / "park.jpg", [str(src / "park.jpg")]) is not None
+
+
+@pytest.mark.system
+def test_fawkes_cloak_refuses_out_inside_the_input_and_leaves_originals(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    park = _photo(src / "park.jpg")
+    mine = _photo(src / "safe" / "holiday.jpg")
+    before = park.read_bytes(), mine.read_bytes()
+    for out in (src, src / "safe"):
+        r = subprocess.run(
+            [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(src), "--out", str(out)], capture_output=True, text=True
+        )
+        assert r.returncode == 2, r.stderr
+        assert "inside the input folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (park.read_bytes(), mine.read_bytes()) == before
+    assert sorted(p.name for p in src.rglob("*")) == ["holiday.jpg", "park.jpg", "safe"]
+
+
+def test_each_file_once_and_huge_files_refused_unread(tmp_path: Path) -> None:
+    a = _photo(tmp_path / "a.jpg")
+    (tmp_path / "link.jpg").symlink_to(a)
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(600 * 2**20)  # sparse: 600 MB that are never read
+    files, problems = collect([str(a), str(a), str(tmp_path / "link.jpg"), str(tmp_path), str(a)], max_bytes=512 * 2**20)
+    assert files == [a]
+    assert [(p.name, "over the 512 MB limit" in why) for p, why in problems] == [("huge.jpg", True)]
+
+
+def test_unreadable_folder_is_reported(tmp_path: Path, monkeypatch) -> None:
+    _photo(tmp_path / "ok" / "a.jpg")
+    _photo(tmp_path / "locked" / "b.jpg")
+    if os.geteuid() != 0:
+        os.chmod(tmp_path / "locked", 0)
+    else:  # root reads any folder: make the walk meet the refusal it would meet as a user
+        real = os.scandir
+
+        def scandir(path="."):
+            if Path(path).name == "locked":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    try:
+        files, problems = collect([str(tmp_path)])
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+    assert [f.name for f in files] == ["a.jpg"]
+    assert len(problems) == 1 and problems[0][0].name == "locked" and "cannot be read" in problems[0][1]
+
+
+def test_outputs_never_replace_and_stay_private(tmp_path: Path) -> None:
+    src = _photo(tmp_path / "private.jpg")
+    os.chmod(src, 0o600)
+    taken = _photo(tmp_path / "out" / "private.jpg")
+    dst = unique(tmp_path / "out" / "private.jpg")
+    assert dst != taken and dst.name == "private-1.jpg"
+    _photo(dst)
+    os.chmod(dst, 0o644)
+    as_private_as(dst, src)
+    assert dst.stat().st_mode & 0o777 == 0o600
