@@ -126,6 +126,31 @@ class Job:
     mode: str | None = None  # a mode the user asked for this file; None: the configured one
 
 
+class StateError(Exception):
+    """The state database cannot be used (corrupt, or not a database): one line naming it and what to do."""
+
+
+def state_error(path: Path, e: Exception) -> StateError:
+    return StateError(
+        f"{path}: the queue database cannot be used ({e}); stop the daemon, move the file aside "
+        "(a new one is built at the next start and every source is rescanned; held and failed files are queued again)"
+    )
+
+
+def check_database(path: Path) -> None:
+    """Raise :class:`StateError` if the database at ``path`` exists but cannot be read (for readers such as the web page)."""
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise state_error(path, e) from None
+
+
 class Queue:
     """Thread-safe access to the queue database (one connection, serialized by a lock)."""
 
@@ -140,10 +165,14 @@ class Queue:
         self._lock = self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.migrate()
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
+            self.db.close()
+            raise state_error(self.path, e) from None
 
     # -- schema ------------------------------------------------------------------------------
     @property

@@ -83,4 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return int(args.func(args) or 0)
+    from fawkes_daemon.queue import StateError
+
+    try:
+        return int(args.func(args) or 0)
+    except StateError as e:  # one line, and exit 2: the service unit does not restart on it (RestartPreventExitStatus=2)
+        print(f"fawkes: {e}", file=sys.stderr)
+        return 2

@@ -12,7 +12,10 @@ from fawkes_daemon.config import LOOPBACK, default_config_path
 def cmd_ui(args: argparse.Namespace) -> int:
     from fawkes_daemon.ui.server import UIServer
 
+    from fawkes_daemon.queue import check_database
+
     cfg = _config(args)
+    check_database(cfg.db_path)
     host = args.host or cfg.ui.host
     if host not in LOOPBACK and not (args.allow_remote or cfg.ui.allow_remote):
         print(f"fawkes: ui: {host} is not loopback; add --allow-remote to serve the page to a network", file=sys.stderr)

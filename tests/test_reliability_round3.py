@@ -1,5 +1,5 @@
-"""`fawkes cloak` never destroys an original (R8), takes each file once (R23), refuses huge files unread (R22),
-reports unreadable folders (R19) and keeps private photos private (R13)."""
+"""Reliability round 3 (issue 29): `fawkes cloak` never destroys an original (R8), takes each file once (R23), refuses
+huge files unread (R22), reports unreadable folders (R19), keeps private photos private (R13); a corrupt queue is one line (R9)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,23 @@ def test_outputs_never_replace_and_stay_private(tmp_path: Path) -> None:
     os.chmod(dst, 0o644)
     as_private_as(dst, src)
     assert dst.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.system
+def test_a_corrupt_queue_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """R9: status, run and ui say which file is broken and what to do, and exit 2 (the unit does not restart on 2)."""
+    import yaml
+
+    (tmp_path / "src").mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "queue.sqlite3").write_bytes(b"this is not a database, it was damaged" * 100)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
+    for cmd in (["status"], ["run"], ["ui", "--port", "0"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "fawkes_daemon.cli", *cmd, "--config", str(cfg)], capture_output=True, text=True, timeout=120
+        )
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert len(lines) == 1 and "queue.sqlite3" in lines[0] and "move the file aside" in lines[0], (cmd, r.stderr)
