@@ -10,9 +10,8 @@ from fawkes_daemon.config import LOOPBACK, default_config_path
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from fawkes_daemon.ui.server import UIServer
-
     from fawkes_daemon.queue import check_database
+    from fawkes_daemon.ui.server import UIServer
 
     cfg = _config(args)
     check_database(cfg.db_path)
