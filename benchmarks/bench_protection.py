@@ -120,6 +120,7 @@ def main() -> None:
             row["dssim worst"] = float(np.max(ev.dssim[key]))
             row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
             row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
+            row["weak share"] = float(np.mean(ev.weak[key]))
         rows.append(row)
         readouts[spec] = per_variant
     report(

@@ -16,7 +16,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions
+from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, OPT_IN_EXTRACTORS, CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES
 
 APP = "fawkes-sync"
@@ -122,6 +122,26 @@ class CloakConfig(_Strict):
         if unknown:
             raise ValueError(f"unknown extractor(s) {', '.join(map(repr, unknown))}; known: {', '.join(BUILTIN_EXTRACTORS)}")
         return v
+
+
+def opt_in_problem(extractors: list[str] | tuple[str, ...]) -> str | None:
+    """Why the opt-in extractors named cannot be used (weights missing or not the pinned files), or None.
+
+    Checked where cloaking starts (`fawkes run`, `fawkes cloak`), not in the model above: reading
+    the weights imports the engine's models, which `fawkes status` must not pay for.
+    """
+    wanted = [e for e in extractors if e in OPT_IN_EXTRACTORS]
+    if not wanted:
+        return None
+    from fawkes_engine.models.npm_weights import HUMAN_MODELS
+
+    for e in wanted:
+        for name in (f"{e}.json", f"{e}.bin"):
+            try:
+                HUMAN_MODELS.path(name)
+            except (FileNotFoundError, RuntimeError) as err:
+                return f"cloak.extractors: {e}: {err}"
+    return None
 
 
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -109,3 +109,42 @@ def test_a_corrupt_queue_database_is_one_line_and_exit_2(tmp_path: Path) -> None
         lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
         assert r.returncode == 2, (cmd, r.stderr)
         assert len(lines) == 1 and "queue.sqlite3" in lines[0] and "move the file aside" in lines[0], (cmd, r.stderr)
+
+
+@pytest.mark.system
+def test_opt_in_extractors_without_their_weights_are_refused_at_start(tmp_path: Path) -> None:
+    """R10: `extractors: [sface, faceres]` without the opt-in weights (or with a tampered file) stops at start in one line."""
+    import yaml
+
+    (tmp_path / "src").mkdir()
+    _photo(tmp_path / "src" / "a.jpg")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"path": "src", "name": "cam"}],
+                "to_share": "share",
+                "state_dir": "state",
+                "cloak": {"extractors": ["sface", "faceres"]},
+            }
+        )
+    )
+    tampered = tmp_path / "models"
+    tampered.mkdir()
+    for name in ("faceres.json", "faceres.bin"):
+        (tampered / name).write_bytes(b"not the pinned weights")
+    for env in (
+        {"XDG_DATA_HOME": str(tmp_path / "empty")},
+        {"XDG_DATA_HOME": str(tmp_path / "empty"), "FAWKES_HUMAN_MODELS": str(tampered)},
+    ):
+        for cmd in (
+            ["run", "--config", str(cfg)],
+            ["cloak", str(tmp_path / "src" / "a.jpg"), "--extractor", "sface", "--extractor", "faceres"],
+        ):
+            r = subprocess.run(
+                [sys.executable, "-m", "fawkes_daemon.cli", *cmd], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+            )
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+            assert r.returncode == 2, (cmd, r.stderr)
+            assert len(lines) == 1 and "faceres" in lines[0] and ("human-models" in lines[0] or "pinned" in lines[0]), (cmd, r.stderr)
+    assert not (tmp_path / "share").exists() or not any((tmp_path / "share").rglob("*.jpg"))

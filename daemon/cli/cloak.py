@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
-from fawkes_daemon.config import CloakConfig
+from fawkes_daemon.config import CloakConfig, opt_in_problem
 from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
 
@@ -82,6 +82,10 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     except ValidationError as e:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
+        return 2
+    problem = opt_in_problem(options.extractors)
+    if problem:
+        console.print(f"fawkes cloak: {problem}", markup=False)
         return 2
     try:
         options.validate()

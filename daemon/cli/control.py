@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_daemon.config import ConfigError, default_config_path, load_config
+from fawkes_daemon.config import ConfigError, default_config_path, load_config, opt_in_problem
 
 log = logging.getLogger("fawkes")
 
@@ -57,6 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     _journald_logging(args.verbose)
+    problem = opt_in_problem(cfg.cloak.extractors)
+    if problem:  # refused at start, not as a traceback in every batch
+        print(f"fawkes: {problem}", file=sys.stderr)
+        return 2
     try:
         hold_writer_lock(cfg.state_dir, "fawkes run")
     except WriterBusy as e:

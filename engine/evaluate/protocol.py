@@ -116,6 +116,7 @@ class Evaluation:
         self.cloak_seconds: dict[str, list[float]] = {}
         self.dssim: dict[str, list[float]] = {}
         self.ssimulacra2: dict[str, list[float]] = {}
+        self.weak: dict[str, list[float]] = {}  # per face: 1 if the cloak did not carry it across (FaceResult.weak)
         self._baseline: dict[tuple, tuple[float, float]] = {}
         self._transformed: dict[tuple, np.ndarray] = {}
         self._sybil: dict[tuple, list[list[np.ndarray]]] = {}
@@ -227,6 +228,7 @@ class Evaluation:
             self.cloak_seconds.setdefault(label, []).append(dt / max(len(idx), 1))
             self.dssim.setdefault(label, []).extend(f.dssim for r in results for f in r.faces)
             self.ssimulacra2.setdefault(label, []).extend(f.ssimulacra2 for r in results for f in r.faces)
+            self.weak.setdefault(label, []).extend(float(f.weak) for r in results for f in r.faces)
             self._cloaked[key] = {i: r.photo.rgb for i, r in zip(idx, results)}
         return self._cloaked[key]
 
