@@ -90,6 +90,7 @@ def test_store_keeps_embeddings_private_and_forgets_them_with_the_row(tmp_path) 
     assert store.forget_source("cam", "b.jpg") == 1 and len(store.directory()) == 0
     # the database that holds them is readable by its owner only
     assert oct(os.stat(q.path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(q.path.parent).st_mode & 0o777) == "0o700"  # R6: the state folder is the owner's alone
     rows = sqlite3.connect(q.path).execute("SELECT COUNT(*) FROM face_features").fetchone()[0]
     assert rows == 0
 

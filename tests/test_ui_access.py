@@ -95,7 +95,8 @@ def test_images_are_served_by_id_only_never_by_path(served) -> None:
     ok = c.get(f"/thumb/{file_id}")
     assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
     assert not (tmp / "src" / ".thumbs").exists() and not any(cfg.to_share.rglob("*")), "the cache went into a photo folder"
-    assert list((cfg.state_dir / "ui-cache").glob("thumb-*.jpg"))
+    thumbs = list((cfg.state_dir / "ui-cache").glob("thumb-*.jpg"))
+    assert thumbs and all(t.stat().st_mode & 0o777 == 0o600 for t in thumbs), "R6: cached crops of private photos are the owner's alone"
     forged = [
         "/thumb/..%2F..%2Fprivate.jpg",
         f"/thumb/{file_id}/../../private.jpg",

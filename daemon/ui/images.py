@@ -77,9 +77,12 @@ class ImageCache:
             pass
         with self._lock:
             data = make()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{threading.get_ident()}")
-        tmp.write_bytes(data)
+        # crops of private originals, before cloaking: the owner's alone, whatever the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
         return data
 
