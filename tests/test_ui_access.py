@@ -167,3 +167,30 @@ def test_a_non_loopback_address_needs_to_be_asked_for(tmp_path: Path) -> None:
     bad = write_config(tmp_path, ui={"host": "0.0.0.0"})
     with pytest.raises(Exception, match="not loopback"):
         load_config(bad)
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_on_every_page(tmp_path: Path) -> None:
+    """R1: one such name made every page answer 500; it is shown with escapes, as the CLI does, and its actions work."""
+    config = write_config(tmp_path, no_face="hold")
+    cfg = load_config(config)
+    raw = os.fsencode(tmp_path / "src") + b"/f\xe9te.jpg"  # Latin-1 "fête": not UTF-8
+    landscape(Path(os.fsdecode(raw)))
+    name = os.fsdecode(raw).rsplit("/", 1)[1]
+    q = Queue(cfg.db_path)
+    st = os.stat(raw)
+    q.add("cam", name, st.st_size, st.st_mtime_ns)
+    (job,) = q.claim(1)
+    q.finish(job.id, "held", error=f"{name}: no face found; held (no_face: hold) until `fawkes release`")
+    q.close()
+    ui = UIProc(config)
+    try:
+        c = client(ui)
+        for page in ("/", "/recent", "/attention", f"/file/{job.id}", f"/thumb/{job.id}", "/settings"):
+            r = c.get(page)
+            assert r.status_code == 200, (page, r.status_code, r.text[:300])
+        assert "f\\xe9te.jpg" in c.get("/attention").text
+        r = c.post(f"/file/{job.id}/release", data={"csrf": csrf_of(c), "back": "/attention"}, headers={"origin": ui.base.rstrip("/")})
+        assert r.status_code == 303, r.text[:300]
+        assert c.get(r.headers["location"]).status_code == 200
+    finally:
+        ui.stop()

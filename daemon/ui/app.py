@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -74,7 +75,11 @@ class Pages:
         self.store = Store(config.db_path)
         self.images = ImageCache(config)
         self.csrf = csrf_for(token)
-        self.env = Environment(loader=PackageLoader("fawkes_daemon.ui", "templates"), autoescape=select_autoescape(["html"]))
+        self.env = Environment(
+            loader=PackageLoader("fawkes_daemon.ui", "templates"),
+            autoescape=select_autoescape(["html"]),
+            finalize=lambda v: shown(v) if isinstance(v, str) else v,  # every name on every page, as the CLI prints it
+        )
         self.env.filters["when"] = _when
         self.env.filters["ago"] = _ago
 
@@ -171,9 +176,16 @@ class Pages:
         finally:
             q.close()
         if not n:
-            return Response(f"{row['relpath']}: nothing to do (its state is {row['state']})", status_code=409, media_type="text/plain")
+            return Response(
+                f"{shown(row['relpath'])}: nothing to do (its state is {row['state']})", status_code=409, media_type="text/plain"
+            )
         sep = "&" if "?" in back else "?"
-        return RedirectResponse(f"{back}{sep}done={row['relpath']}: {what}", status_code=303)
+        return RedirectResponse(f"{back}{sep}done={quote(shown(row['relpath']) + ': ' + what)}", status_code=303)
+
+
+def shown(text: str) -> str:
+    """A file name as it can be shown: bytes that are not UTF-8 as backslash escapes (``f\\xe9te.jpg``)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def build_app(config: Config, config_path: Path | None, token: str, port: int, token_path: Path) -> Starlette:
