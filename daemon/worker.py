@@ -25,6 +25,7 @@ from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.outcome import Outcome, outcomes
 from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.queue import Job, Queue
+from fawkes_daemon.source_files import Changed, Refused, open_queued
 from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
 
@@ -159,13 +160,20 @@ class Worker:
         if src_cfg is None:
             raise PermanentError(f"{job.source}/{job.relpath}: source is no longer configured")
         path = src_cfg.path / job.relpath
-        target = path
-        if path.is_symlink():
-            target = Path(os.path.realpath(path))
-            root = Path(os.path.realpath(src_cfg.path))
-            if root not in target.parents:
-                raise PermanentError(f"{path}: symlink points outside the source folder ({target}); not followed")
-        data, mode = self._read_regular(path, target)
+        try:
+            fd, st = open_queued(src_cfg.path, job.relpath, job.size, job.mtime_ns)
+        except Changed as e:
+            self.queue.add(job.source, job.relpath, e.size, e.mtime_ns)  # the new version is its own row, decided afresh
+            raise PermanentError(str(e)) from e
+        except Refused as e:
+            raise PermanentError(str(e)) from e
+        except FileNotFoundError as e:
+            raise PermanentError(f"{path}: deleted before it was processed") from e
+        except PermissionError as e:
+            raise PermanentError(f"{path}: cannot be read (permission denied)") from e
+        except OSError as e:
+            raise OSError(f"cannot be read ({e.strerror or e})") from e
+        data, mode = self._read_regular(path, fd, st)
         if not decode:
             return Loaded(job, None, hashlib.sha256(data).hexdigest(), self._dest(job), mode, data)
         try:
@@ -174,25 +182,12 @@ class Worker:
             raise PermanentError(str(e)) from e
         return Loaded(job, photo, hashlib.sha256(data).hexdigest(), self._dest(job), mode)
 
-    def _read_regular(self, path: Path, target: Path) -> tuple[bytes, int]:
-        """Read a regular file, refusing anything else before reading a byte of it.
+    def _read_regular(self, path: Path, fd: int, st: os.stat_result) -> tuple[bytes, int]:
+        """Read the opened file (``source_files.open_queued``), refusing anything but a regular file before reading a byte.
 
-        Opened with O_NOFOLLOW and O_NONBLOCK, then checked with fstat: a FIFO or device named
-        like a photo cannot block the worker, and a file swapped for a symlink after the check
-        above is refused instead of followed. The size and the header are checked before the
-        body is read, so a huge non-photo never reaches memory.
+        A FIFO or device named like a photo was opened non-blocking and is refused here; the size
+        and the header are checked before the body is read, so a huge non-photo never reaches memory.
         """
-        try:
-            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError as e:
-            raise PermanentError(f"{path}: deleted before it was processed") from e
-        except PermissionError as e:
-            raise PermanentError(f"{path}: cannot be read (permission denied)") from e
-        except OSError as e:
-            if e.errno in (40, 31):  # ELOOP: a symlink swapped in after the check
-                raise PermanentError(f"{path}: became a symlink while being read; not followed") from e
-            raise OSError(f"cannot be read ({e.strerror or e})") from e
-        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             if stat.S_ISDIR(st.st_mode):

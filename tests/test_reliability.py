@@ -306,7 +306,7 @@ def test_d12_the_journald_log_gives_the_reason_of_a_failed_batch(
     h.add("a.jpg")
 
     class Broken:
-        def cloak(self, photos):
+        def cloak(self, photos, **kw):
             raise RuntimeError("CUDA error: no kernel image is available")
 
     h.worker._cloakers[h.config.cloak.mode] = Broken()

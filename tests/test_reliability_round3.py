@@ -148,3 +148,55 @@ def test_opt_in_extractors_without_their_weights_are_refused_at_start(tmp_path: 
             assert r.returncode == 2, (cmd, r.stderr)
             assert len(lines) == 1 and "faceres" in lines[0] and ("human-models" in lines[0] or "pinned" in lines[0]), (cmd, r.stderr)
     assert not (tmp_path / "share").exists() or not any((tmp_path / "share").rglob("*.jpg"))
+
+
+def test_r2_a_folder_swapped_for_a_symlink_publishes_nothing_from_outside(dev: Path, tmp_path: Path) -> None:
+    """R2: `mv src/dir src/.old && ln -s ~/private src/dir` after x.jpg was queued: refused, nothing published."""
+    import shutil
+
+    from tests.test_reliability import FACE, Harness
+
+    h = Harness(tmp_path, _fast_cloaker())
+    (h.src / "dir").mkdir()
+    shutil.copyfile(dev / FACE, h.src / "dir" / "x.jpg")
+    h.add("dir/x.jpg")
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copyfile(dev / FACE, private / "x.jpg")  # the same size and mtime: only the folder link can give it away
+    st = os.stat(h.src / "dir" / "x.jpg")
+    os.utime(private / "x.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(h.src / "dir", h.src / ".old")
+    os.symlink(private, h.src / "dir")
+    h.run(timeout=120)
+    row = h.row("dir/x.jpg")
+    assert row["state"] == "failed" and "symlink" in row["error"] and "'dir'" in row["error"]
+    assert not any(h.share.rglob("*")) if h.share.exists() else True
+
+
+def test_r4_release_acts_on_the_version_it_was_asked_for(tmp_path: Path) -> None:
+    """R4: a held file replaced before its release is not published under that release; the new version is decided afresh."""
+    from tests.helpers.ui import landscape
+    from tests.test_reliability import Harness
+
+    h = Harness(tmp_path, _fast_cloaker(), no_face="hold")
+    landscape(h.src / "park.jpg")
+    h.add("park.jpg")
+    h.run(timeout=120)
+    assert h.row("park.jpg")["state"] == "held"
+    held_id = h.row("park.jpg")["id"]
+    landscape(h.src / "park.jpg", seed=7)  # replaced by other content
+    os.utime(h.src / "park.jpg", ns=(1, 1_000_000_000))
+    assert h.queue.release_id(held_id) == 1
+    h.run(timeout=120)
+    rows = sorted((r for r in h.queue.rows(limit=100) if r["relpath"] == "park.jpg"), key=lambda r: r["id"])
+    old = next(r for r in rows if r["id"] == held_id)
+    assert old["state"] == "failed" and "changed since it was queued" in old["error"]
+    assert rows[-1]["id"] != held_id and rows[-1]["state"] == "held", "the new version must be held again, not published"
+    assert not h.share.exists() or not any(h.share.rglob("*.jpg"))
+
+
+def _fast_cloaker():
+    from fawkes_engine.cloak import CloakOptions
+    from fawkes_engine.pipeline import PhotoCloaker
+
+    return PhotoCloaker(CloakOptions(mode="low", steps=2))
