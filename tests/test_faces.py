@@ -127,3 +127,28 @@ def test_downscale_gradient_is_close_to_the_exact_adjoint(shape: tuple[int, int,
     assert F.cosine_similarity(exact.flatten(), ours.flatten(), dim=0) > 0.998  # (scale 0.71: the exact path)
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # away from the border's renormalized weights
     assert (exact[inner] - ours[inner]).norm() / exact[inner].norm() < 0.05
+
+
+def test_r3_a_small_face_in_a_12_mp_photo_is_found(dev, detector, tmp_path: Path) -> None:
+    """R3: detection on a copy shrunk to 1,024 px never found faces under ~50 px in a 12 MP photo (published uncloaked)."""
+    from PIL import Image
+
+    from tests.helpers.ui import landscape
+
+    scene_path = landscape(tmp_path / "scene.jpg")
+    scene = np.asarray(Image.open(scene_path).convert("RGB").resize((4032, 3024)))
+    lady = np.asarray(Image.open(dev / "photos" / "lady.jpg").convert("RGB"))
+    x, y, w, h = (int(v) for v in detector.detect(lady).faces[0].box)
+    m = int(0.4 * w)
+    crop = lady[max(0, y - m) : y + h + m, max(0, x - m) : x + w + m]
+    for width in (40, 28):
+        small = np.asarray(Image.fromarray(crop).resize((int(width * crop.shape[1] / w), int(width * crop.shape[0] / w))))
+        img = scene.copy()
+        img[1500 : 1500 + small.shape[0], 2100 : 2100 + small.shape[1]] = small
+        faces = detector.detect(img).faces
+        assert len(faces) == 1, (width, [f.box for f in faces])
+        fx, fy, fw, fh = faces[0].box
+        assert 2090 < fx < 2100 + small.shape[1] and 1490 < fy < 1500 + small.shape[0]
+    # a large face is found once, not again by the tiles
+    couple = np.asarray(Image.open(dev / "photos" / "couple.jpg").convert("RGB"))
+    assert len(detector.detect(couple).faces) == 2
