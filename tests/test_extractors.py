@@ -165,3 +165,23 @@ def test_input_grad_prelu_matches_torch_prelu() -> None:
     x = torch.randn(1, 3, 4, 4, requires_grad=True)
     mod(x, slope).sum().backward()
     assert torch.allclose(x.grad, torch.where(x > 0, 1.0, -0.3).detach())
+
+
+def test_r7_a_tampered_cached_model_is_rebuilt_not_used(tmp_path, monkeypatch) -> None:
+    """R7: sign-flipped weights pass the ONNX checker; the cache records each file's SHA-256 when built and rebuilds a file that differs."""
+    import onnx
+    from onnx import numpy_helper
+
+    from fawkes_engine.models import cache, get_extractor
+
+    monkeypatch.setenv("FAWKES_CACHE_DIR", str(tmp_path))
+    ext = get_extractor("sface")
+    path = ext.onnx_path()
+    good = cache.sha256_file(path)
+    model = onnx.load(str(path))
+    init = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(model, str(path))
+    assert cache.onnx_is_valid(path) and cache.sha256_file(path) != good, "the tampered file must still pass the checker"
+    assert not ext.is_cached()  # `fawkes models` no longer says "built"
+    assert cache.sha256_file(ext.onnx_path()) == good  # used again only after it was rebuilt

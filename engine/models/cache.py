@@ -47,18 +47,42 @@ def cached_path(name: str, source_sha: str, suffix: str = ".onnx") -> Path:
     return cache_dir() / f"{name}-{source_sha[:16]}{suffix}"
 
 
+def _record(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def verified(target: Path) -> bool:
+    """The file is there, is the one this cache built (its SHA-256 as recorded then) and passes the ONNX checker.
+
+    Why the record: sign-flipped weights pass the checker, and cloaks made with them were ten
+    times weaker against the real model; a file that is not the one built is rebuilt.
+    """
+    try:
+        recorded = _record(target).read_text().strip()
+    except OSError:
+        return False
+    return target.exists() and sha256_file(target) == recorded and onnx_is_valid(target)
+
+
 def build_cached(name: str, source_sha: str, build: Callable[[Path], None]) -> Path:
-    """Return the cached derived file, building it with ``build(tmp_path)`` if missing or corrupt."""
+    """Return the cached derived file, building it with ``build(tmp_path)`` if missing, corrupt or changed since built."""
     target = cached_path(name, source_sha)
-    if target.exists() and onnx_is_valid(target):
+    if verified(target):
         return target
+    if target.exists():
+        import logging
+
+        logging.getLogger(__name__).warning("%s: not the file this cache built (or its record is missing); rebuilding it", target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".onnx.tmp", dir=target.parent)
     os.close(fd)
     try:
         build(Path(tmp))
         if not onnx_is_valid(Path(tmp)):
             raise RuntimeError(f"built model {name} failed the ONNX checker")
+        record = _record(target).with_suffix(".tmp")
+        record.write_text(sha256_file(tmp) + "\n")
         os.replace(tmp, target)
+        os.replace(record, _record(target))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -66,5 +90,4 @@ def build_cached(name: str, source_sha: str, build: Callable[[Path], None]) -> P
 
 
 def is_cached(name: str, source_sha: str) -> bool:
-    target = cached_path(name, source_sha)
-    return target.exists() and onnx_is_valid(target)
+    return verified(cached_path(name, source_sha))
