@@ -110,9 +110,9 @@ class FaceDetector:
         _, raw = self._detector(sw, sh).detect(np.ascontiguousarray(small[:, :, ::-1]))
         if raw is None:
             return np.zeros((0, 15), np.float32)
-        raw = raw.copy()
-        raw[:, :14] /= scale
-        return raw
+        out = np.asarray(raw, np.float32).copy()
+        out[:, :14] /= scale
+        return out
 
     def _tiles(self, rgb: np.ndarray) -> np.ndarray:
         """Detections on full-resolution tiles: the faces the downscaled pass is too coarse for.
@@ -159,7 +159,7 @@ class FaceDetector:
         faces: list[Face] = []
         skipped: list[SkippedFace] = []
         for row in raw:
-            box = tuple(float(v) for v in row[:4])
+            box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
             lm = row[4:14].reshape(5, 2).astype(np.float64)
             score = float(row[14])
             eye_dist = float(np.linalg.norm(lm[0] - lm[1]))
