@@ -194,3 +194,24 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_on_every_page(tmp_path: P
         assert c.get(r.headers["location"]).status_code == 200
     finally:
         ui.stop()
+
+
+def test_r14_odd_requests_get_answers_not_tracebacks(served) -> None:
+    """R14: a non-ASCII token or cookie, a non-ASCII CSRF field, ?page=abc and 64-bit overflowing ids answered 500."""
+    ui, cfg, file_id, _ = served
+    anon = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
+    assert anon.get("/?token=t%C3%B6ken").status_code == 403
+    c = client(ui)
+    (name,) = list(c.cookies.keys())
+    odd = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
+    assert odd.get("/", headers={"cookie": f"{name}=c\u00f6okie".encode()}).status_code == 401  # raw UTF-8 bytes
+    good = f"{name}={c.cookies[name]}; junk=\u00e9".encode()
+    assert odd.get("/", headers={"cookie": good}).status_code == 200
+    r = c.post(f"/file/{file_id}/release", data={"csrf": "\u00e9" * 64}, headers={"origin": ui.base.rstrip("/")})
+    assert r.status_code == 403
+    assert c.get("/recent?page=abc").status_code == 200
+    for big in (2**63, 2**64 + 5):
+        assert c.get(f"/file/{big}").status_code == 404
+        assert c.get(f"/thumb/{big}").status_code == 404
+        assert c.post(f"/file/{big}/release", data={"csrf": csrf_of(c)}, headers={"origin": ui.base.rstrip("/")}).status_code in (404, 409)
+    assert ui.proc.poll() is None

@@ -62,6 +62,11 @@ DENIED = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Fawkes S
 <code>{path}</code>, readable by you only.</p></body></html>"""
 
 
+def same_secret(given: str, secret: str) -> bool:
+    """A constant-time comparison that any input can reach: compare_digest refuses non-ASCII ``str`` with a TypeError (a 500)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8"))
+
+
 class TokenGate:
     """ASGI middleware: the token (cookie or ``?token=``) for every request, the CSRF check for every POST."""
 
@@ -72,7 +77,7 @@ class TokenGate:
 
     def _has_token(self, request: Request) -> bool:
         given = request.cookies.get(self.cookie, "")
-        return bool(given) and hmac.compare_digest(given, self.token)
+        return bool(given) and same_secret(given, self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +87,7 @@ class TokenGate:
         response: Response | None = None
         query_token = request.query_params.get("token")
         if query_token is not None:
-            if hmac.compare_digest(query_token, self.token):
+            if same_secret(query_token, self.token):
                 # the token leaves the address bar (and history) at once; the cookie carries it from here
                 rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 response = RedirectResponse(request.url.path + (f"?{rest}" if rest else ""), status_code=303)
@@ -111,7 +116,7 @@ class TokenGate:
             return HTMLResponse(f"cross-origin request refused (origin {origin!r})", status_code=403)
         form = await request.form()
         given = form.get("csrf")
-        if not isinstance(given, str) or not hmac.compare_digest(given, self.csrf):
+        if not isinstance(given, str) or not same_secret(given, self.csrf):
             return HTMLResponse("missing or wrong CSRF token; reload the page and try again", status_code=403)
         return None
 

@@ -110,7 +110,8 @@ class Pages:
         )
 
     async def recent(self, request: Request) -> Response:
-        page = max(0, int(request.query_params.get("page", "0") or 0))
+        raw = request.query_params.get("page", "0") or "0"
+        page = min(int(raw), 10**9) if raw.isascii() and raw.isdigit() else 0  # ?page=abc is the first page, not a 500
         rows = self.store.recent(PAGE_SIZE + 1, page * PAGE_SIZE)
         return self.render("recent.html", request, rows=rows[:PAGE_SIZE], page_no=page, more=len(rows) > PAGE_SIZE)
 

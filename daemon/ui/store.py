@@ -132,6 +132,8 @@ class Store:
         ]
 
     def file(self, file_id: int) -> dict | None:
+        if not 0 <= file_id < 2**63:  # SQLite's integers: a larger id is no row (it raised OverflowError, a 500)
+            return None
         rows = self._all("SELECT * FROM files WHERE id=?", (file_id,))
         if not rows:
             return None
