@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def csrf_of(c: httpx.Client) -> str:
 
 def test_the_token_file_is_private_and_a_missing_or_wrong_token_is_refused(served) -> None:
     ui, cfg, file_id, _ = served
-    path = cfg.state_dir / "ui-token"
+    path = cfg.state_dir / f"ui-token-{ui.base.rstrip('/').rsplit(':', 1)[1]}"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text().strip() == ui.token
     anon = client(ui, token=False)
     for url in ("/", "/attention", f"/file/{file_id}", f"/thumb/{file_id}", "/settings"):
@@ -215,3 +216,17 @@ def test_r14_odd_requests_get_answers_not_tracebacks(served) -> None:
         assert c.get(f"/thumb/{big}").status_code == 404
         assert c.post(f"/file/{big}/release", data={"csrf": csrf_of(c)}, headers={"origin": ui.base.rstrip("/")}).status_code in (404, 409)
     assert ui.proc.poll() is None
+
+
+def test_r15_two_pages_keep_their_own_tokens_and_a_stopped_page_leaves_none(served) -> None:
+    """R15: a second `fawkes ui` overwrote the first one's token file; `kill -TERM` left a dead one."""
+    ui, cfg, _, _ = served
+    second = UIProc(cfg.state_dir.parent / "config.yaml")
+    try:
+        files = {p.name: p.read_text().strip() for p in cfg.state_dir.glob("ui-token-*")}
+        assert sorted(files.values()) == sorted([ui.token, second.token])
+        assert client(ui).get("/").status_code == 200 and client(second).get("/").status_code == 200
+    finally:
+        second.proc.send_signal(signal.SIGTERM)
+        second.proc.wait(timeout=30)
+    assert [p.read_text().strip() for p in cfg.state_dir.glob("ui-token-*")] == [ui.token]

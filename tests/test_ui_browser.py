@@ -51,8 +51,8 @@ def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> No
     try:
         wait_for(lambda: (c := counts(config))["done"] >= 1 and c["held"] >= 1, 600, "the cloak and the hold")
         beat = json.loads((tmp_path / "state" / "daemon.json").read_text())
-        token = (tmp_path / "state" / "ui-token").read_text().strip()
         base = beat["ui"]
+        token = (tmp_path / "state" / f"ui-token-{base.rstrip('/').rsplit(':', 1)[1]}").read_text().strip()
         assert token not in json.dumps(beat)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -25,6 +25,24 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that removes its token file when it shuts down.
+
+    Why here: on SIGTERM uvicorn shuts down and then raises the signal again, which ends the
+    process before the caller's ``finally`` runs; a dead token file was left behind.
+    """
+
+    def __init__(self, config: uvicorn.Config, token_path: Path) -> None:
+        super().__init__(config)
+        self.token_path = token_path
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self.token_path.unlink(missing_ok=True)
+
+
 class UIServer:
     def __init__(self, config: Config, config_path: Path | None, host: str | None = None, port: int | None = None) -> None:
         self.config = config
@@ -32,12 +50,13 @@ class UIServer:
         self.sock = _bind(self.host, config.ui.port if port is None else port)
         self.port = self.sock.getsockname()[1]
         self.token = new_token()
-        self.token_path = config.state_dir / "ui-token"
+        # one file per page (per port): a second page never overwrites the first one's token
+        self.token_path = config.state_dir / f"ui-token-{self.port}"
         write_token(self.token_path, self.token)
         if config.db_path.exists():
             Queue(config.db_path).close()  # bring an older database's schema up to date before reading it read-only
         app = build_app(config, config_path, self.token, self.port, self.token_path)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        self.server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"), self.token_path)
         self.thread: threading.Thread | None = None
 
     @property
