@@ -124,6 +124,19 @@ class CloakConfig(_Strict):
         return v
 
 
+def public_url(url: str) -> str:
+    """A push URL as it may be shown (page, status, logs): no query string (it can carry an access key), no password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+
+
 def opt_in_problem(extractors: list[str] | tuple[str, ...]) -> str | None:
     """Why the opt-in extractors named cannot be used (weights missing or not the pinned files), or None.
 

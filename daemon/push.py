@@ -19,10 +19,11 @@ import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Protocol
+from urllib.parse import urlsplit
 
-from fawkes_daemon.config import PushConfig
+from fawkes_daemon.config import PushConfig, public_url
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.secrets import get_secret, redact
+from fawkes_daemon.secrets import get_secret, redact, register
 
 log = logging.getLogger("fawkes.push")
 
@@ -43,12 +44,15 @@ class WebDavRemote:
     def __init__(self, config: PushConfig, password: str) -> None:
         from webdav4.client import Client
 
-        self.url = (config.url or "").rstrip("/") + "/"
+        parts = urlsplit(config.url or "")
+        self.url = parts._replace(path=parts.path.rstrip("/") + "/").geturl()  # a collection; the query string kept as it is
+        if parts.query:
+            register(parts.query)  # an access key in the query string never reaches a log line or a stored error
         self.client = Client(self.url, auth=(config.user or "", password), timeout=config.timeout, retry=False)
         self._made: set[str] = set()
 
     def describe(self) -> str:
-        return f"webdav {self.url}"
+        return f"webdav {public_url(self.url)}"
 
     def _mkdirs(self, parent: PurePosixPath) -> None:
         from webdav4.client import ResourceAlreadyExists

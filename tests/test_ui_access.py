@@ -230,3 +230,37 @@ def test_r15_two_pages_keep_their_own_tokens_and_a_stopped_page_leaves_none(serv
         second.proc.send_signal(signal.SIGTERM)
         second.proc.wait(timeout=30)
     assert [p.read_text().strip() for p in cfg.state_dir.glob("ui-token-*")] == [ui.token]
+
+
+def test_r17_the_push_url_query_string_is_shown_nowhere(tmp_path: Path) -> None:
+    """R17: hidden on Settings, the access key in the push URL's query string was shown on the Overview, by status and in logs."""
+    import json as _json
+    import subprocess
+
+    from fawkes_daemon.config import PushConfig, public_url
+    from fawkes_daemon.push import WebDavRemote
+
+    assert public_url("https://alice:pw@cloud.example.org/dav/?k=1") == "https://alice@cloud.example.org/dav/?…"
+    url = "https://cloud.example.org/dav/?access_key=abc123"
+    config = write_config(tmp_path, push={"kind": "webdav", "url": url, "user": "alice", "secret": "nextcloud"})
+    Queue(load_config(config).db_path).close()  # the pushes table exists: the Overview shows the push
+    out = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "status", "--json", "--config", str(config)], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "abc123" not in out.stdout and "pw@" not in out.stdout
+    assert _json.loads(out.stdout)["push"]["remote"] == "https://cloud.example.org/dav/?…"
+    remote = WebDavRemote(PushConfig(kind="webdav", url=url, user="alice", secret="nextcloud"), "pw")
+    assert "abc123" not in remote.describe()
+    from fawkes_daemon.secrets import redact
+
+    assert "abc123" not in redact(f"push failed: GET {url}")
+    os.environ["FAWKES_SECRET_NEXTCLOUD"] = SECRET
+    try:
+        ui = UIProc(config)
+    finally:
+        os.environ.pop("FAWKES_SECRET_NEXTCLOUD")
+    try:
+        overview = client(ui).get("/").text
+    finally:
+        ui.stop()
+    assert "cloud.example.org" in overview and "abc123" not in overview

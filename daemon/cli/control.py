@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_daemon.config import ConfigError, default_config_path, load_config, opt_in_problem
+from fawkes_daemon.config import ConfigError, default_config_path, load_config, opt_in_problem, public_url
 
 log = logging.getLogger("fawkes")
 
@@ -109,7 +109,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         if state is not None:
             data[key] = state
     if cfg.push is not None:
-        data["push"] = {"remote": cfg.push.url or cfg.push.remote, "counts": q.push_counts(), "last_error": q.last_push_error()}
+        data["push"] = {
+            "remote": public_url(cfg.push.url) if cfg.push.url else cfg.push.remote,
+            "counts": q.push_counts(),
+            "last_error": q.last_push_error(),
+        }
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

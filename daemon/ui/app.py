@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fawkes_daemon.config import Config
+from fawkes_daemon.config import Config, public_url
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.ui.access import TokenGate, csrf_for
@@ -64,8 +64,8 @@ def settings_yaml(config: Config) -> str:
     """The configuration as loaded (defaults filled in). Secrets are never in it: push.secret is a keyring name."""
     data = config.model_dump(mode="json")
     push = data.get("push")
-    if push and push.get("url") and "?" in push["url"]:
-        push["url"] = push["url"].split("?", 1)[0] + "?…"  # a query string can carry an access key
+    if push and push.get("url"):
+        push["url"] = public_url(push["url"])
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -105,7 +105,7 @@ class Pages:
             waiting=waiting,
             push=self.store.push_counts() if self.config.push else None,
             push_error=self.store.last_push_error() if self.config.push else None,
-            remote=(self.config.push.url or self.config.push.remote) if self.config.push else None,
+            remote=(public_url(self.config.push.url) if self.config.push.url else self.config.push.remote) if self.config.push else None,
             errors=self.store.last_errors(),
         )
 
