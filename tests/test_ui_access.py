@@ -264,3 +264,27 @@ def test_r17_the_push_url_query_string_is_shown_nowhere(tmp_path: Path) -> None:
     finally:
         ui.stop()
     assert "cloud.example.org" in overview and "abc123" not in overview
+
+
+def test_r18_every_held_or_failed_row_is_reachable_page_by_page(tmp_path: Path) -> None:
+    """R18: the page listed the newest 200 held or failed rows, with no way to the others."""
+    config = write_config(tmp_path, no_face="hold")
+    cfg = load_config(config)
+    q = Queue(cfg.db_path)
+    for i in range(450):
+        q.add("cam", f"p{i:04d}.jpg", 1, i + 1)
+    for job in q.claim(450):
+        q.finish(job.id, "held" if job.id % 2 else "failed", error="test row")
+    q.close()
+    ui = UIProc(config)
+    try:
+        c = client(ui)
+        seen: set[str] = set()
+        for page in range(20):
+            text = c.get(f"/attention?page={page}").text
+            seen |= set(re.findall(r"p\d{4}\.jpg", text))
+            if "older</a>" not in text:
+                break
+    finally:
+        ui.stop()
+    assert len(seen) == 450

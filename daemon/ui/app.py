@@ -31,6 +31,14 @@ from fawkes_daemon.ui.store import Store, daemon_state
 from fawkes_engine.cloak.options import MODES
 
 PAGE_SIZE = 48
+ATTENTION_PAGE = 100  # held and failed rows per page (with 44,000 of them, every one is reachable page by page)
+
+
+def page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "0") or "0"
+    return min(int(raw), 10**9) if raw.isascii() and raw.isdigit() else 0  # ?page=abc is the first page, not a 500
+
+
 MODE_ORDER = ("low", "mid", "high")
 
 
@@ -110,8 +118,7 @@ class Pages:
         )
 
     async def recent(self, request: Request) -> Response:
-        raw = request.query_params.get("page", "0") or "0"
-        page = min(int(raw), 10**9) if raw.isascii() and raw.isdigit() else 0  # ?page=abc is the first page, not a 500
+        page = page_number(request)
         rows = self.store.recent(PAGE_SIZE + 1, page * PAGE_SIZE)
         return self.render("recent.html", request, rows=rows[:PAGE_SIZE], page_no=page, more=len(rows) > PAGE_SIZE)
 
@@ -122,10 +129,11 @@ class Pages:
         return self.render("file.html", request, row=row, report=row.get("report_data") or {}, higher=higher_mode(row, self.config))
 
     async def attention(self, request: Request) -> Response:
-        rows = self.store.attention()
+        page = page_number(request)
+        rows = self.store.attention(ATTENTION_PAGE + 1, page * ATTENTION_PAGE)
         for r in rows:  # held and failed rows: their row's mode decides (a report's mode matters for safe copies only)
             r["higher"] = higher_mode(r, self.config)
-        return self.render("attention.html", request, rows=rows)
+        return self.render("attention.html", request, rows=rows[:ATTENTION_PAGE], page_no=page, more=len(rows) > ATTENTION_PAGE)
 
     async def settings(self, request: Request) -> Response:
         return self.render("settings.html", request, config_path=self.config_path, text=settings_yaml(self.config))

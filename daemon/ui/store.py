@@ -121,9 +121,12 @@ class Store:
         )
         return [_clean(r) for r in rows]
 
-    def attention(self, limit: int = 200) -> list[dict]:
-        """Held and failed files, newest first: what waits for the user."""
-        rows = self._all(f"SELECT {LIST_COLUMNS} FROM files WHERE state IN ('held', 'failed') ORDER BY updated DESC LIMIT ?", (limit,))
+    def attention(self, limit: int = 200, offset: int = 0) -> list[dict]:
+        """Held and failed files, newest first: what waits for the user (a page of them)."""
+        rows = self._all(
+            f"SELECT {LIST_COLUMNS} FROM files WHERE state IN ('held', 'failed') ORDER BY updated DESC, id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
         return [_clean(r) for r in rows]
 
     def last_errors(self, limit: int = 5) -> list[dict]:
