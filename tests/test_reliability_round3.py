@@ -200,3 +200,35 @@ def _fast_cloaker():
     from fawkes_engine.pipeline import PhotoCloaker
 
     return PhotoCloaker(CloakOptions(mode="low", steps=2))
+
+
+@pytest.mark.system
+def test_r20_release_of_a_link_is_about_the_link_not_its_target(tmp_path: Path) -> None:
+    """R20: `fawkes release src/link.png` released the link's target and said it succeeded."""
+    import yaml
+
+    from fawkes_daemon.config import load_config
+    from fawkes_daemon.queue import Queue
+
+    (tmp_path / "src").mkdir()
+    _photo(tmp_path / "src" / "a.jpg")
+    (tmp_path / "src" / "link.jpg").symlink_to(tmp_path / "src" / "a.jpg")
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
+    q = Queue(load_config(cfg_path).db_path)
+    q.add("cam", "a.jpg", 1, 1)
+    (job,) = q.claim(1)
+    q.finish(job.id, "held", error="held for the test")
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "release", str(tmp_path / "src" / "link.jpg"), "--config", str(cfg_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "not held" in r.stdout + r.stderr
+    assert q.counts()["held"] == 1
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "release", str(tmp_path / "src" / "a.jpg"), "--config", str(cfg_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and q.counts()["held"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,9 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     q = Queue(cfg.db_path)
-    target = Path(args.path).expanduser().resolve()
+    given = Path(args.path).expanduser().absolute()
+    # the folder resolved, the name not: `release src/link.png` is about the link's own row, never its target's
+    target = Path(os.path.realpath(given.parent)) / given.name
     for s in cfg.sources:
         root = s.path.resolve()
         if target == root or root in target.parents:
