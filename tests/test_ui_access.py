@@ -288,3 +288,30 @@ def test_r18_every_held_or_failed_row_is_reachable_page_by_page(tmp_path: Path) 
     finally:
         ui.stop()
     assert len(seen) == 450
+
+
+def test_r16_allow_remote_from_the_command_line_serves_and_warns(tmp_path: Path) -> None:
+    """R16: `fawkes ui --host 0.0.0.0 --allow-remote` answered every request 400 (the host check read only the config)."""
+    import subprocess
+
+    config = write_config(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fawkes_daemon.cli", "ui", "--config", str(config), "--port", "0", "--host", "0.0.0.0", "--allow-remote"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        url = proc.stdout.readline().strip().split(": ", 1)[1]
+        warning = proc.stderr.readline()
+        assert "plain http" in warning
+        port = int(url.split(":")[2].split("/")[0])
+        token = url.split("?token=")[1]
+        addr = "127.0.0.2"  # reached through 0.0.0.0, and a Host that is not one of the loopback names the page allows by default
+        c = httpx.Client(base_url=f"http://{addr}:{port}", follow_redirects=True, timeout=10)
+        r = c.get(f"/?token={token}")
+        assert r.status_code == 200 and "Overview" in r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -27,6 +27,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"Fawkes Sync web page: {server.url}", flush=True)
+    if server.remote:
+        print(
+            f"warning: serving on {host}: the page, its token and your uncloaked photos travel over plain http to anyone "
+            "on that network who can reach it; put it behind an https proxy or keep it on loopback",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"(the token is also in {server.token_path}; Ctrl-C stops the page, not the daemon)", flush=True)
     try:
         server.serve_forever()

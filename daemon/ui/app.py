@@ -197,10 +197,14 @@ def shown(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def build_app(config: Config, config_path: Path | None, token: str, port: int, token_path: Path) -> Starlette:
+def build_app(
+    config: Config, config_path: Path | None, token: str, port: int, token_path: Path, allow_remote: bool | None = None
+) -> Starlette:
+    """The page's app. ``allow_remote``: as `fawkes ui --allow-remote` asked (None: the configuration's ``ui.allow_remote``)."""
     pages = Pages(config, config_path, token)
     static = Path(__file__).with_name("static")
-    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if not config.ui.allow_remote else ["*"]
+    remote = config.ui.allow_remote if allow_remote is None else allow_remote
+    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if not remote else ["*"]
     routes = [
         Route("/", pages.overview),
         Route("/recent", pages.recent),

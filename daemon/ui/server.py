@@ -55,7 +55,8 @@ class UIServer:
         write_token(self.token_path, self.token)
         if config.db_path.exists():
             Queue(config.db_path).close()  # bring an older database's schema up to date before reading it read-only
-        app = build_app(config, config_path, self.token, self.port, self.token_path)
+        self.remote = self.host not in ("127.0.0.1", "localhost", "::1")  # cmd_ui refuses this unless it was asked for
+        app = build_app(config, config_path, self.token, self.port, self.token_path, allow_remote=self.remote or None)
         self.server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"), self.token_path)
         self.thread: threading.Thread | None = None
 
