@@ -128,3 +128,29 @@ def test_each_new_extractor_recognizes_lfw_dev(name: str, floor: float, lfw_dev:
     np.fill_diagonal(sim, -2)
     labels = np.array([f.identity for f in faces])
     assert (labels[sim.argmax(1)] == labels).mean() >= floor
+
+
+@OPT_IN[0]
+@OPT_IN[1]
+def test_r11_the_graph_and_weights_verified_are_the_ones_read(tmp_path: Path, monkeypatch) -> None:
+    """R11: verification hashed the first .json and .bin it found, possibly in two folders; the pair read is now the pair verified."""
+    from fawkes_engine.models import get_extractor
+    from fawkes_engine.models.npm_weights import HUMAN_MODELS
+
+    _installed("faceres")
+    real = HUMAN_MODELS.path("faceres.json").parent
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copyfile(real / "faceres.json", half / "faceres.json")  # a graph alone: its weights are not taken from elsewhere
+    monkeypatch.setenv(HUMAN_MODELS.env, str(half))
+    json_bytes, bin_bytes = HUMAN_MODELS.read_pair("faceres")
+    assert bin_bytes == (real / "faceres.bin").read_bytes()  # both from the installed folder, the half one skipped
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    shutil.copyfile(real / "faceres.json", tampered / "faceres.json")
+    data = bytearray((real / "faceres.bin").read_bytes())
+    data[1000] ^= 0x80
+    (tampered / "faceres.bin").write_bytes(bytes(data))
+    monkeypatch.setenv(HUMAN_MODELS.env, str(tampered))
+    with pytest.raises(RuntimeError, match="not the pinned one"):
+        get_extractor("faceres").build_torch()

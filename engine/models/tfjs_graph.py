@@ -23,12 +23,21 @@ from torch import nn
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 
 
-def read_weights(model_json: Path) -> dict[str, np.ndarray]:
-    """Every weight of the manifest, dequantized to float32 (float16 and uint8 quantization)."""
-    spec = json.loads(model_json.read_text())
+def read_weights(model_json: Path | dict, files: Callable[[str], bytes] | None = None) -> dict[str, np.ndarray]:
+    """Every weight of the manifest, dequantized to float32 (float16 and uint8 quantization).
+
+    ``model_json``: the file, or its parsed content with ``files`` giving each weights file's bytes
+    (the bytes that were verified, never a second read of the disk).
+    """
+    if isinstance(model_json, dict):
+        spec, read = model_json, files
+    else:
+        spec, folder = json.loads(model_json.read_text()), model_json.parent
+        read = files or (lambda p: (folder / p).read_bytes())
+    assert read is not None
     out: dict[str, np.ndarray] = {}
     for group in spec["weightsManifest"]:
-        data = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
+        data = b"".join(read(p) for p in group["paths"])
         offset = 0
         for w in group["weights"]:
             shape = [int(s) for s in w["shape"]]
@@ -83,11 +92,11 @@ def _same_pad(x: torch.Tensor, k: tuple[int, int], stride: tuple[int, int], dila
 class TfjsGraph(nn.Module):
     """The subgraph of a tfjs graph model that computes ``output`` from its one input (NHWC float)."""
 
-    def __init__(self, model_json: Path, output: str) -> None:
+    def __init__(self, model_json: Path | dict, output: str, files: Callable[[str], bytes] | None = None) -> None:
         super().__init__()
-        spec = json.loads(model_json.read_text())
+        spec = model_json if isinstance(model_json, dict) else json.loads(model_json.read_text())
         nodes = {n["name"]: n for n in spec["modelTopology"]["node"]}
-        weights = read_weights(model_json)
+        weights = read_weights(model_json, files)
         self.output = output
         self.program: list[tuple[str, str, list[str], dict]] = []  # (name, op, inputs, attrs) in run order
         self.consts: dict[str, torch.Tensor] = {}
@@ -122,7 +131,8 @@ class TfjsGraph(nn.Module):
                 continue
             inputs = [i.split(":")[0] for i in node.get("input", []) if not i.startswith("^")]
             if op not in OPS and op not in CONVOLUTIONS:
-                raise NotImplementedError(f"{model_json.name}: operation {op} ({name}) is not supported")
+                where = model_json.name if isinstance(model_json, Path) else "the graph"
+                raise NotImplementedError(f"{where}: operation {op} ({name}) is not supported")
             self.program.append((name, op, inputs, self._prepare(op, node, inputs)))
         self.convs = nn.ModuleList()
         for _name, _op, inputs, a in self.program:
