@@ -315,3 +315,32 @@ def test_r16_allow_remote_from_the_command_line_serves_and_warns(tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_r21_images_are_read_through_the_descriptor_that_was_checked(tmp_path: Path) -> None:
+    """R21: a folder swapped for a link while the page served let it serve (and cache) a file from outside.
+
+    The page now opens each folder without following links, from the source root, and reads the
+    descriptor it checked; a link on the path is refused whenever it appears.
+    """
+    config = write_config(tmp_path, no_face="hold")
+    cfg = load_config(config)
+    (tmp_path / "src" / "dir").mkdir()
+    landscape(tmp_path / "src" / "dir" / "x.jpg")
+    q = Queue(cfg.db_path)
+    st = os.stat(tmp_path / "src" / "dir" / "x.jpg")
+    q.add("cam", "dir/x.jpg", st.st_size, st.st_mtime_ns)
+    (job,) = q.claim(1)
+    q.finish(job.id, "held", error="held for the test")
+    q.close()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    landscape(outside / "x.jpg", seed=3)
+    os.rename(tmp_path / "src" / "dir", tmp_path / "src" / ".old")
+    os.symlink(outside, tmp_path / "src" / "dir")
+    ui = UIProc(config)
+    try:
+        assert client(ui).get(f"/thumb/{job.id}").status_code == 404
+    finally:
+        ui.stop()
+    assert not list((cfg.state_dir / "ui-cache").glob("thumb-*"))

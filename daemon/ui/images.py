@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fawkes_daemon.config import Config
+from fawkes_daemon.source_files import Changed, Refused, open_queued
 from fawkes_engine.photo_io import decode_photo
 
 THUMB_PX = 360
@@ -28,23 +29,27 @@ class NotServed(Exception):
     """The file behind an id cannot be shown (gone, moved, outside its folder); the message says why."""
 
 
-def _inside(path: Path, root: Path) -> Path:
-    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(root))
-    if real != top and top not in real.parents:
-        raise NotServed(f"{path} resolves outside {root}")
-    return real
+Where = tuple[Path, str]  # a folder (a source, or to-share) and a path inside it
 
 
-def _read(path: Path, limit_mb: float) -> bytes:
+def _read(where: Where, limit_mb: float, version: tuple[int, int] = (-1, -1)) -> bytes:
+    """The file's bytes through the descriptor that was checked: opened folder by folder without following
+    links (``source_files.open_queued``), so a link swapped in while the page serves is never followed."""
+    root, rel = where
     try:
-        st = os.stat(path)
+        fd, st = open_queued(root, rel, *version)
+    except Changed as e:
+        raise NotServed(f"{root / rel} changed since it was cloaked; its new version is queued") from e
+    except Refused as e:
+        raise NotServed(str(e)) from e
     except OSError as e:
-        raise NotServed(f"{path}: {e.strerror or e}") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise NotServed(f"{path}: not a regular file")
-    if st.st_size > limit_mb * 2**20:
-        raise NotServed(f"{path}: over max_file_mb")
-    return path.read_bytes()
+        raise NotServed(f"{root / rel}: {e.strerror or e}") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(st.st_mode):
+            raise NotServed(f"{root / rel}: not a regular file")
+        if st.st_size > limit_mb * 2**20:
+            raise NotServed(f"{root / rel}: over max_file_mb")
+        return f.read()
 
 
 class ImageCache:
@@ -54,16 +59,24 @@ class ImageCache:
         self.sources = {s.label: s.path for s in config.sources}
         self._lock = threading.Lock()  # one decode at a time: a grid of 48 full-size photos must not take 48× the memory
 
-    def original_path(self, row: dict) -> Path:
+    def original_path(self, row: dict) -> Where:
         root = self.sources.get(row["source"])
         if root is None:
             raise NotServed(f"source {row['source']!r} is no longer configured")
-        return _inside(root / row["relpath"], root)
+        if Path(row["relpath"]).is_absolute() or ".." in Path(row["relpath"]).parts:
+            raise NotServed(f"{row['relpath']} leads outside its source")
+        return root, row["relpath"]
 
-    def output_path(self, row: dict) -> Path:
+    def output_path(self, row: dict) -> Where:
         if not row.get("output"):
             raise NotServed("no safe copy")
-        return _inside(Path(row["output"]), self.config.to_share)
+        try:
+            rel = Path(row["output"]).relative_to(self.config.to_share)
+        except ValueError as e:
+            raise NotServed(f"{row['output']} is not inside to-share") from e
+        if ".." in rel.parts:
+            raise NotServed(f"{row['output']} is not inside to-share")
+        return self.config.to_share, rel.as_posix()
 
     def _key(self, row: dict) -> str:
         # a new version of the file (or a new cloak of it) gets a new key: a stale image is never shown
@@ -86,9 +99,10 @@ class ImageCache:
         os.replace(tmp, path)
         return data
 
-    def _decode(self, path: Path) -> np.ndarray:
+    def _decode(self, where: Where, version: tuple[int, int] = (-1, -1)) -> np.ndarray:
+        path = where[0] / where[1]
         try:
-            return decode_photo(_read(path, self.config.max_file_mb), path).rgb8()
+            return decode_photo(_read(where, self.config.max_file_mb, version), path).rgb8()
         except NotServed:
             raise
         except Exception as e:  # a damaged or vanished file: the page says so instead of failing
@@ -116,10 +130,10 @@ class ImageCache:
             raise NotServed(f"no face {index}")
         x0, y0, x1, y1 = (int(v) for v in faces[index]["region"])
 
-        def crop(path: Path) -> np.ndarray:
-            if path != self.output_path(row) and os.stat(path).st_mtime_ns != row["mtime_ns"]:
-                raise NotServed(f"{path} changed since it was cloaked; its new version is queued")
-            rgb = self._decode(path)
+        def crop(where: Where) -> np.ndarray:
+            # the original only as the version that was cloaked (the row's size and mtime)
+            version = (-1, -1) if where == self.output_path(row) else (row["size"], row["mtime_ns"])
+            rgb = self._decode(where, version)
             return rgb[max(0, y0) : y1, max(0, x0) : x1]
 
         def make() -> bytes:
