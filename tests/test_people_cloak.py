@@ -64,3 +64,37 @@ def test_weak_cloak_policy(photos, detector) -> None:
     assert up[0].kind == "encoded" and up[0].mode == "high"
     assert '"mode": "high"' in (up[0].report or "")
     assert weak_faces(pc.cloak(tom[:1])[0]) == 1
+
+
+def test_the_daemon_keeps_embeddings_in_its_state_only_and_forgets_them_with_the_photo(dev: Path, tmp_path: Path) -> None:
+    """The worker records each cloaked face's person (0600 database in a 0700 folder) and nothing of it reaches to-share or the log."""
+    import logging
+    import os
+    import shutil
+
+    from tests.test_reliability import Harness
+    from tests.test_reliability_round3 import _fast_cloaker
+
+    h = Harness(tmp_path, _fast_cloaker())
+    tom = sorted((dev / "faces" / "Tom_Hanks").glob("*.jpg"))[:2]
+    for i, p in enumerate(tom):
+        shutil.copyfile(p, h.src / f"t{i}.jpg")
+        h.add(f"t{i}.jpg")
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    try:
+        h.run(timeout=300)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert h.queue.counts()["done"] == 2
+    store = h.worker.people_store
+    assert store is not None and store.face_count() == 2
+    (person,) = [row for row in store.directory().rows()]  # one person, two faces, one pinned target
+    assert person[2] == 2 and person[3] is not None
+    assert os.stat(h.config.db_path).st_mode & 0o777 == 0o600 and os.stat(h.config.state_dir).st_mode & 0o777 == 0o700
+    assert not any("embedding" in m or "clean_features" in m for m in records)
+    assert not any(p.suffix in (".sqlite3", ".npy", ".json") for p in h.share.rglob("*"))
+    h.worker.forget_faces("cam", "t0.jpg")  # the original was removed: its embeddings go
+    assert store.face_count() == 1

@@ -66,15 +66,15 @@ class CloakOptions:
     learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
-    leave: Leave = "own"  # what α pushes away from (engine.cloak.objective)
-    toward: Toward = "photo"  # what the face is pulled toward
+    leave: Leave = "person"  # what α pushes away from (engine.cloak.objective; docs/decisions.md)
+    toward: Toward = "centroid"  # what the face is pulled toward
     # group the faces of a call (and, in the daemon, of the library) by person before cloaking:
     # one target and one centroid to leave per person (engine.people)
-    people: bool = False
+    people: bool = True
     # the SSIMULACRA2 floor inside the optimization: a face whose change the floor would shrink
     # (large faces, seen downscaled) is optimized again, from the shrunk change, inside the smaller
     # DSSIM budget that clears the floor, instead of only being shrunk after the loop
-    floor_refine: bool = False
+    floor_refine: bool = True
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
     diversity: Diversity = Diversity()  # random views of the face at each step (engine.cloak.diversity)
     # transfer techniques (cloaks that hold against recognizers never optimized for); each off by default

@@ -1,0 +1,66 @@
+"""Protection against SSIMULACRA2 for two cloak methods side by side, from bench_protection JSONs with budget variants.
+
+    python -m benchmarks.plot_method_curve results/protection/curve-24.json results/protection/objective-24.json \
+        --out results/protection/curve-24.png
+
+Rows whose variant has ``leave=person`` are the new method (one person, one direction), the
+others the old one (each photo toward one photo of its target, away from its own features).
+One panel per tracker; each point is one budget (or mode), with its 95 % interval over users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+PANELS = ("sface linear", "sface similarity", "dlib-native linear", "sface linear jpeg85")
+
+
+def _ci(row: dict, key: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in str(row.get(f"{key} ci", "nan-nan")).split("-"))
+    return lo, hi
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("json", nargs="+")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    rows = [r for p in args.json for r in json.loads(Path(p).read_text())["rows"] if "s2 med" in r]
+    panels = [k for k in PANELS if any(k in r for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), sharey=True)
+    for ax, key in zip(axes, panels):
+        for label, new, colour in (
+            ("old: own features, one target photo", False, "tab:grey"),
+            ("new: person's centroid, target centroid", True, "tab:blue"),
+        ):
+            mine = sorted((r for r in rows if key in r and ("leave=person" in r["variant"]) == new), key=lambda r: -r["s2 med"])
+            if not mine:
+                continue
+            xs = [r["s2 med"] for r in mine]
+            ys = [100 * r[key] for r in mine]
+            lo = [100 * (r[key] - _ci(r, key)[0]) for r in mine]
+            hi = [100 * (_ci(r, key)[1] - r[key]) for r in mine]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
+        ax.axvline(80, color="tab:red", lw=0.8, ls="--")
+        ax.text(80, 95, " SSIMULACRA2 80", color="tab:red", fontsize=8)
+        ax.set_title(key)
+        ax.set_xlabel("SSIMULACRA2 of the face (median)")
+        ax.invert_xaxis()
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("protection (%), 95 % interval over users")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle("Protection against visibility, lfw-dev, 24 users: old and new objective")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
