@@ -79,6 +79,9 @@ def run_mode(mode: str, budget: float | None, srcs: list[Path], tmp: Path) -> tu
                     "engine_ssimulacra2": f.ssimulacra2,
                     "budget": f.budget,
                     "steps": f.steps,
+                    "eye_chroma": eye_chroma_change(
+                        photo.rgb8(), written if written.dtype == np.uint8 else (written // 257).astype(np.uint8), f.box, pc, photo
+                    ),
                 }
             )
             x0, y0, x1, y1 = a.box
@@ -94,6 +97,32 @@ def run_mode(mode: str, budget: float | None, srcs: list[Path], tmp: Path) -> tu
     return faces, crops
 
 
+def eye_chroma_change(before: np.ndarray, after: np.ndarray, box, pc, photo) -> float:
+    """The largest mean |Δ| of the chroma planes (Cb, Cr of PIL's YCbCr, 0–255) in a disc around either eye.
+
+    Measured on the cloak written losslessly, with the detector's landmarks, independently of
+    the perceptual weights that keep chroma out of the eyes (0: no colour change there).
+    """
+    from PIL import Image
+
+    from fawkes_engine.evaluate.crossing import nearest_face
+
+    faces = pc.detector.detect(before).faces
+    if not faces:
+        return float("nan")
+    lm = nearest_face(faces, box).landmarks
+    r = max(2, int(0.15 * float(np.linalg.norm(lm[0] - lm[1]))))
+    ya = np.asarray(Image.fromarray(before).convert("YCbCr"), np.float32)
+    yb = np.asarray(Image.fromarray(after).convert("YCbCr"), np.float32)
+    worst = 0.0
+    for ex, ey in lm[:2]:
+        x0, y0 = max(0, int(ex) - r), max(0, int(ey) - r)
+        patch = np.abs(yb[y0 : int(ey) + r + 1, x0 : int(ex) + r + 1, 1:] - ya[y0 : int(ey) + r + 1, x0 : int(ex) + r + 1, 1:])
+        if patch.size:
+            worst = max(worst, float(patch.mean()))
+    return worst
+
+
 def summary(label: str, faces: list[dict]) -> dict[str, object]:
     def col(k: str) -> list[float]:
         return [float(f[k]) for f in faces if k in f]
@@ -104,6 +133,9 @@ def summary(label: str, faces: list[dict]) -> dict[str, object]:
         v = col(k)
         row[f"{k} med"], row[f"{k} worst"] = (statistics.median(v), max(v)) if v else (None, None)
     row["s2 med"], row["s2 worst"] = statistics.median(s2), min(s2)
+    eyes = [v for v in col("eye_chroma") if v == v]
+    if eyes:
+        row["eye chroma Δ med"], row["eye chroma Δ worst"] = statistics.median(eyes), max(eyes)
     row["s/photo"] = statistics.median(dict.fromkeys(f["seconds_per_photo"] for f in faces))
     return row
 
