@@ -124,10 +124,34 @@ def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path
     assert "stopped" in log
 
 
-def _uncloaked_face_copy(out: Path, original: Path) -> bool:
+def _uncloaked_face_copy(out: Path, original: Path, regions: list[list[int]] | None = None) -> bool:
+    """The safe copy's faces are (all but) the original's: no face region changed beyond re-encoding.
+
+    Measured on each face region the daemon reported (the whole photo when it reported none):
+    a large face cloaked with the tests' two steps and then held to the SSIMULACRA2 floor
+    changes little, and averaged over a whole 4 MP photo that read as "uncloaked".
+    """
     a = np.asarray(Image.open(out).convert("RGB"), dtype=np.int16)
     b = np.asarray(Image.open(original).convert("RGB"), dtype=np.int16)
-    return a.shape == b.shape and np.abs(a - b).mean() < 0.3
+    if a.shape != b.shape:
+        return False
+    boxes = regions or [[0, 0, a.shape[1], a.shape[0]]]
+    return all(np.abs(a[y0:y1, x0:x1] - b[y0:y1, x0:x1]).mean() < 0.3 for x0, y0, x1, y1 in boxes)
+
+
+def _face_regions(config: Path) -> dict[str, list[list[int]]]:
+    """Each safe copy's face regions, from the reports the worker stored (name → regions)."""
+    import json
+
+    from fawkes_daemon.config import load_config
+    from fawkes_daemon.queue import Queue
+
+    q = Queue(load_config(config).db_path)
+    try:
+        rows = q.rows("done", 10_000)
+    finally:
+        q.close()
+    return {Path(r["relpath"]).name: [f["region"] for f in json.loads(r["report"])["faces"]] for r in rows if r.get("report")}
 
 
 @pytest.mark.system
@@ -160,8 +184,9 @@ def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path
     outs = share_files(tmp_path)
     assert len(outs) == 100 and {p.name for p in outs} == set(originals)
     assert all(p.suffix == ".jpg" for p in outs)
+    regions = _face_regions(cfg)
     for p in outs:
-        assert not _uncloaked_face_copy(p, src / p.name), f"{p.name} is an uncloaked copy"
+        assert not _uncloaked_face_copy(p, src / p.name, regions.get(p.name)), f"{p.name} is an uncloaked copy"
         Image.open(p).load()  # whole, decodable
     assert {p.name: p.read_bytes() for p in src.iterdir()} == originals
     st = status(cfg)
