@@ -55,7 +55,8 @@ def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes
             report.append((src.name, round(f.box[2]), {k: round(v, 4) for k, v in m.dssim.items()}, round(m.ssimulacra2, 1)))
             for scale, d in m.dssim.items():
                 assert d <= f.budget * TOLERANCE, f"{src.name} face {f.box}: DSSIM {d:.4f} at {scale} > ρ {f.budget}"
-            assert f.dssim <= f.budget == rho
+            # held to mid's ρ, or to less where the floor inside the loop (floor_refine) tightened it for a large face
+            assert f.dssim <= f.budget <= rho
             assert f.ssimulacra2 >= MODES["mid"].floor and m.ssimulacra2 >= MODES["mid"].floor - 1e-6
     print("\n".join(map(str, report)))
     assert faces >= 80  # the dev photos hold 83 cloakable faces (most of them 14-40 px wide, in crowds)
