@@ -160,7 +160,13 @@ class Queue:
         # hold per-face figures, and with `cloak.people` the database keeps face embeddings
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        try:
+            # created 0600 before SQLite opens it, and only when new: closing a descriptor of a file that a
+            # connection of this process holds would drop that connection's POSIX locks (and let another
+            # connection delete the live WAL as if it were the last one)
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        except FileExistsError:
+            pass
         os.chmod(self.path, 0o600)  # SQLite gives its -wal and -shm files the database's own mode
         self._lock = self.lock = threading.RLock()
         self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
