@@ -37,13 +37,12 @@ class FaceResult:
     binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
     ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
     kept: float = 1.0  # the share of the optimized change written (below 1: shrunk to meet the budget or the floor)
+    person: str | None = None  # the person's key, when faces were grouped by person (engine.people)
+    # the clean face's normalized embeddings per extractor: biometric, for the caller's person store only
+    clean_features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def weak(self) -> bool:
         """Not carried across: under some extractor the cloaked face is still nearer its original than
         its target (the feature shift is not larger than the distance left to the target)."""
         return any(self.feature_shift[e] <= self.target_distance_after[e] for e in self.feature_shift if e in self.target_distance_after)
-
-    person: str | None = None  # the person's key, when faces were grouped by person (engine.people)
-    # the clean face's normalized embeddings per extractor: biometric, for the caller's person store only
-    clean_features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
