@@ -92,6 +92,7 @@ def main() -> None:
         rows = []
         with httpx.Client(base_url=server.base_url, timeout=30) as c:
             c.get(f"/?token={server.token}")
+            c.base_url = httpx.URL(server.base_url.rstrip("/") + server.prefix + "/")  # the session's pages live under the run's prefix
             for name, url in (("overview", "/"), ("recent", "/recent"), ("held & failed", "/attention"), ("settings", "/settings")):
                 ms = timed(c, url, args.repeats)
                 rows.append(

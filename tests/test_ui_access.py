@@ -46,13 +46,18 @@ def served(tmp_path: Path):
 
 
 def client(ui: UIProc, token: bool = True) -> httpx.Client:
+    """A client of the page; with the token, its base is the page's prefix, where the session cookie goes."""
     c = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
     if token:
         r = c.get(f"/?token={ui.token}")
-        assert (
-            r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
-        )
+        cookie = r.headers["set-cookie"].lower()
+        assert r.status_code == 303 and "httponly" in cookie and "samesite=strict" in cookie
+        c.base_url = httpx.URL(ui.base.rstrip("/") + r.headers["location"])
     return c
+
+
+def prefix_of(c: httpx.Client) -> str:
+    return c.base_url.path.rstrip("/")
 
 
 def csrf_of(c: httpx.Client) -> str:
@@ -85,8 +90,9 @@ def test_an_action_needs_the_csrf_token_and_the_same_origin(served) -> None:
     evil = c.post(f"/file/{file_id}/release", data={"csrf": token}, headers={"origin": "http://evil.example"})
     assert evil.status_code == 403 and "cross-origin" in evil.text
     assert Queue(cfg.db_path).counts()["held"] == 1, "a refused POST changed the queue"
-    ok = c.post(f"/file/{file_id}/release", data={"csrf": token, "back": "/attention"}, headers={"origin": ui.base.rstrip("/")})
-    assert ok.status_code == 303 and ok.headers["location"].startswith("/attention?done=")
+    back = prefix_of(c) + "/attention"
+    ok = c.post(f"/file/{file_id}/release", data={"csrf": token, "back": back}, headers={"origin": ui.base.rstrip("/")})
+    assert ok.status_code == 303 and ok.headers["location"].startswith(back + "?done=")
     assert Queue(cfg.db_path).counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
 
 
@@ -109,7 +115,7 @@ def test_images_are_served_by_id_only_never_by_path(served) -> None:
     ]
     for url in forged:
         r = c.get(url)
-        assert r.status_code in (400, 404), (url, r.status_code)
+        assert r.status_code in (400, 401, 404), (url, r.status_code)  # a path that climbs out of the prefix meets the gate
         assert b"root:" not in r.content and b"sources:" not in r.content, url
 
 
@@ -190,9 +196,10 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_on_every_page(tmp_path: P
             r = c.get(page)
             assert r.status_code == 200, (page, r.status_code, r.text[:300])
         assert "f\\xe9te.jpg" in c.get("/attention").text
-        r = c.post(f"/file/{job.id}/release", data={"csrf": csrf_of(c), "back": "/attention"}, headers={"origin": ui.base.rstrip("/")})
+        back = prefix_of(c) + "/attention"
+        r = c.post(f"/file/{job.id}/release", data={"csrf": csrf_of(c), "back": back}, headers={"origin": ui.base.rstrip("/")})
         assert r.status_code == 303, r.text[:300]
-        assert c.get(r.headers["location"]).status_code == 200
+        assert c.get(ui.base.rstrip("/") + r.headers["location"]).status_code == 200
     finally:
         ui.stop()
 
@@ -204,7 +211,7 @@ def test_r14_odd_requests_get_answers_not_tracebacks(served) -> None:
     assert anon.get("/?token=t%C3%B6ken").status_code == 403
     c = client(ui)
     (name,) = list(c.cookies.keys())
-    odd = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
+    odd = httpx.Client(base_url=c.base_url, follow_redirects=False, timeout=10)
     assert odd.get("/", headers={"cookie": f"{name}=c\u00f6okie".encode()}).status_code == 401  # raw UTF-8 bytes
     good = f"{name}={c.cookies[name]}; junk=\u00e9".encode()
     assert odd.get("/", headers={"cookie": good}).status_code == 200
@@ -216,6 +223,28 @@ def test_r14_odd_requests_get_answers_not_tracebacks(served) -> None:
         assert c.get(f"/thumb/{big}").status_code == 404
         assert c.post(f"/file/{big}/release", data={"csrf": csrf_of(c)}, headers={"origin": ui.base.rstrip("/")}).status_code in (404, 409)
     assert ui.proc.poll() is None
+
+
+def test_r5_the_cookie_is_a_session_scoped_to_a_prefix_no_other_listener_learns(served) -> None:
+    """R5: the cookie was the token itself, scoped to ``/``, so every service on 127.0.0.1 received it."""
+    ui, cfg, file_id, _ = served
+    c = client(ui)
+    prefix = prefix_of(c)
+    (name,) = list(c.cookies.keys())
+    session = c.cookies[name]
+    assert session != ui.token and ui.token not in session
+    (jar_cookie,) = list(c.cookies.jar)
+    assert jar_cookie.path == prefix + "/" and len(prefix) > 16, "the cookie must go to the page's random prefix only"
+    assert c.get("/").status_code == 200 and c.get(f"/thumb/{file_id}").status_code == 200
+    bare = httpx.Client(base_url=ui.base, follow_redirects=False, timeout=10)
+    for path in ("/", "/attention", f"/thumb/{file_id}", "/static/ui.css"):  # the old addresses, with the session replayed
+        r = bare.get(path, headers={"cookie": f"{name}={session}"})
+        assert r.status_code == 401 and prefix not in r.text, path
+    for path in (prefix + "/", prefix + "/attention"):  # the prefix alone, or a token as the cookie, opens nothing
+        assert bare.get(path).status_code == 401
+        assert bare.get(path, headers={"cookie": f"{name}={ui.token}"}).status_code == 401
+    second = client(ui)  # the link opens a second, independent session
+    assert second.cookies[name] != session and second.get("/").status_code == 200
 
 
 def test_r15_two_pages_keep_their_own_tokens_and_a_stopped_page_leaves_none(served) -> None:

@@ -135,3 +135,57 @@ def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Pa
     assert higher_mode(row, cfg) == "high"
     store.close()
     q.close()
+
+
+@pytest.mark.system
+def test_r5_another_loopback_listener_never_receives_the_session(tmp_path: Path) -> None:
+    """R5: the cookie was the token, scoped to ``/``; a page on another port of 127.0.0.1 received it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers.ui import UIProc
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)"
+    seen: list[str] = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(f"{self.path} cookie={self.headers.get('cookie', '')}")
+            body = b'<!doctype html><a id="self" href="/again">again</a>'  # a page that navigates to itself
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    ui = UIProc(write_config(tmp_path, no_face="hold"))
+    try:
+        port = other.server_address[1]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page()
+            page.goto(ui.url)
+            assert "token" not in page.url and page.url.startswith(ui.base) and len(page.url) > len(ui.base) + 16
+            assert "Overview" in page.content()
+            (cookie,) = page.context.cookies()
+            assert cookie["value"] != ui.token and cookie["path"] != "/"
+            for url in (f"http://localhost:{port}/", f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/attention"):
+                page.goto(url)
+                page.click("#self")
+                page.wait_for_url("**/again")
+            page.goto(ui.base)  # the bare address, as a bookmark of the old page would be: refused, not served
+            assert "Token needed" in page.content()
+            browser.close()
+    finally:
+        ui.stop()
+        other.shutdown()
+    assert len([s for s in seen if not s.startswith("/favicon")]) == 6, seen
+    leaked = [s for s in seen if cookie["name"] in s or ui.token in s or cookie["value"] in s]
+    assert not leaked, f"another listener on loopback received the page's session: {leaked}"

@@ -3,9 +3,17 @@
 Why a token on loopback: any local process, and any web page the user visits (through DNS
 rebinding or a forged form), can reach 127.0.0.1. The token is random per run, printed by
 ``fawkes ui`` and written 0600 to the state directory, so only the user who can read that file
-opens the page. It travels once in the URL and then lives in an HttpOnly, SameSite=Strict
-cookie. Host headers are checked (Starlette's TrustedHostMiddleware) against rebinding, and a
-POST must carry the CSRF token and, when the browser names one, the page's own Origin.
+opens the page. It travels once in the URL and is exchanged at once for a session.
+
+Why the session is not the token, and why the page lives under a random path: browsers send a
+cookie to every port of a host, so any other service listening on 127.0.0.1 would receive a
+cookie scoped to ``/``. The page is therefore served under a random per-run prefix
+(``/<prefix>/``) and its session cookie is scoped to that path: a browser sends it only to
+URLs that begin with the prefix, which another listener never learns. And the cookie holds a
+random session id, not the token, so even a leaked cookie neither outlives the run nor opens
+a second session. Host headers are checked (Starlette's TrustedHostMiddleware) against
+rebinding, and a POST must carry the CSRF token and, when the browser names one, the page's
+own Origin.
 """
 
 from __future__ import annotations
@@ -33,6 +41,14 @@ SECURITY_HEADERS = {
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def new_prefix() -> str:
+    """The page's random path prefix for one run (``/`` followed by 22 URL-safe characters)."""
+    return "/" + secrets.token_urlsafe(16)
+
+
+MAX_SESSIONS = 64  # one per opened link; the oldest goes first, so a long run cannot grow without bound
 
 
 def write_token(path: Path, token: str) -> None:
@@ -67,17 +83,38 @@ def same_secret(given: str, secret: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8"))
 
 
-class TokenGate:
-    """ASGI middleware: the token (cookie or ``?token=``) for every request, the CSRF check for every POST."""
+def _digest(session: str) -> bytes:
+    # sessions are kept and looked up by digest: a set lookup then reveals nothing of the id's bytes
+    return hashlib.sha256(session.encode("utf-8", "surrogateescape")).digest()
 
-    def __init__(self, app: ASGIApp, token: str, port: int, token_path: Path) -> None:
-        self.app, self.token, self.port, self.token_path = app, token, port, token_path
+
+class TokenGate:
+    """ASGI middleware: ``?token=`` opens a session, the session cookie and the prefix admit every request, CSRF guards every POST."""
+
+    def __init__(self, app: ASGIApp, token: str, port: int, token_path: Path, prefix: str) -> None:
+        self.app, self.token, self.port, self.token_path, self.prefix = app, token, port, token_path, prefix
         self.csrf = csrf_for(token)
         self.cookie = cookie_name(port)
+        self.sessions: dict[bytes, None] = {}  # insertion-ordered: the oldest session is dropped first
 
-    def _has_token(self, request: Request) -> bool:
+    def _inside(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def _has_session(self, request: Request) -> bool:
         given = request.cookies.get(self.cookie, "")
-        return bool(given) and same_secret(given, self.token)
+        return bool(given) and self._inside(request.url.path) and _digest(given) in self.sessions
+
+    def _open_session(self, request: Request) -> Response:
+        session = secrets.token_urlsafe(32)
+        self.sessions[_digest(session)] = None
+        while len(self.sessions) > MAX_SESSIONS:
+            del self.sessions[next(iter(self.sessions))]
+        # the token leaves the address bar (and history) at once; the session cookie carries on from here
+        rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+        path = request.url.path if self._inside(request.url.path) else self.prefix + "/"
+        response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
+        response.set_cookie(self.cookie, session, httponly=True, samesite="strict", path=self.prefix + "/")
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,13 +125,10 @@ class TokenGate:
         query_token = request.query_params.get("token")
         if query_token is not None:
             if same_secret(query_token, self.token):
-                # the token leaves the address bar (and history) at once; the cookie carries it from here
-                rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-                response = RedirectResponse(request.url.path + (f"?{rest}" if rest else ""), status_code=303)
-                response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict", path="/")
+                response = self._open_session(request)
             else:
                 response = HTMLResponse(DENIED.format(path=self.token_path), status_code=403)
-        elif not self._has_token(request):
+        elif not self._has_session(request):
             response = HTMLResponse(DENIED.format(path=self.token_path), status_code=401)
         receive_next = receive
         if response is None and request.method == "POST":

@@ -78,7 +78,7 @@ def settings_yaml(config: Config) -> str:
 
 
 class Pages:
-    def __init__(self, config: Config, config_path: Path | None, token: str) -> None:
+    def __init__(self, config: Config, config_path: Path | None, token: str, prefix: str) -> None:
         self.config, self.config_path = config, config_path
         self.store = Store(config.db_path)
         self.images = ImageCache(config)
@@ -88,6 +88,7 @@ class Pages:
             autoescape=select_autoescape(["html"]),
             finalize=lambda v: shown(v) if isinstance(v, str) else v,  # every name on every page, as the CLI prints it
         )
+        self.env.globals["base"] = self.base = prefix  # every link and image of the page lives under the run's prefix
         self.env.filters["when"] = _when
         self.env.filters["ago"] = _ago
 
@@ -163,9 +164,9 @@ class Pages:
     async def act(self, request: Request) -> Response:
         file_id, action = request.path_params["id"], request.path_params["action"]
         form = await request.form()
-        back = str(form.get("back") or "/attention")
-        if not back.startswith("/") or back.startswith("//"):
-            back = "/attention"  # only this page's own paths: never an open redirect
+        back = str(form.get("back") or f"{self.base}/attention")
+        if not back.startswith(self.base + "/"):
+            back = f"{self.base}/attention"  # only this page's own paths: never an open redirect
         row = self.store.file(file_id)
         if row is None:
             return Response("no such file", status_code=404, media_type="text/plain")
@@ -198,10 +199,19 @@ def shown(text: str) -> str:
 
 
 def build_app(
-    config: Config, config_path: Path | None, token: str, port: int, token_path: Path, allow_remote: bool | None = None
+    config: Config,
+    config_path: Path | None,
+    token: str,
+    port: int,
+    token_path: Path,
+    prefix: str,
+    allow_remote: bool | None = None,
 ) -> Starlette:
-    """The page's app. ``allow_remote``: as `fawkes ui --allow-remote` asked (None: the configuration's ``ui.allow_remote``)."""
-    pages = Pages(config, config_path, token)
+    """The page's app, served under ``prefix`` (see :mod:`fawkes_daemon.ui.access` for why).
+
+    ``allow_remote``: as `fawkes ui --allow-remote` asked (None: the configuration's ``ui.allow_remote``).
+    """
+    pages = Pages(config, config_path, token, prefix)
     static = Path(__file__).with_name("static")
     remote = config.ui.allow_remote if allow_remote is None else allow_remote
     hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if not remote else ["*"]
@@ -218,6 +228,6 @@ def build_app(
     ]
     middleware = [
         Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
-        Middleware(TokenGate, token=token, port=port, token_path=token_path),
+        Middleware(TokenGate, token=token, port=port, token_path=token_path, prefix=prefix),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=[Mount(prefix, routes=routes)], middleware=middleware)

@@ -10,7 +10,7 @@ import uvicorn
 
 from fawkes_daemon.config import Config
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.ui.access import new_token, write_token
+from fawkes_daemon.ui.access import new_prefix, new_token, write_token
 from fawkes_daemon.ui.app import build_app
 
 
@@ -56,7 +56,8 @@ class UIServer:
         if config.db_path.exists():
             Queue(config.db_path).close()  # bring an older database's schema up to date before reading it read-only
         self.remote = self.host not in ("127.0.0.1", "localhost", "::1")  # cmd_ui refuses this unless it was asked for
-        app = build_app(config, config_path, self.token, self.port, self.token_path, allow_remote=self.remote or None)
+        self.prefix = new_prefix()
+        app = build_app(config, config_path, self.token, self.port, self.token_path, self.prefix, allow_remote=self.remote or None)
         self.server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"), self.token_path)
         self.thread: threading.Thread | None = None
 
