@@ -157,7 +157,6 @@ def opt_in_problem(extractors: list[str] | tuple[str, ...]) -> str | None:
     return None
 
 
-DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -292,6 +291,8 @@ class Config(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
+        from fawkes_engine.device import DEVICE
+
         if not DEVICE.match(v):
             raise ValueError(f"{v!r} is not a device: auto, cpu, cuda, cuda:N or mps")
         return v
@@ -343,7 +344,16 @@ class Config(_Strict):
     @property
     def heartbeat_path(self) -> Path:
         """The running daemon's pid and status line, rewritten every few seconds (read by the web page)."""
-        return self.state_dir / "daemon.json"
+        from fawkes_daemon.heartbeat import DAEMON, state_path
+
+        return state_path(self.state_dir, DAEMON)
+
+    @property
+    def backfill_state_path(self) -> Path:
+        """A running Ray backfill's progress, rewritten as batches finish (read by `fawkes status`)."""
+        from fawkes_daemon.heartbeat import BACKFILL, state_path
+
+        return state_path(self.state_dir, BACKFILL)
 
 
 def load_config(path: str | Path) -> Config:

@@ -2,7 +2,7 @@
 
 The daemon sees a person's photos over months; a tracker's class for that person is built
 from all of them, so every photo must leave the same centroid toward the same target
-(engine.people). This store keeps what that needs, and nothing more, in the queue database
+(fawkes_engine.people). This store keeps what that needs, and nothing more, in the queue database
 inside the state directory (0700, the database 0600):
 
 - ``face_features``: each cloaked face's clean embeddings, one row per file row, face and

@@ -141,7 +141,7 @@ class Pusher:
     def record(self, output: Path, sha256: str) -> None:
         """Called by the worker right after a safe copy was renamed into to-share."""
         rel = self._relpath(output)
-        if rel is not None and self.queue.add_push(rel, sha256):
+        if rel is not None and self.queue.pushes.add(rel, sha256):
             self._wake.set()
 
     def _relpath(self, path: Path) -> str | None:
@@ -152,14 +152,14 @@ class Pusher:
 
     def catch_up(self) -> int:
         """Record pushes for safe copies made before push was configured (or while it was off)."""
-        known = self.queue.pushed_paths()
+        known = self.queue.pushes.paths()
         n = 0
         for out in self.queue.done_outputs():
             rel = self._relpath(Path(out))
             p = Path(out)
             if rel is None or rel in known or not p.is_file():
                 continue
-            n += self.queue.add_push(rel, sha256_file(p))
+            n += self.queue.pushes.add(rel, sha256_file(p))
         return n
 
     def start(self) -> None:
@@ -183,14 +183,14 @@ class Pusher:
             did = self.push_due() if self.may_run() else 0
             if did:
                 continue
-            nxt = self.queue.next_push_due()
+            nxt = self.queue.pushes.next_due()
             wait = 30.0 if nxt is None else min(30.0, max(0.2, nxt - time.time()))
             self._wake.wait(timeout=wait)
             self._wake.clear()
 
     def push_due(self, limit: int = 16) -> int:
         """Upload what is due now. Returns how many rows were settled or retried."""
-        rows = self.queue.due_pushes(limit)
+        rows = self.queue.pushes.due(limit)
         for row in rows:
             if self._stop.is_set():
                 break
@@ -202,20 +202,20 @@ class Pusher:
         path = self.to_share / rel
         # only regular files inside to-share, with the content this row recorded
         if ".." in PurePosixPath(rel).parts or path.is_symlink() or self._relpath(path) != rel:
-            self.queue.finish_push(row["id"], "gone", "not a file inside to-share")
+            self.queue.pushes.finish(row["id"], "gone", "not a file inside to-share")
             return
         if not path.is_file():
-            self.queue.finish_push(row["id"], "gone", "removed from to-share before it was pushed")
+            self.queue.pushes.finish(row["id"], "gone", "removed from to-share before it was pushed")
             return
         if sha256_file(path) != row["sha256"]:
-            self.queue.finish_push(row["id"], "superseded", "replaced by a newer safe copy")
+            self.queue.pushes.finish(row["id"], "superseded", "replaced by a newer safe copy")
             return
         try:
             self.remote.upload(path, rel)
         except PushError as e:
             msg = redact(str(e))
-            delay = self.queue.retry_push_later(row["id"], msg, self.config.retry_base, self.config.retry_max)
+            delay = self.queue.pushes.retry_later(row["id"], msg, self.config.retry_base, self.config.retry_max)
             log.warning("push %s to %s failed: %s; retry in %.0f s", rel, self.remote.describe(), msg, delay)
             return
-        self.queue.finish_push(row["id"], "done")
+        self.queue.pushes.finish(row["id"], "done")
         log.info("pushed %s to %s", rel, self.remote.describe())

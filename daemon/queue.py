@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-STATES = ("pending", "working", "done", "failed", "held")
+from fawkes_daemon import queue_reads as reads
+from fawkes_daemon.pushes import PushStore
+from fawkes_daemon.queue_reads import STATES, TEXT_COLUMNS, decode_row, from_db, to_db
 
 MIGRATIONS: list[str] = [
     # v1
@@ -85,33 +87,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX files_updated ON files (state, updated);
     """,
 ]
-_TEXT_COLUMNS = ("relpath", "output", "error")
-
-
-def to_db(text: str | None) -> str | bytes | None:
-    """A name or message as SQLite can store it without loss: invalid UTF-8 becomes its raw bytes."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-
-
-def from_db(value: str | bytes | None) -> str | None:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
-def _row(r: sqlite3.Row) -> dict:
-    d = dict(r)
-    for k in _TEXT_COLUMNS:
-        if k in d:
-            d[k] = from_db(d[k])
-    return d
-
-
-PUSH_STATES = ("pending", "done", "superseded", "gone")
 
 
 @dataclass
@@ -179,6 +154,7 @@ class Queue:
         except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
             self.db.close()
             raise state_error(self.path, e) from None
+        self.pushes = PushStore(self.db, self._lock)
 
     # -- schema ------------------------------------------------------------------------------
     @property
@@ -253,7 +229,7 @@ class Queue:
         if state not in STATES:
             raise ValueError(state)
         cols = ["state=?", "updated=?"] + [f"{k}=?" for k in fields]
-        values = [to_db(v) if k in _TEXT_COLUMNS else v for k, v in fields.items()]
+        values = [to_db(v) if k in TEXT_COLUMNS else v for k, v in fields.items()]
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -319,78 +295,17 @@ class Queue:
                 (mode, time.time(), file_id),
             ).rowcount
 
-    # -- pushes ---------------------------------------------------------------------------------
-    def add_push(self, relpath: str, sha256: str) -> bool:
-        """Record that this content at this to-share path must reach the remote (once)."""
-        now = time.time()
-        with self._lock:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO pushes (relpath, sha256, state, created, updated) VALUES (?, ?, 'pending', ?, ?)",
-                (to_db(relpath), sha256, now, now),
-            )
-            return cur.rowcount == 1
-
-    def due_pushes(self, n: int) -> list[dict]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id, relpath, sha256, attempts FROM pushes WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?",
-                (time.time(), n),
-            )
-            return [_row(r) for r in rows]
-
-    def next_push_due(self) -> float | None:
-        with self._lock:
-            row = self.db.execute("SELECT MIN(next_attempt) FROM pushes WHERE state='pending'").fetchone()
-            return row[0]
-
-    def finish_push(self, push_id: int, state: str, error: str | None = None) -> None:
-        if state not in PUSH_STATES:
-            raise ValueError(state)
-        with self._lock:
-            self.db.execute("UPDATE pushes SET state=?, error=?, updated=? WHERE id=?", (state, error, time.time(), push_id))
-
-    def retry_push_later(self, push_id: int, error: str, base: float, cap: float) -> float:
-        """Back off exponentially (capped); a push is never given up. Returns the delay."""
-        with self._lock:
-            row = self.db.execute("SELECT attempts FROM pushes WHERE id=?", (push_id,)).fetchone()
-            attempts = (row["attempts"] if row else 0) + 1
-            delay = min(cap, base * 2 ** (attempts - 1))
-            self.db.execute(
-                "UPDATE pushes SET attempts=?, next_attempt=?, error=?, updated=? WHERE id=?",
-                (attempts, time.time() + delay, error, time.time(), push_id),
-            )
-            return delay
-
-    def push_counts(self) -> dict[str, int]:
-        return self._state_counts("pushes", PUSH_STATES)
-
-    def last_push_error(self) -> str | None:
-        with self._lock:
-            row = self.db.execute(
-                "SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1"
-            ).fetchone()
-            return from_db(row["error"]) if row else None
-
     def done_outputs(self) -> list[str]:
         with self._lock:
             return [
                 from_db(r["output"]) or "" for r in self.db.execute("SELECT output FROM files WHERE state='done' AND output IS NOT NULL")
             ]
 
-    def pushed_paths(self) -> set[str]:
-        with self._lock:
-            return {from_db(r[0]) or "" for r in self.db.execute("SELECT DISTINCT relpath FROM pushes")}
-
     # -- maintenance ----------------------------------------------------------------------------
     def maintain(self, keep_days: float = 30.0) -> dict[str, object]:
-        """Nightly: drop old superseded push rows, check integrity, let SQLite re-plan, truncate the WAL.
-
-        ``done`` push rows stay: they are the memory of what the remote already has.
-        """
+        """Nightly: drop old superseded push rows, check integrity, let SQLite re-plan, truncate the WAL."""
         with self._lock:
-            pruned = self.db.execute(
-                "DELETE FROM pushes WHERE state IN ('superseded', 'gone') AND updated<?", (time.time() - keep_days * 86400,)
-            ).rowcount
+            pruned = self.pushes.prune(keep_days)
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
             self.db.execute("PRAGMA optimize")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -421,24 +336,19 @@ class Queue:
             return [from_db(r["output"]) or "" for r in rows]
 
     def counts(self) -> dict[str, int]:
-        return self._state_counts("files", STATES)
-
-    def _state_counts(self, table: str, states: tuple[str, ...]) -> dict[str, int]:
-        """Rows per state, every state present (zero when none)."""
         with self._lock:
-            out = {s: 0 for s in states}
-            for r in self.db.execute(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state"):
-                out[r["state"]] = r["n"]
-            return out
+            return reads.file_counts(self.db)
 
     def rows(self, state: str | None = None, limit: int = 20, order: str = "updated DESC") -> list[dict]:
         with self._lock:
             q = "SELECT * FROM files" + (" WHERE state=?" if state else "") + f" ORDER BY {order} LIMIT ?"
             args: Iterable = (state, limit) if state else (limit,)
-            return [_row(r) for r in self.db.execute(q, tuple(args))]
+            return [decode_row(r) for r in self.db.execute(q, tuple(args))]
 
     def throughput(self, window: float = 3600.0) -> float:
-        """Files finished per hour over the last ``window`` seconds."""
         with self._lock:
-            n = self.db.execute("SELECT COUNT(*) FROM files WHERE state='done' AND updated>=?", (time.time() - window,)).fetchone()[0]
-            return n * 3600.0 / window
+            return reads.throughput(self.db, window)
+
+    def weak_published(self) -> int:
+        with self._lock:
+            return reads.weak_published(self.db)

@@ -11,7 +11,6 @@ batch is published only once, by this process, nothing is written twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fawkes_daemon.config import Config
+from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.outcome import Outcome, outcomes
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.worker import Loaded, Worker
@@ -51,9 +51,6 @@ class CloakActor:
             first = next(iter(self._cloakers.values()), None)
             self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=getattr(first, "detector", None))
         return self._cloakers[mode]
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def run(self, batch: list[tuple[str, bytes, bool]], mode: str | None) -> list[Outcome]:
         """Decode, cloak (one optimization batch, as the plain worker would), encode."""
@@ -148,9 +145,6 @@ class RayBackfill:
             c.cloak.model_dump_json(), self.device, c.metadata, c.no_face, int(c.compute.cpus_per_actor), c.weak_cloak
         )
 
-    def actor_pids(self) -> list[int]:
-        return [int(p) for p in self.ray.get([a.pid.remote() for a in self.actors])]
-
     def _idle_actor(self) -> Any:
         """The actor with the fewest batches in flight (ties: the first)."""
         load = {id(a): 0 for a in self.actors}
@@ -227,10 +221,7 @@ class RayBackfill:
             "started": p.started,
             "updated": time.time(),
         }
-        path = self.config.state_dir / "backfill.json"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        write_state(self.config.backfill_state_path, state)
 
     def drain(self) -> None:
         """Until nothing is pending (now due) and nothing is in flight."""
@@ -240,7 +231,7 @@ class RayBackfill:
                 return
 
     def close(self) -> None:
-        (self.config.state_dir / "backfill.json").unlink(missing_ok=True)
+        self.config.backfill_state_path.unlink(missing_ok=True)
         for ref in list(self.inflight):
             self.ray.cancel(ref, force=True)
         self.inflight.clear()

@@ -19,7 +19,6 @@ batch cut short by SIGKILL is re-queued at the next start.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -32,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from fawkes_daemon import health
 from fawkes_daemon.config import Config
+from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.notify import notify
 from fawkes_daemon.push import Pusher, make_remote
 from fawkes_daemon.queue import Queue
@@ -100,7 +100,7 @@ class Daemon:
         c = self.queue.counts()
         line = "queue: " + ", ".join(f"{v} {k}" for k, v in c.items())
         if self.pusher:
-            p = self.queue.push_counts()
+            p = self.queue.pushes.counts()
             line += f"; push: {p['pending']} pending, {p['done']} done"
         if self.pause_reason:
             line += f"; waiting: {self.pause_reason}"
@@ -120,10 +120,8 @@ class Daemon:
             "waiting": self.pause_reason,
             "ui": self.ui.base_url if self.ui is not None else None,  # never the token: that stays in its 0600 file
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
         try:
-            tmp.write_text(json.dumps(beat))
-            os.replace(tmp, path)
+            write_state(path, beat)
         except OSError as e:
             log.warning("heartbeat %s: %s", path, e.strerror or e)
 

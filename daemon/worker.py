@@ -268,27 +268,8 @@ class Worker:
     def publish(self, item: Loaded, res: Outcome, per: float) -> None:
         """The writing half: a computed outcome (from this process or a Ray actor) into to-share and the queue."""
         src = self._src_path(item.job)
-        if res.kind == "held":
-            self.queue.finish(
-                item.job.id,
-                "held",
-                content_hash=item.content_hash,
-                faces=res.faces,
-                skipped=res.skipped,
-                seconds=per,
-                error=res.reason,
-                report=res.report,
-            )
-            log.info("%s: %s", src, res.reason)
-            return
-        if res.kind == "unchanged":
-            state = self.queue.retry_later(item.job.id, f"{src}: {res.reason}", self.config.max_attempts)
-            log.warning("%s: a face could not be cloaked; %s", src, state)
-            return
-        if res.kind in ("encode_failed", "bad"):
-            reason = res.reason if res.kind == "bad" else f"{src}: {res.reason}"
-            self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=reason)
-            log.warning("%s", reason)
+        if res.kind != "encoded":
+            self._not_published(item, res, per, src)
             return
         assert res.data is not None
         try:
@@ -332,6 +313,28 @@ class Worker:
             res.ssimulacra2,
             per,
         )
+
+    def _not_published(self, item: Loaded, res: Outcome, per: float, src: Path) -> None:
+        """A held photo, a face that would not change (retried later), or a photo that failed."""
+        if res.kind == "held":
+            self.queue.finish(
+                item.job.id,
+                "held",
+                content_hash=item.content_hash,
+                faces=res.faces,
+                skipped=res.skipped,
+                seconds=per,
+                error=res.reason,
+                report=res.report,
+            )
+            log.info("%s: %s", src, res.reason)
+        elif res.kind == "unchanged":
+            state = self.queue.retry_later(item.job.id, f"{src}: {res.reason}", self.config.max_attempts)
+            log.warning("%s: a face could not be cloaked; %s", src, state)
+        else:
+            reason = res.reason if res.kind == "bad" else f"{src}: {res.reason}"
+            self.queue.finish(item.job.id, "failed", content_hash=item.content_hash, error=reason)
+            log.warning("%s", reason)
 
     def _published(self, dest: Path, sha256: str) -> None:
         if self.on_published is not None:

@@ -16,12 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.faces import Face
-
 # Below this scale (crop pixels per source pixel) the source is first resized with antialiasing.
 DOWNSCALE_BELOW = 0.75
-# ... and below this one the resize's gradient is the approximate adjoint (_Downscale): cosine to the
-# exact one ≥ 0.999 from 0.56 down to 0.14, 0.996 at 0.7, where the exact one is cheap anyway
+# ... and below this one the resize's gradient is the approximate adjoint (_Downscale), which agrees
+# with the exact one there (docs/decisions.md, "The resize's approximate adjoint")
 APPROXIMATE_ADJOINT_BELOW = 0.6
 
 
@@ -116,12 +114,11 @@ def downscale(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class _Downscale(torch.autograd.Function):
     """The antialiased resize, whose backward pass is a bilinear upsample scaled by the area ratio.
 
-    Why: PyTorch's CPU backward of the antialiased resize took ~4 ms per crop, two crops an
-    optimizer step (0.3 s of a 12 MP photo's cloak). Its exact adjoint spreads each output
-    pixel's gradient over the source pixels under a triangle of the same width that bilinear
-    upsampling uses, with weights normalized per output pixel (≈ the area ratio); measured
-    against the exact gradient on 826×764 → 240×222 and 300×300 → 112×112: cosine 0.9996
-    and 0.9991, relative error 2 % away from the border (used below APPROXIMATE_ADJOINT_BELOW).
+    Why: PyTorch's CPU backward of the antialiased resize is slow, and runs for every crop of
+    every optimizer step. Its exact adjoint spreads each output pixel's gradient over the source
+    pixels under a triangle of the same width that bilinear upsampling uses, with weights
+    normalized per output pixel (≈ the area ratio); used below APPROXIMATE_ADJOINT_BELOW, where
+    it agrees with the exact gradient (docs/decisions.md, "The resize's approximate adjoint").
     Only the optimizer's gradient uses it; the forward pass (what every extractor sees) is
     the exact resize.
     """
@@ -199,15 +196,19 @@ def aligned_crop_landmarks(shape: tuple[int, ...]) -> np.ndarray:
     return ARCFACE_112 * (shape[1] / 112.0)
 
 
-def crop_window(face: Face, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float) -> tuple[int, int, int, int]:
-    """The photo window every extractor's (diversified) crop of ``face`` can read: the union of the crops' inverse footprints.
+def crop_window(
+    landmarks: np.ndarray, shape: tuple[int, ...], templates: list[tuple[np.ndarray, int]], scale_max: float
+) -> tuple[int, int, int, int]:
+    """The photo window every extractor's (diversified) crop of a face can read: the union of the crops' inverse footprints.
+
+    ``landmarks``: the face's five points (ops take arrays, not the detector's ``Face``, so they sit below it).
 
     ``scale_max``: how far beyond the aligned crop a diversified view may read (1 / the smallest rescale).
     """
     h, w = shape[:2]
     xs, ys = [], []
     for template, size in templates:
-        m = similarity_transform(face.landmarks, template)
+        m = similarity_transform(landmarks, template)
         inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))
         c = size / 2.0
         half = c * scale_max + 2

@@ -3,7 +3,7 @@
 Why: Pillow conceals corrupt JPEG data (libjpeg only warns) and libheif conceals a damaged
 HEVC stream; both hand back an image with a garbled region. A garbled face is not found
 by the detector, so it would be published uncloaked. Every check here runs before the
-photo is cloaked, and a failed check is a :class:`~engine.photo_io.PhotoError` with a
+photo is cloaked, and a failed check is a :class:`~fawkes_engine.photo_io.PhotoError` with a
 one-line reason, never a retry.
 
 - JPEG: a strict libjpeg-turbo decode (``simplejpeg``, ``strict=True``) turns libjpeg's

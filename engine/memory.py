@@ -1,22 +1,20 @@
 """Give freed heap memory back to the operating system (glibc only; a no-op elsewhere).
 
-Why: building an extractor parses a ~40 MB ONNX protobuf and converts it; glibc keeps
-the freed arenas mapped, so a long-running daemon would carry ~140 MB it no longer uses.
-Called after model builds and after each large photo, where it costs a few milliseconds.
+Why: building an extractor parses and converts a large ONNX protobuf; glibc keeps the
+freed arenas mapped, so a long-running daemon would carry memory it no longer uses. Called
+after model builds and after each large photo.
 
 And why a fixed mmap threshold: glibc raises its threshold for serving allocations from
-``mmap`` to the size of the largest block freed (up to 32 MB). The cloak of a large photo
-allocates and frees window-sized tensors (tens of MB) every step; once the threshold had
-risen past them they came from the heap, where they fragmented it, and a 48 MP photo's peak
-grew by ~250 MB. Pinning the threshold at 16 MB keeps such blocks in ``mmap`` (returned on
-free), while the smaller tensors of ordinary photos stay on the faster heap.
+``mmap`` to the size of the largest block freed. The cloak of a large photo allocates and
+frees window-sized tensors every step; once the threshold had risen past them they came from
+the heap and fragmented it. Pinning it keeps such blocks in ``mmap`` (returned on free),
+while the smaller tensors of ordinary photos stay on the faster heap.
 
 And why a higher trim threshold: fixing the mmap threshold also fixes glibc's trim
-threshold at 128 KB, so every free at the top of the heap handed the pages back and the
-next step's tensors faulted them in again (a 12 MP photo's cloak: 150,000–350,000 page
-faults, 0.4–0.9 s of kernel time; with 32 MB kept, ~80,000 and 0.2 s — more kept bought
-nothing more). :func:`release_free_memory` returns the rest after the optimization loop and
-after each photo (kept heap would otherwise add to a 48 MP photo's peak).
+threshold, so every free at the top of the heap handed the pages back and the next step's
+tensors faulted them in again. :func:`release_free_memory` returns the rest after the
+optimization loop and after each photo. The measurements behind both thresholds:
+docs/decisions.md, "Memory: glibc's thresholds".
 """
 
 from __future__ import annotations

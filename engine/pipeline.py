@@ -1,8 +1,8 @@
 """Photos in, cloaked photos and measurements out: the engine's one-call entry point.
 
-Each stage hands the next a plain value (beets-style): decode (:mod:`engine.photo_io`) →
-detect (:mod:`engine.faces`) → cloak all faces of the batch together
-(:mod:`engine.cloak`) → compose the cloaked regions into a copy of the pixels. Writing is
+Each stage hands the next a plain value (beets-style): decode (:mod:`fawkes_engine.photo_io`) →
+detect (:mod:`fawkes_engine.faces`) → cloak all faces of the batch together
+(:mod:`fawkes_engine.cloak`) → compose the cloaked regions into a copy of the pixels. Writing is
 the caller's business (the CLI writes beside the input, the daemon into staging), so the
 engine never decides where files go.
 """
@@ -142,14 +142,6 @@ class PhotoCloaker:
         """The jobs with their person: clustered on clean features, with the person's centroid after them."""
         keys = people.assign(self.cloaker.features(jobs), learn)
         return [replace(job, person=people.person(k)) for job, k in zip(jobs, keys)]
-
-
-def outside_regions_unchanged(before: np.ndarray, after: np.ndarray, regions: list[tuple[int, int, int, int]]) -> bool:
-    """True when every pixel outside the given regions is identical (a safety check for callers and tests)."""
-    mask = np.ones(before.shape[:2], bool)
-    for x0, y0, x1, y1 in regions:
-        mask[y0:y1, x0:x1] = False
-    return bool(np.array_equal(before[mask], after[mask]))
 
 
 def diff_image(original: Photo, cloaked: CloakedPhoto, path: str | Path, gain: float = 10.0) -> Path:

@@ -3,7 +3,7 @@
 DSSIM follows the Fawkes paper: ``(1 − SSIM) / 2`` with SSIM's usual 11-tap Gaussian
 window (σ = 1.5) on images in [0, 1], averaged over channels and positions, at whatever
 resolution it is given. The cloak's budget applies it to the face box at every scale of a
-pyramid (:mod:`engine.visibility`).
+pyramid (:mod:`fawkes_engine.visibility`).
 """
 
 from __future__ import annotations
@@ -55,12 +55,6 @@ def _odd_window(h: int, w: int, window: int) -> int:
     """The SSIM window for an h×w image: shrunk to fit tiny images, kept odd."""
     window = min(window, h, w)
     return window if window % 2 == 1 else window - 1
-
-
-def window_positions(h: int, w: int, window: int = SSIM_WINDOW) -> int:
-    """Valid SSIM window positions of an h×w image (per channel, stride 1)."""
-    win = _odd_window(h, w, window)
-    return (h - win + 1) * (w - win + 1)
 
 
 def ssim_map(

@@ -10,7 +10,7 @@ also the scale at which the paper set and user-tested ρ.
 
 Why on the face box: averaging over a region padded with untouched background dilutes
 the mean, so the face itself would carry several times ρ. The box measured here is the
-detector's box grown a little (``FACE_MARGIN``), and the cloak never changes a pixel
+detector's box grown a little (``fawkes_engine.cloak.options.FACE_MARGIN``), and the cloak never changes a pixel
 outside it.
 """
 
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.cloak.options import FACE_MARGIN  # noqa: F401  (the measured face box; defined with the options, torch-free)
 from fawkes_engine.ssim import SSIMReference, dssim
 
 SMALLEST_FACE_WIDTH = 112  # the extractors' crop size: the coarsest scale a recognizer sees a face at
@@ -100,7 +99,7 @@ def measure_scales(
     """Exact (stride 1) DSSIM of a face box at every pyramid scale; full-size tensors, no statistics kept.
 
     For the final measurement of what will be written: large faces are evaluated in row
-    bands (:func:`engine.ssim.dssim`), so a 48 MP photo's face costs no full-size SSIM maps.
+    bands (:func:`fawkes_engine.ssim.dssim`), so a 48 MP photo's face costs no full-size SSIM maps.
 
     ``core`` (x0, y0, x1, y1 inside the box): the detector's own box, measured too, with its
     own pyramid. Why: the margin around it holds hair and background, where the change is

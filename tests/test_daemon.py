@@ -66,7 +66,7 @@ def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     old.close()
     migrated = Queue(tmp_path / "old.sqlite3")
     assert migrated.version == len(MIGRATIONS) == 5
-    assert migrated.counts()["done"] == 1 and migrated.push_counts()["pending"] == 0
+    assert migrated.counts()["done"] == 1 and migrated.pushes.counts()["pending"] == 0
     assert {"ssimulacra2", "output_hash", "skipped"} <= {r[1] for r in migrated.db.execute("PRAGMA table_info(files)")}
     migrated.close()
 

@@ -172,10 +172,10 @@ def test_rclone_gets_its_password_from_the_environment_and_only_to_share_files(t
 
     pusher.record(to_share / "cam" / "x.jpg", hashlib.sha256(b"safe copy").hexdigest())
     pusher.record(tmp_path / "outside.jpg", hashlib.sha256(b"original").hexdigest())  # ignored: not in to-share
-    q.add_push("../outside.jpg", hashlib.sha256(b"original").hexdigest())  # a forged row: refused
+    q.pushes.add("../outside.jpg", hashlib.sha256(b"original").hexdigest())  # a forged row: refused
     assert pusher.push_due() == 2
     assert (dest_root / "cam" / "x.jpg").read_bytes() == b"safe copy"
     assert sorted(p.name for p in dest_root.rglob("*") if p.is_file()) == ["x.jpg"]
     assert "rc-pass-991" not in (tmp_path / "argv.log").read_text()
     assert (tmp_path / "env.log").read_text().strip() == "rc-pass-991"
-    assert q.push_counts() == {"pending": 0, "done": 1, "superseded": 0, "gone": 1}
+    assert q.pushes.counts() == {"pending": 0, "done": 1, "superseded": 0, "gone": 1}

@@ -222,11 +222,11 @@ def test_schedule_and_push_config_errors_name_the_key(tmp_path: Path) -> None:
 def test_maintenance_checks_and_truncates(tmp_path: Path) -> None:
     q = Queue(tmp_path / "q.sqlite3")
     q.add("cam", "a.jpg", 1, 1)
-    q.add_push("cam/a.jpg", "0" * 64)
+    q.pushes.add("cam/a.jpg", "0" * 64)
     info = q.maintain()
     assert info["integrity"] == "ok"
     assert (tmp_path / "q.sqlite3-wal").stat().st_size == 0
-    assert q.push_counts()["pending"] == 1  # nothing live was pruned
+    assert q.pushes.counts()["pending"] == 1  # nothing live was pruned
 
 
 # -- secrets ---------------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ import pytest
 
 from fawkes_engine.align import align_numpy
 from fawkes_engine.cloak import CloakOptions
-from fawkes_engine.evaluate.detection import closeness_z, detection_rate, normal_closeness_z, two_cluster_score
+from fawkes_engine.evaluate.detection import closeness_z, normal_closeness_z, two_cluster_score
 from fawkes_engine.faces import central_face
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import read_photo
 from fawkes_engine.pipeline import PhotoCloaker
 from fawkes_engine.sybil import make_sybils, pick_candidates
 from fawkes_engine.targets import TargetBank, rank_targets, target_scores
+from tests.helpers.images import detection_rate
 
 
 def _emb(name: str, rgb: np.ndarray, detector) -> np.ndarray:

@@ -16,7 +16,8 @@ import pytest
 from fawkes_engine.cloak import MODES, CloakOptions
 from fawkes_engine.evaluate.visibility_check import CHECK_WIDTHS, measure_face
 from fawkes_engine.photo_io import read_photo, write_photo
-from fawkes_engine.pipeline import PhotoCloaker, outside_regions_unchanged
+from fawkes_engine.pipeline import PhotoCloaker
+from tests.helpers.images import outside_regions_unchanged
 
 # the independent resampler (Lanczos) and SSIM's summation differ from the engine's by a little;
 # the engine lands within 98–100 % of ρ, so 2 % over ρ is the most an honest cloak can read here

@@ -13,7 +13,7 @@ def run_on_ray(cfg: Config, queue: Queue, address: str, actors: int | None, verb
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fawkes_daemon.cli.control import _journald_logging
+    from fawkes_daemon.logs import journald_logging
     from fawkes_daemon.writer_lock import WriterBusy, hold_writer_lock
 
     try:
@@ -28,7 +28,7 @@ def run_on_ray(cfg: Config, queue: Queue, address: str, actors: int | None, verb
         return 2
     from fawkes_daemon.worker import Worker
 
-    _journald_logging(verbose)
+    journald_logging(verbose)
     logging.getLogger("fawkes.worker").setLevel(logging.WARNING if not verbose else logging.INFO)
     queue.requeue_interrupted()
     worker = Worker(cfg, queue)

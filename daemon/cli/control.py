@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fawkes_daemon.config import ConfigError, default_config_path, load_config, opt_in_problem, public_url
+from fawkes_daemon.heartbeat import STALE_AFTER, read_state
+from fawkes_daemon.logs import journald_logging
 
 log = logging.getLogger("fawkes")
 
@@ -31,33 +33,13 @@ def _config(args: argparse.Namespace):
         raise SystemExit(2) from None
 
 
-def _journald_logging(verbose: bool) -> None:
-    """One line per event on stderr; journald adds time and unit, so we add only the priority prefix."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    h = logging.StreamHandler(sys.stderr)
-
-    class _Fmt(logging.Formatter):
-        PRIO = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
-
-        def format(self, record: logging.LogRecord) -> str:
-            return f"<{self.PRIO.get(record.levelno, 6)}>{record.name}: {record.getMessage()}"
-
-    h.setFormatter(_Fmt())
-    root.addHandler(h)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("watchdog").setLevel(logging.WARNING)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from fawkes_daemon.runner import Daemon
     from fawkes_daemon.secrets import SecretError
     from fawkes_daemon.writer_lock import WriterBusy, hold_writer_lock
 
     cfg = _config(args)
-    _journald_logging(args.verbose)
+    journald_logging(args.verbose)
     problem = opt_in_problem(cfg.cloak.extractors)
     if problem:  # refused at start, not as a traceback in every batch
         print(f"fawkes: {problem}", file=sys.stderr)
@@ -80,13 +62,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weak_published(q: Any) -> int:
-    row = q.db.execute(
-        "SELECT COUNT(*) FROM files WHERE state='done' AND report IS NOT NULL AND json_extract(report, '$.weak') > 0"
-    ).fetchone()
-    return int(row[0])
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from fawkes_daemon.queue import Queue
     from fawkes_daemon.schedule import WorkPolicy
@@ -103,17 +78,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         "held": [{"file": f"{r['source']}/{r['relpath']}", "reason": r["error"]} for r in held],
         "to_share": str(cfg.to_share),
         "waiting": WorkPolicy(cfg.schedule).reason_to_wait(),
-        "weak_cloak": {"policy": cfg.weak_cloak, "published_weak": _weak_published(q)},
+        "weak_cloak": {"policy": cfg.weak_cloak, "published_weak": q.weak_published()},
     }
-    for name, key in (("daemon.json", "daemon"), ("backfill.json", "backfill")):
-        state = _live_state(cfg.state_dir / name)
-        if state is not None:
+    for key, path, stale_after in (("daemon", cfg.heartbeat_path, STALE_AFTER), ("backfill", cfg.backfill_state_path, None)):
+        state, running = read_state(path, stale_after)
+        if state is not None and running:
             data[key] = state
     if cfg.push is not None:
         data["push"] = {
             "remote": public_url(cfg.push.url) if cfg.push.url else cfg.push.remote,
-            "counts": q.push_counts(),
-            "last_error": q.last_push_error(),
+            "counts": q.pushes.counts(),
+            "last_error": q.pushes.last_error(),
         }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -144,18 +119,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for h in data["held"]:
         c.print(f"[yellow]held[/yellow] {h['file']}: {h['reason']}")
     return 0
-
-
-def _live_state(path: Path) -> dict | None:
-    """A state file a running process rewrites (the daemon's heartbeat, a Ray backfill's progress); None if stale."""
-    import os
-
-    try:
-        state = json.loads(path.read_text())
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return state
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

@@ -113,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--user", action="append", help="protected identity (repeatable; default: a seeded sample)")
     e.add_argument("--max-users", type=int, default=8)
     e.add_argument("--modes", default="mid", help=f"comma list of {', '.join(MODES)}")
-    e.add_argument("--extractor", action="append", help="cloaking set (default: all built-ins)")
+    e.add_argument("--extractor", action="append", help="cloaking set (repeatable; default: the cloak's default set, sface and dlib)")
     e.add_argument("--steps", type=int, help="override the modes' optimization steps")
     e.add_argument("--trackers-from", default="sface,dlib", help="tracker extractors, comma list (also: dlib-native)")
     e.add_argument("--trackers", default="linear,similarity", help="comma list of linear, similarity, end-to-end")

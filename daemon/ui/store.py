@@ -8,13 +8,13 @@ without either waiting. The three actions go through :class:`fawkes_daemon.queue
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fawkes_daemon.queue import PUSH_STATES, STATES, from_db
+from fawkes_daemon import queue_reads as reads
+from fawkes_daemon.heartbeat import read_state
+from fawkes_daemon.queue_reads import STATES, decode_row
 
 LIST_COLUMNS = "id, source, relpath, state, faces, skipped, dssim, ssimulacra2, seconds, error, updated, output, mode"
 
@@ -28,30 +28,12 @@ class DaemonState:
     waiting: str | None  # why work waits (active hours, battery), as the daemon reported it
 
 
-def daemon_state(heartbeat: Path, stale_after: float = 60.0) -> DaemonState:
-    """Running means: a heartbeat younger than ``stale_after`` from a process that still exists."""
-    try:
-        beat = json.loads(heartbeat.read_text())
-        pid, updated = int(beat["pid"]), float(beat["updated"])
-    except (OSError, ValueError, KeyError, TypeError):
+def daemon_state(heartbeat: Path) -> DaemonState:
+    """Running or not, by the rule `fawkes status` uses too (:func:`fawkes_daemon.heartbeat.read_state`)."""
+    beat, alive = read_state(heartbeat)
+    if beat is None:
         return DaemonState(False, None, None, None, None)
-    alive = time.time() - updated < stale_after
-    if alive:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            pass  # it exists, under another user
-    return DaemonState(alive, pid, beat.get("started"), updated, beat.get("waiting") if alive else None)
-
-
-def _clean(row: sqlite3.Row) -> dict:
-    d = dict(row)
-    for k in ("relpath", "output", "error"):
-        if k in d:
-            d[k] = from_db(d[k])
-    return d
+    return DaemonState(alive, int(beat["pid"]), beat.get("started"), float(beat["updated"]), beat.get("waiting") if alive else None)
 
 
 class Store:
@@ -80,38 +62,25 @@ class Store:
             self._db.close()
             self._db = None
 
-    def has_table(self, name: str) -> bool:
-        return bool(self._all("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)))
-
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATES}
-        for r in self._all("SELECT state, COUNT(*) FROM files GROUP BY state"):
-            out[r[0]] = r[1]
-        return out
+        db = self._conn()
+        return {s: 0 for s in STATES} if db is None else reads.file_counts(db)
 
     def push_counts(self) -> dict[str, int] | None:
-        if not self.has_table("pushes"):
-            return None
-        out = {s: 0 for s in PUSH_STATES}
-        for r in self._all("SELECT state, COUNT(*) FROM pushes GROUP BY state"):
-            out[r[0]] = r[1]
-        return out
+        db = self._conn()
+        return None if db is None or not reads.has_table(db, "pushes") else reads.push_counts(db)
 
     def last_push_error(self) -> str | None:
-        if not self.has_table("pushes"):
-            return None
-        rows = self._all("SELECT error FROM pushes WHERE state='pending' AND error IS NOT NULL ORDER BY updated DESC LIMIT 1")
-        return from_db(rows[0][0]) if rows else None
+        db = self._conn()
+        return None if db is None or not reads.has_table(db, "pushes") else reads.last_push_error(db)
 
     def weak_published(self) -> int:
-        """Safe copies holding a face the cloak did not carry across (weak_cloak: publish, or escalated to the top)."""
-        rows = self._all("SELECT COUNT(*) FROM files WHERE state='done' AND report IS NOT NULL AND json_extract(report, '$.weak') > 0")
-        return int(rows[0][0]) if rows else 0
+        db = self._conn()
+        return 0 if db is None else reads.weak_published(db)
 
     def throughput(self, window: float = 3600.0) -> float:
-        """Files finished per hour over the last ``window`` seconds."""
-        rows = self._all("SELECT COUNT(*) FROM files WHERE state='done' AND updated>=?", (time.time() - window,))
-        return (rows[0][0] if rows else 0) * 3600.0 / window
+        db = self._conn()
+        return 0.0 if db is None else reads.throughput(db, window)
 
     def recent(self, limit: int = 48, offset: int = 0) -> list[dict]:
         """Safe copies, newest first."""
@@ -119,7 +88,7 @@ class Store:
             f"SELECT {LIST_COLUMNS} FROM files WHERE state='done' AND output IS NOT NULL ORDER BY updated DESC LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [_clean(r) for r in rows]
+        return [decode_row(r) for r in rows]
 
     def attention(self, limit: int = 200, offset: int = 0) -> list[dict]:
         """Held and failed files, newest first: what waits for the user (a page of them)."""
@@ -127,11 +96,12 @@ class Store:
             f"SELECT {LIST_COLUMNS} FROM files WHERE state IN ('held', 'failed') ORDER BY updated DESC, id DESC LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [_clean(r) for r in rows]
+        return [decode_row(r) for r in rows]
 
     def last_errors(self, limit: int = 5) -> list[dict]:
         return [
-            _clean(r) for r in self._all(f"SELECT {LIST_COLUMNS} FROM files WHERE state='failed' ORDER BY updated DESC LIMIT ?", (limit,))
+            decode_row(r)
+            for r in self._all(f"SELECT {LIST_COLUMNS} FROM files WHERE state='failed' ORDER BY updated DESC LIMIT ?", (limit,))
         ]
 
     def file(self, file_id: int) -> dict | None:
@@ -140,7 +110,7 @@ class Store:
         rows = self._all("SELECT * FROM files WHERE id=?", (file_id,))
         if not rows:
             return None
-        d = _clean(rows[0])
+        d = decode_row(rows[0])
         try:
             d["report_data"] = json.loads(d["report"]) if d.get("report") else None
         except ValueError:

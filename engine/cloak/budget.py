@@ -5,7 +5,7 @@ after each Adam step (the penalty alone oscillates around ρ). At the end the fa
 to the photo's levels inside the budget and what is written is measured. Two limits hold
 for every face written:
 
-- **DSSIM ≤ ρ at the worst scale** of the face box's pyramid (:mod:`engine.visibility`);
+- **DSSIM ≤ ρ at the worst scale** of the face box's pyramid (:mod:`fawkes_engine.visibility`);
 - **SSIMULACRA2 ≥ the mode's floor** on the face box at the photo's resolution. DSSIM at
   the crop scale can be met by a change that still reads as shading or creases on a large,
   clean face; SSIMULACRA2 (fitted to human ratings, multi-scale down to a 1/32 of the face)
@@ -160,6 +160,23 @@ def core_of(box: tuple[float, float, float, float], region: Box) -> Box:
     return x0 - rx0, y0 - ry0, max(x0, x1) - rx0, max(y0, y1) - ry0
 
 
+def _add_scaled(out: np.ndarray, deltas: list[np.ndarray | None], regions: list[Box], scale: list[float], mv: int) -> np.ndarray:
+    """``out`` with every crowded face's change added at its scale, rounded and clipped as it will be written."""
+    total = out.astype(np.float32)
+    for i, d in enumerate(deltas):
+        if d is not None:
+            x0, y0, x1, y1 = regions[i]
+            total[y0:y1, x0:x1] += scale[i] * d
+    return np.clip(np.round(total), 0, mv).astype(out.dtype)
+
+
+def _measure_box(image: np.ndarray, composed: np.ndarray, region: Box, core: Box | None, mv: int, scale: float) -> Rounded:
+    x0, y0, x1, y1 = region
+    a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
+    ta, tb = to_unit(a, mv, torch.device("cpu")), to_unit(b, mv, torch.device("cpu"))
+    return Rounded(b, measure_scales(tb, ta, core=core), ssimulacra2(a, b), scale)
+
+
 def compose_within_budget(
     image: np.ndarray,
     regions: list[Box],
@@ -194,22 +211,13 @@ def compose_within_budget(
     scale = [1.0] * n
     measured: dict[int, Rounded] = {}
     for _ in range(8):
-        total = out.astype(np.float32)
-        for i, d in enumerate(deltas):
-            if d is not None:
-                x0, y0, x1, y1 = regions[i]
-                total[y0:y1, x0:x1] += scale[i] * d
-        composed = np.clip(np.round(total), 0, mv).astype(image.dtype)
+        composed = _add_scaled(out, deltas, regions, scale, mv)
         over = False
         for i in range(n):
             if not crowded[i]:
                 continue
-            x0, y0, x1, y1 = regions[i]
-            a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
-            ta, tb = to_unit(a, mv, torch.device("cpu")), to_unit(b, mv, torch.device("cpu"))
-            m = measure_scales(tb, ta, core=cores[i] if cores else None)
-            s2 = ssimulacra2(a, b)
-            measured[i] = Rounded(b, m, s2, scale[i])
+            measured[i] = m_i = _measure_box(image, composed, regions[i], cores[i] if cores else None, mv, scale[i])
+            m, s2 = m_i.scales, m_i.ssimulacra2
             if m.worst > budgets[i] * (1 - 2e-4) or (floors[i] > 0 and s2 < floors[i]):
                 over = True
                 c = min(math.sqrt(budgets[i] * 0.95 / m.worst) if m.worst > 0 else 1.0, 0.85 if s2 < floors[i] else 1.0)

@@ -1,46 +1,40 @@
 """The Fawkes cloak (paper eq. 2), held to an honest budget on the face itself.
 
 For every face we optimize, with Adam, a luminance/chroma field ``u`` on a working-scale
-copy of the face (the face box at most ``working_width`` px wide, :mod:`engine.working_scale`):
+copy of the face (the face box at most ``working_width`` px wide, :mod:`fawkes_engine.working_scale`):
 
-    x ⊕ δ = x + RGB(m_Y·u_Y, m_C·u_C)          (perceptual weights m: engine.perceptual)
+    x ⊕ δ = x + RGB(m_Y·u_Y, m_C·u_C)          (perceptual weights m: fawkes_engine.perceptual)
     minimize  Σ_e ‖φ_e(align_e(x ⊕ δ)) − φ_e(x_T)‖ − α ‖φ_e(align_e(x ⊕ δ)) − φ_e(x)‖
               + λ · max(DSSIM*(x, x ⊕ δ) − ρ, 0)
 
-where ``e`` runs over the extractors of the cloaking set (an ensemble by default),
-features are L2-normalized, ``align_e`` is the differentiable similarity warp to that
-extractor's template, and DSSIM* is the worst DSSIM of the face box over its pyramid of
-scales (:mod:`engine.visibility`). δ is zero outside the face box (the detector's box grown
+where ``e`` runs over the extractors of the set, features are L2-normalized, ``align_e`` is
+the differentiable similarity warp to that extractor's template, and DSSIM* is the worst DSSIM of the face box over its pyramid of
+scales (:mod:`fawkes_engine.visibility`). δ is zero outside the face box (the detector's box grown
 by ``region_margin``) and fades to zero at its edge. After the loop δ is carried back to the
 photo's resolution, rounded, and scaled down if needed until the exact DSSIM* at every scale
 from the photo's resolution down to a 112 px face is within ρ and SSIMULACRA2 clears the
-mode's floor (:mod:`engine.budget`).
+mode's floor (:mod:`fawkes_engine.cloak.budget`).
 The α term (push away from the face's own features) and a projection that shrinks δ back
 inside the budget after every Adam step were both measured to help: the penalty alone
 oscillates around ρ, and without α a face often moves toward the target without ever
 becoming nearer to it than to itself.
 
 Faces that end their steps still nearer their own clean features than their target's
-centroid, under some extractor of the set, go on in rounds of half the steps (the mode's
-``extend`` allowance): the farthest target (eq. 3) is nearly opposite a face in feature
-space, and a few faces need two or three times the usual steps at the same budget to cross
-(docs/decisions.md). Faces already across stop, so a batch costs extra only for those.
-In ``low`` such a face is instead cloaked again from its original at mid's ρ (the mode's
-``ceiling``), then extended like a mid face: a cloak that leaves a face nearer itself than its
-target is weak protection. Each face reports the budget it was held to; a custom budget is a hard limit
-unless ``max_budget`` says otherwise.
+centroid, under some extractor, go on in rounds of half the steps (the mode's ``extend``):
+the farthest target (eq. 3) is nearly opposite a face, and a few faces need more steps to
+cross; faces already across stop. In ``low`` such a face is cloaked again at mid's ρ (the
+mode's ``ceiling``). Each face reports the budget it was held to; a custom budget is a hard
+limit unless ``max_budget`` says otherwise.
 
-Input diversity (on by default): at each step each extractor sees the face rescaled,
-shifted and blurred at random, which makes the cloak survive resampling and JPEG and
-transfer better to extractors it was not optimized against. Pixels outside face regions
-are never changed. All faces of all photos in a call are optimized together as one batch.
+Input diversity (on by default): each step, each extractor sees the face rescaled, shifted
+and blurred at random, so the cloak survives resampling and JPEG. Pixels outside face regions
+are never changed; all faces of all photos in a call are optimized together as one batch.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -51,10 +45,12 @@ from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
 from fawkes_engine.cloak.direction import choose_targets, person_anchors, person_groups
 from fawkes_engine.cloak.floor import REFINE_BELOW, floor_scale, refine_within
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
+from fawkes_engine.cloak.measure import measure_results
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
 from fawkes_engine.cloak.state import FaceState, Phase, judge_from
 from fawkes_engine.cloak.window import VisibleWindow, extractor_view, to_unit
+from fawkes_engine.device import available, log_mps_fallbacks, pick_device
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import max_value
@@ -70,9 +66,10 @@ PENALTY_STEPS_ABOVE_SCALE = 0.5
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    """``auto``: CUDA, then Apple's MPS, then the CPU (:func:`fawkes_engine.device.pick_device`)."""
+    dev = torch.device(pick_device(device, *available()))
+    if dev.type == "mps":
+        log_mps_fallbacks()
     if dev.type == "cuda":
         # seeded cloaks: cuDNN's autotuned and nondeterministic kernels off (the crops: ``extractor_view``)
         torch.backends.cudnn.benchmark = False
@@ -112,7 +109,7 @@ class Cloaker:
             crops = []
             for job in jobs:
                 m = similarity_transform(job.face.landmarks, ext.spec.template)
-                x0, y0, x1, y1 = crop_window(job.face, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
+                x0, y0, x1, y1 = crop_window(job.face.landmarks, job.image.shape, [(ext.spec.template, ext.spec.input_size)], 1.0)
                 ctx = to_unit(job.image[y0:y1, x0:x1], max_value(job.image), self.device)
                 crops.append(warp_faces(ctx, with_origin(m, x0, y0)[None], ext.spec.input_size))
             emb = mod(torch.cat(crops)) if crops else torch.zeros(0, ext.spec.embedding_dim)
@@ -144,7 +141,7 @@ class Cloaker:
 
         ``target_groups`` assigns faces that belong to the same person (e.g. one user's photos)
         to one target; by default faces with the same ``job.person`` share one, and every other
-        face chooses its own (engine.cloak.direction). ``goals`` replaces target
+        face chooses its own (fawkes_engine.cloak.direction). ``goals`` replaces target
         selection with explicit features to approach, one row per job for every extractor
         of the set (Sybil images: a candidate face pulled onto the user's clean features).
         """
@@ -155,16 +152,8 @@ class Cloaker:
         rng = np.random.default_rng(o.seed)
         dev = self.device
         feats = self.features(jobs)
-        groups = person_groups(jobs, target_groups)
-        if goals is not None:
-            goal = Goal.given(goals, self.extractors, len(jobs), goal_label, dev)
-        else:
-            goal = Goal.targets(choose_targets(self, jobs, feats, groups), feats, self.bank, self.extractors, o, dev)
+        goal, away = self._direction(jobs, feats, person_groups(jobs, target_groups), goals, goal_label)
         clean = [torch.from_numpy(feats[e.name]).to(dev) for e in self.extractors]
-        away = None
-        if o.leave == "person" and goals is None:
-            anchor = person_anchors(jobs, feats, groups)
-            away = [torch.from_numpy(anchor[e.name]).to(dev) for e in self.extractors]
         faces = [self._face_state(job, goal.names[j], goals is None and goal.sign > 0) for j, job in enumerate(jobs)]
         # one parameter group per face: each face runs its own step-size schedule, so a face that is
         # extended restarts its schedule while the others have stopped; fused: one kernel per face
@@ -184,13 +173,27 @@ class Cloaker:
         for f in faces:
             f.window = f.u = f.adv = f.d = f.best_pixels = None  # type: ignore[assignment]
         del opt, objective
-        release_free_memory()  # the loop's freed heap stays mapped until now (engine.memory)
+        release_free_memory()  # the loop's freed heap stays mapped until now (fawkes_engine.memory)
         out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.floor, dev)
-        self._measure(jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
+        measure_results(self.features, self.extractors, jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
         for j, (job, r) in enumerate(zip(jobs, results)):
             r.person = job.person.key if job.person is not None else None
             r.clean_features = {name: v[j] for name, v in feats.items()}
         return out_pixels, results
+
+    def _direction(
+        self, jobs: list[FaceJob], feats: dict[str, np.ndarray], groups: list[int], goals: dict[str, np.ndarray] | None, goal_label: str
+    ) -> tuple[Goal, list[torch.Tensor] | None]:
+        """Where each face goes (its goal) and, with ``leave="person"``, the clean centroid it leaves."""
+        o, dev = self.options, self.device
+        if goals is not None:
+            return Goal.given(goals, self.extractors, len(jobs), goal_label, dev), None
+        targets = choose_targets(jobs, feats, groups, self.bank, self.choose_target, o.seed, o.target_mode != "fixed")
+        goal = Goal.targets(targets, feats, self.bank, self.extractors, o, dev)
+        if o.leave != "person":
+            return goal, None
+        anchor = person_anchors(jobs, feats, groups)
+        return goal, [torch.from_numpy(anchor[e.name]).to(dev) for e in self.extractors]
 
     def _optimize(self, faces: list[FaceState], opt: torch.optim.Optimizer, objective: Objective, rng: np.random.Generator) -> None:
         """Eq. 2 by projected Adam steps, each face on its own schedule, until every face is done."""
@@ -220,22 +223,11 @@ class Cloaker:
                 loss_each, embs = self._step_loss(faces, rows, objective, False, rng)
             judged_rows = [j for j in rows if step >= faces[j].judge_from]
             if judged_rows:
-                with torch.no_grad():
-                    if shared:
-                        assert loss_each is not None
-                        at = torch.tensor([pos[j] for j in judged_rows], device=dev)
-                        judged, judged_embs = loss_each.detach()[at], [e.detach()[at] for e in embs]
-                    else:
-                        judged, judged_embs = objective.loss(self._crops(faces, False, judged_rows, rng), judged_rows)
-                    per_ext = objective.crossing(judged_embs, judged_rows)
-                    margins = per_ext.min(0).values.tolist()
-                    for r, j in enumerate(judged_rows):
-                        f = faces[j]
-                        # step 0 is the untouched face: never a candidate (a cloak must change something);
-                        # a face extended to cross keeps the step nearest to crossing
-                        better = margins[r] > f.margin if f.phase.by_margin else float(judged[r]) < f.best_loss
-                        if float(f.d) <= f.budget and better:  # type: ignore[arg-type]
-                            f.keep(step, float(judged[r]), per_ext[:, r].tolist())
+                if shared:
+                    assert loss_each is not None
+                    at = torch.tensor([pos[j] for j in judged_rows], device=dev)
+                    this_step = (loss_each.detach()[at], [e.detach()[at] for e in embs])
+                self._judge(faces, judged_rows, step, objective, this_step if shared else None, rng)
             restarted = {j for j in rows if faces[j].phase.over(step) and self._end_of_phase(j, faces[j], step, opt, objective)}
             if all(f.done for f in faces):
                 break
@@ -259,12 +251,34 @@ class Cloaker:
             opt.step()
 
     # -- the loop's parts ------------------------------------------------------------
+    @torch.no_grad()
+    def _judge(
+        self,
+        faces: list[FaceState],
+        rows: list[int],
+        step: int,
+        objective: Objective,
+        this_step: tuple[torch.Tensor, list[torch.Tensor]] | None,
+        rng: np.random.Generator,
+    ) -> None:
+        """Keep each judged face's best step so far: ``this_step`` (loss, embeddings) when the step's own pass was clean."""
+        judged, judged_embs = this_step if this_step is not None else objective.loss(self._crops(faces, False, rows, rng), rows)
+        per_ext = objective.crossing(judged_embs, rows)
+        margins = per_ext.min(0).values.tolist()
+        for r, j in enumerate(rows):
+            f = faces[j]
+            # step 0 is the untouched face: never a candidate (a cloak must change something);
+            # a face extended to cross keeps the step nearest to crossing
+            better = margins[r] > f.margin if f.phase.by_margin else float(judged[r]) < f.best_loss
+            if float(f.d) <= f.budget and better:  # type: ignore[arg-type]
+                f.keep(step, float(judged[r]), per_ext[:, r].tolist())
+
     def _face_state(self, job: FaceJob, target: str | None, may_extend: bool) -> FaceState:
         """The face's working copy, window and zero field (the first step starts from the original face)."""
         o = self.options
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         region = job.face.region(job.image.shape, o.region_margin)
-        context = crop_window(job.face, job.image.shape, templates, 1.0 / max(o.diversity.smallest_scale, 0.5))
+        context = crop_window(job.face.landmarks, job.image.shape, templates, 1.0 / max(o.diversity.smallest_scale, 0.5))
         wc = working_copy(job.image, job.face, region, context, o.working_width)
         win = VisibleWindow.build(wc, self.device, o)
         u = torch.zeros((1, 3) + tuple(win.original.shape[-2:]), device=self.device, requires_grad=True)
@@ -322,7 +336,7 @@ class Cloaker:
     def _crops(self, faces: list[FaceState], diverse: bool, rows: list[int], rng: np.random.Generator) -> list[torch.Tensor]:
         """Each extractor's view of faces ``rows`` (their canvases must show their ``adv``)."""
         o = self.options
-        cpu_warp = o.deterministic and self.device.type == "cuda"
+        cpu_warp = o.deterministic and self.device.type in ("cuda", "mps")
         per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
         for j in rows:
             f = faces[j]
@@ -384,28 +398,3 @@ class Cloaker:
             return False
         f.finish(step)
         return False
-
-    @torch.no_grad()
-    def _measure(self, jobs, out_pixels, results, feats, goal, regions) -> None:
-        # each face's cloaked pixels in a copy of only the part of the photo its crops read (a copy of
-        # the whole photo was a 48 MP photo's peak): the context window is the same there, so are the crops
-        templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
-        cloaked_jobs = []
-        for job, px, (rx0, ry0, rx1, ry1) in zip(jobs, out_pixels, regions):
-            cx0, cy0, cx1, cy1 = crop_window(job.face, job.image.shape, templates, 1.0)
-            x0, y0, x1, y1 = min(cx0, rx0), min(cy0, ry0), max(cx1, rx1), max(cy1, ry1)
-            img = job.image[y0:y1, x0:x1].copy()
-            img[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = px
-            bx, by, bw, bh = job.face.box
-            face = replace(
-                job.face, box=(bx - x0, by - y0, bw, bh), landmarks=job.face.landmarks - np.array([x0, y0], dtype=job.face.landmarks.dtype)
-            )
-            cloaked_jobs.append(replace(job, image=img, face=face))
-        after = self.features(cloaked_jobs)
-        for e_i, ext in enumerate(self.extractors):
-            g = goal[e_i].cpu().numpy()
-            for j, r in enumerate(results):
-                r.feature_shift[ext.name] = float(np.linalg.norm(after[ext.name][j] - feats[ext.name][j]))
-                if r.target is not None:
-                    r.target_distance_before[ext.name] = float(np.linalg.norm(feats[ext.name][j] - g[j]))
-                    r.target_distance_after[ext.name] = float(np.linalg.norm(after[ext.name][j] - g[j]))

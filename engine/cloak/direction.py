@@ -8,16 +8,16 @@ pushed away from that one centroid rather than each from its own features.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
 from fawkes_engine.cloak.jobs import FaceJob
 from fawkes_engine.people import group_centroids
-from fawkes_engine.targets import identity_index
+from fawkes_engine.targets import TargetBank, identity_index
 
-if TYPE_CHECKING:
-    from fawkes_engine.cloak.cloaker import Cloaker
+# a target chooser: the clean features of a group (per extractor, n × dim) and a seed → a bank index
+ChooseTarget = Callable[[dict[str, np.ndarray], int], "int | None"]
 
 
 def person_groups(jobs: list[FaceJob], target_groups: list[int] | None) -> list[int]:
@@ -47,21 +47,28 @@ def _known_centroid(job: FaceJob, names: list[str]) -> dict[str, np.ndarray] | N
     return {n: np.asarray(p.centroid[n], np.float32) for n in names}
 
 
-def choose_targets(cloaker: Cloaker, jobs: list[FaceJob], feats: dict[str, np.ndarray], groups: list[int]) -> list[int | None]:
-    """Each face's target identity (bank index): a person's pinned target, else one chosen per group."""
-    o, bank = cloaker.options, cloaker.bank
+def choose_targets(
+    jobs: list[FaceJob],
+    feats: dict[str, np.ndarray],
+    groups: list[int],
+    bank: TargetBank,
+    choose: ChooseTarget,
+    seed: int,
+    keep_pinned: bool = True,
+) -> list[int | None]:
+    """Each face's target identity (bank index): a person's pinned target (when ``keep_pinned``), else one chosen per group."""
     names = list(feats)
     chosen: dict[int, int | None] = {}
     for g in sorted(set(groups)):
         idx = [i for i, gg in enumerate(groups) if gg == g]
         person = jobs[idx[0]].person
-        if person is not None and person.target is not None and person.target in bank.identities and o.target_mode != "fixed":
+        if keep_pinned and person is not None and person.target is not None and person.target in bank.identities:
             chosen[g] = identity_index(bank, person.target)
             continue
         known = _known_centroid(jobs[idx[0]], names)
         # the person's whole library (its centroid) when known: the target then does not depend on which photos came first
         basis = {k: v[None] for k, v in known.items()} if known is not None else {k: v[idx] for k, v in feats.items()}
-        chosen[g] = cloaker.choose_target(basis, o.seed + g)
+        chosen[g] = choose(basis, seed + g)
     return [chosen[g] for g in groups]
 
 

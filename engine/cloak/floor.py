@@ -4,7 +4,7 @@ Why: on a large face the optimizer works on a downscaled copy, and its change, c
 the photo's resolution, often reads as shading to SSIMULACRA2 although DSSIM is within ρ. The
 floor then shrinks the whole change uniformly after the loop, to a share c that clears it, and
 every part of the change loses the same share of its effect. Instead, at the end of the face's
-first phase the floor is measured exactly as it will be when written (:mod:`engine.cloak.budget`),
+first phase the floor is measured exactly as it will be when written (:mod:`fawkes_engine.cloak.budget`),
 and a face that would be shrunk goes on from the shrunk change, held to the DSSIM that shrink
 leaves (about c² ρ): the optimizer then looks for the change with the most effect that the floor
 lets through.
@@ -43,7 +43,7 @@ def floor_scale(job: FaceJob, f: FaceState, floor: float, dev: torch.device) -> 
 @torch.no_grad()
 def refine_within(f: FaceState, c: float, step: int, more: int, judge_from: int) -> None:
     """Go on from the change shrunk to ``c``, held to the DSSIM that leaves, for ``more`` steps."""
-    f.u.mul_(c)  # the field maps linearly to the change (engine.cloak.window)
+    f.u.mul_(c)  # the field maps linearly to the change (fawkes_engine.cloak.window)
     f.budget = f.budget * c * c
     f.phase = Phase(step, more, 0.5, False)
     f.judge_from = judge_from

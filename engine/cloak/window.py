@@ -1,7 +1,7 @@
 """One face's pixels as the optimizer holds them, and the crops each extractor cuts from them.
 
-The optimizer works on a working copy of the face (:mod:`engine.working_scale`); the
-variable is a luminance/chroma field over the face box (:mod:`engine.perceptual`), and every
+The optimizer works on a working copy of the face (:mod:`fawkes_engine.working_scale`); the
+variable is a luminance/chroma field over the face box (:mod:`fawkes_engine.perceptual`), and every
 extractor's crop is cut from a canvas that shows the current step.
 """
 
@@ -27,9 +27,8 @@ def extractor_view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, 
 
     Why: on CUDA the backward passes of ``grid_sample``, of the antialiased resize and of the
     blur's edge padding add with atomics in no fixed order, and PyTorch has no deterministic
-    version of them; the differences grow over the steps (seeded reruns on an H200 ended up to
-    11 levels apart after 5 steps). They are deterministic on the CPU, and only the crop's
-    footprint travels.
+    version of them; the differences grow over the steps (docs/decisions.md, "Seeded CUDA cloaks").
+    They are deterministic on the CPU, and only the crop's footprint travels.
     """
     x = patch.cpu() if on_cpu and patch.device.type != "cpu" else patch
     crop = warp_faces(x, m, size)
@@ -46,9 +45,9 @@ def to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor
 class VisibleWindow:
     """One face's pixels as the optimizer holds them: its working copy, and the face box it may change.
 
-    The variable is a luminance/chroma field over the face box (``engine.perceptual``); the
+    The variable is a luminance/chroma field over the face box (``fawkes_engine.perceptual``); the
     canvas is the copy as the current step shows it, from which each extractor's crop is cut.
-    The face box's DSSIM is the worst over its scales (``engine.visibility``).
+    The face box's DSSIM is the worst over its scales (``fawkes_engine.visibility``).
     """
 
     base: torch.Tensor  # the working copy's original pixels (1×C×H×W, in [0, 1])

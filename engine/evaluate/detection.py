@@ -81,8 +81,3 @@ def two_cluster_score(x: np.ndarray, seed: int = 0) -> float:
     centres = np.stack([x[lab == k].mean(0) for k in range(2)])
     within = np.mean([np.linalg.norm(x[i] - centres[lab[i]]) for i in range(len(x))])
     return float(np.linalg.norm(centres[0] - centres[1]) / max(within, 1e-12))
-
-
-def detection_rate(scores: list[float], threshold: float) -> float:
-    s = np.array([v for v in scores if np.isfinite(v)])
-    return float(np.mean(s > threshold)) if len(s) else float("nan")

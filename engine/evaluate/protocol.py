@@ -55,7 +55,7 @@ class EvalConfig:
     sybil: list[int] = field(default_factory=list)
     sybil_candidates: Path | None = None  # candidate faces (never an evaluation identity)
     sybil_pool: int = 120  # candidate photos drawn from sybil_candidates
-    sybil_goal: str = "photo"  # photo | centroid (engine.sybil.make_sybils)
+    sybil_goal: str = "photo"  # photo | centroid (fawkes_engine.sybil.make_sybils)
     # paper §8: detection statistics, with and without each mitigation
     detection: bool = False
     stop_fraction: float = 0.5  # mitigation (a)

@@ -2,7 +2,7 @@
 
 A scenario gets the run's :class:`Recorder` (which measures every protected user, cloaked
 and baseline, and writes one row) and the default cloak options. They run in registry
-order; each reads its own part of :class:`~engine.evaluate.protocol.EvalConfig` and does
+order; each reads its own part of :class:`~fawkes_engine.evaluate.protocol.EvalConfig` and does
 nothing when that part is empty.
 """
 

@@ -175,7 +175,7 @@ class TrackerTask:
     them (end-to-end fine-tuning re-crops the photos itself).
     """
 
-    view: object  # engine.evaluate.views.View
+    view: object  # fawkes_engine.evaluate.views.View
     train_feats: np.ndarray
     labels: list[str]
     test_user_feats: np.ndarray

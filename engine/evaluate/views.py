@@ -102,11 +102,6 @@ class NativeDlibView:
 _VIEWS: dict[str, Callable[[str, FaceDetector], View]] = {"dlib-native": NativeDlibView}
 
 
-def register_view(name: str, factory: Callable[[str, FaceDetector], View]) -> None:
-    """A tracker's own pipeline under ``name`` (any other name is one of our extractors behind our alignment)."""
-    _VIEWS[name] = factory
-
-
 def make_view(name: str, detector: FaceDetector) -> View:
     factory: Callable[[str, FaceDetector], View] = _VIEWS.get(name, FeatureView)
     return factory(name, detector)

@@ -1,6 +1,6 @@
 """An independent measurement of how visible a cloak is, sharing no code with the optimizer's.
 
-Why independent: the cloak is optimized and held to its budget by :mod:`engine.visibility`
+Why independent: the cloak is optimized and held to its budget by :mod:`fawkes_engine.visibility`
 (torch SSIM, YuNet boxes, torch's antialiased resize). A bug or a blind spot there would
 pass its own check. This module measures the written pixels with other code for every
 step: dlib's HOG detector for the face box (grown by 20 %), Pillow's Lanczos filter for
@@ -29,10 +29,6 @@ class FaceVisibility:
     source: str  # "hog" or "engine" (HOG found no matching face)
     dssim: dict[str, float] = field(default_factory=dict)  # "native", "224", "112" → DSSIM
     ssimulacra2: float = 100.0
-
-    @property
-    def worst_resampled(self) -> float:
-        return max(v for k, v in self.dssim.items() if k != "native")
 
 
 def _grow(box: tuple[float, float, float, float], frac: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -1,19 +1,17 @@
 """Face feature extractors: a small registry in the style of ``timm.create_model``.
 
 ``get_extractor("sface")`` returns a shared instance; ``list_extractors()`` names the
-built-ins; ``register_onnx_extractor`` adds a user-supplied ONNX file under a name.
+built-ins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from .base import Extractor
 from .dlib_model import DlibResNetExtractor
 from .faceres import FaceRes
 from .mobileface import MobileFace
-from .onnx_user import OnnxExtractor, OnnxInputSpec
 from .robust import RobustExtractor
 from .sface import SFace
 from .spec import ARCFACE_112, ExtractorSpec
@@ -28,18 +26,6 @@ _FACTORIES: dict[str, Callable[[], Extractor]] = {
     "mobileface": MobileFace,
 }
 _INSTANCES: dict[str, Extractor] = {}
-
-
-def register(name: str, factory: Callable[[], Extractor]) -> None:
-    _FACTORIES[name] = factory
-    _INSTANCES.pop(name, None)
-
-
-def register_onnx_extractor(name: str, path: str | Path, input_spec: OnnxInputSpec) -> Extractor:
-    ext = OnnxExtractor(name, path, input_spec)
-    _FACTORIES[name] = lambda: ext
-    _INSTANCES[name] = ext
-    return ext
 
 
 def list_extractors() -> list[str]:
@@ -63,11 +49,7 @@ __all__ = [
     "ARCFACE_112",
     "Extractor",
     "ExtractorSpec",
-    "OnnxExtractor",
-    "OnnxInputSpec",
     "family",
     "get_extractor",
     "list_extractors",
-    "register",
-    "register_onnx_extractor",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import onnx_providers as device_providers
 from ..memory import release_free_memory
 from . import cache
 from .spec import ExtractorSpec
@@ -56,12 +57,10 @@ def export_onnx(module: nn.Module, size: int, path: Path) -> None:
 
 
 def onnx_providers(device: str = "cpu") -> list[str]:
-    """CUDA first when asked for and available, CPU always as the fallback."""
+    """CUDA's (or, for ``mps``, CoreML's) provider first when the installed wheel has it, CPU always as the fallback."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    wanted = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
-    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
+    return device_providers(device, ort.get_available_providers())
 
 
 class Extractor(ABC):

@@ -5,7 +5,7 @@ must not depend on dlib at run time. The format is small: variable-length intege
 (mantissa, exponent) floats, length-prefixed strings, and tensors stored as raw
 little-endian float32. Layers are written innermost (input) first, each followed by
 bookkeeping we skip. Tags and skips carry no record, so the caller supplies the
-topology (see :mod:`engine.models.dlib_resnet`).
+topology (see :mod:`fawkes_engine.models.dlib_resnet`).
 """
 
 from __future__ import annotations

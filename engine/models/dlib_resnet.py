@@ -1,7 +1,7 @@
 """dlib's ResNet-29 face descriptor rebuilt in torch from the shipped ``.dat`` weights.
 
 The topology is fixed by dlib's ``dnn_face_recognition_ex`` definition; the weights come
-from :func:`engine.models.dlib_dat.read_dlib_network`. Two dlib conventions matter for
+from :func:`fawkes_engine.models.dlib_dat.read_dlib_network`. Two dlib conventions matter for
 bit-level agreement: stride-2 convolutions and pools use no padding, and a residual add
 of two differently sized tensors zero-pads the smaller one (channels and space) at the
 far end rather than cropping.
@@ -98,7 +98,7 @@ class _Residual(nn.Module):
         self.conv1, self.aff1, self.conv2, self.aff2 = conv1, aff1, conv2, aff2
         self.down = down
         # the skip-gradient method (SGM): the gradient through the residual branch is scaled by this
-        # while cloaking (engine.cloak.augment); 1.0 is the plain network
+        # while cloaking (fawkes_engine.cloak.augment); 1.0 is the plain network
         self.branch_grad = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""ONNX → differentiable torch, for the built-in SFace and for user-supplied extractors.
+"""ONNX → differentiable torch, for the built-in SFace.
 
 ``onnx2torch`` reads opsets up to 17–18 reliably; newer files are moved down with ONNX's
 version converter first. The converted graph is then made cheaper for input-gradient
@@ -32,9 +32,8 @@ class _PReLUInputGrad(torch.autograd.Function):
         x, slope = ctx.saved_tensors
         # the factor is 1 where x > 0 and s where x < 0: prelu(sign(x)) is 1 or −s, and times sign(x)
         # it is 1 or s, for a slope of either sign. Built from prelu's own kernel, which broadcasts the
-        # per-channel slope cheaply: torch.where and comparisons run unvectorized on CPU (≈ 6× slower),
-        # and the earlier form, an addcmul with the slope broadcast over each channel, took 3–4× this
-        # on SFace's activations
+        # per-channel slope cheaply, where torch.where, comparisons and a broadcast addcmul were several
+        # times slower on CPU (docs/decisions.md, "PReLU's backward")
         sx = torch.sign(x)
         return nn.functional.prelu(sx, slope).mul_(sx).mul_(grad), None
 

@@ -3,7 +3,7 @@
 Why: the robust extractors are trained here and shipped inside the package; fp32 weights
 would add ~60 MB. Per-output-channel symmetric int8 with standard ``DequantizeLinear``
 (opset 13) cuts that to a quarter, runs as is in onnxruntime, and folds back to fp32 with
-:func:`engine.models.onnx_dequant.dequantize_model` for the differentiable torch path.
+:func:`fawkes_engine.models.onnx_dequant.dequantize_model` for the differentiable torch path.
 Activations stay fp32, so the only error is weight rounding (≤ 0.4 % of each channel's
 largest weight); the shipped file is what gets measured.
 """

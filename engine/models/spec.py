@@ -45,7 +45,3 @@ class ExtractorSpec:
     @property
     def model_family(self) -> str:
         return self.family or self.name
-
-    def template_for(self, size: int) -> np.ndarray:
-        """The template rescaled to another crop size (e.g. to draw a preview)."""
-        return self.template * (size / self.input_size)
