@@ -1,10 +1,13 @@
 """Protection against SSIMULACRA2 for two cloak methods side by side, from bench_protection JSONs with budget variants.
 
-    python -m benchmarks.plot_method_curve results/protection/curve-24.json results/protection/objective-24.json \
+    python -m benchmarks.plot_method_curve results/protection/mid-24-old.json results/protection/mid-24-new.json \
+        results/protection/curve-24-0.012.json --old-default results/protection/curve-24-gpu-0.02.json \
         --out results/protection/curve-24.png
 
-Rows whose variant has ``leave=person`` are the new method (one person, one direction), the
-others the old one (each photo toward one photo of its target, away from its own features).
+Rows whose variant has ``leave=own`` are the old method (each photo toward one photo of its
+target, away from its own features); every other cloaked row is the new default (one person,
+one direction). Rows without a cloak (``none``) are left out. ``--old-default FILE`` names a
+JSON measured while the old method was the default: its rows without ``leave=`` are old.
 One panel per tracker; each point is one budget (or mode), with its 95 % interval over users.
 """
 
@@ -14,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-PANELS = ("sface linear", "sface similarity", "dlib-native linear", "sface linear jpeg85")
+PANELS = ("sface linear", "sface similarity", "dlib-native linear", "dlib-native similarity")
 
 
 def _ci(row: dict, key: str) -> tuple[float, float]:
@@ -30,9 +33,15 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("json", nargs="+")
+    ap.add_argument("--old-default", nargs="*", default=[], help="JSONs measured when the old method was the default")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    rows = [r for p in args.json for r in json.loads(Path(p).read_text())["rows"] if "s2 med" in r]
+    rows = []
+    for p in [*args.json, *args.old_default]:
+        for r in json.loads(Path(p).read_text())["rows"]:
+            if "s2 med" in r and r["variant"] != "none":
+                legacy = p in args.old_default and "leave=" not in r["variant"]
+                rows.append({**r, "new": "leave=own" not in r["variant"] and not legacy})
     panels = [k for k in PANELS if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), sharey=True)
     for ax, key in zip(axes, panels):
@@ -40,7 +49,7 @@ def main() -> None:
             ("old: own features, one target photo", False, "tab:grey"),
             ("new: person's centroid, target centroid", True, "tab:blue"),
         ):
-            mine = sorted((r for r in rows if key in r and ("leave=person" in r["variant"]) == new), key=lambda r: -r["s2 med"])
+            mine = sorted((r for r in rows if key in r and r["new"] == new), key=lambda r: -r["s2 med"])
             if not mine:
                 continue
             xs = [r["s2 med"] for r in mine]
