@@ -1,7 +1,7 @@
 """Protection of cloak variants against the two white-box trackers, with and without JPEG.
 
     python -m benchmarks.bench_protection [--sample first8|other16] [--mode mid]
-        [--variant default] [--variant "sface,dlib:extractor_weights=0.762/1.238"] ...
+        [--variant default] [--variant "sface,dlib:leave=own"] ...
         [--views sface,dlib,dlib-native] [--trackers linear,similarity] [--jpeg 85] [--name NAME]
 
 With budgets as variants (``"sface,dlib:dssim_budget=0.004:ssimulacra2_floor=0"``) it gives

@@ -45,12 +45,10 @@ def _main_face(photo: Photo, detector: FaceDetector) -> Face | None:
     return max(faces, key=lambda f: f.box[2] * f.box[3])
 
 
-def pick_candidates(
-    user_feats: dict[str, np.ndarray], cand_feats: dict[str, np.ndarray], weights: list[float], per_photo: int
-) -> list[list[int]]:
+def pick_candidates(user_feats: dict[str, np.ndarray], cand_feats: dict[str, np.ndarray], per_photo: int) -> list[list[int]]:
     """For each user photo, ``per_photo`` candidate indices, nearest first, each reused only when all are used."""
     names = list(user_feats)
-    d = sum(w * np.linalg.norm(user_feats[n][:, None] - cand_feats[n][None], axis=-1) for w, n in zip(weights, names))
+    d = sum(np.linalg.norm(user_feats[n][:, None] - cand_feats[n][None], axis=-1) for n in names)
     n_cand = d.shape[1]
     uses = np.zeros(n_cand, int)
     out = []
@@ -103,7 +101,7 @@ def make_sybils(
             c = v.mean(0)
             u_feats[n] = np.repeat((c / np.linalg.norm(c))[None], len(v), axis=0)
     c_feats = cloaker.features([FaceJob(candidates[i].rgb, f) for i, f in cands])
-    picks = pick_candidates(u_feats, c_feats, cloaker.weights, per_photo)
+    picks = pick_candidates(u_feats, c_feats, per_photo)
     jobs: list[FaceJob] = []
     goals: dict[str, list[np.ndarray]] = {e.name: [] for e in cloaker.extractors}
     pairs: list[tuple[int, int]] = []

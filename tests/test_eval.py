@@ -74,7 +74,7 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
             "24",
             "--detection",
             "--transfer",
-            "sface:diversity_jpeg=0.5",
+            "sface:diversity_prob=0.5",
             "--transfer",
             "dlib-robust",
             "--out",
@@ -116,7 +116,7 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
         ("transfer-jpeg85", "linear"),
         ("transfer-jpeg85", "similarity"),
     ]
-    assert {r["value"] for r in tr} == {"sface:diversity_jpeg=0.5"} and {r["tracker_extractor"] for r in tr} == {"dlib"}
+    assert {r["value"] for r in tr} == {"sface:diversity_prob=0.5"} and {r["tracker_extractor"] for r in tr} == {"dlib"}
     key = tr[0]["cloak"]["key"]
     assert result["dssim"][key]["mean"] <= 0.007 and result["cloak_seconds_per_face"][key] > 0
     assert "transfer (leave one model out)" in proc.stdout
@@ -128,12 +128,12 @@ def test_transfer_variants_parse_every_cloak_option_and_families_group_models() 
     from fawkes_engine.evaluate.views import view_family as family
 
     base = CloakOptions()
-    o = parse_variant("sface,sface-robust:extractor_weights=1/2:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)
-    assert o.extractors == ("sface", "sface-robust") and o.extractor_weights == (1.0, 2.0)
+    o = parse_variant("sface,sface-robust:diversity_scale=0.9/1.1:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)
+    assert o.extractors == ("sface", "sface-robust") and o.diversity.scale == (0.9, 1.1)
     assert o.diversity.enabled is False and o.steps == 80 and o.budget == 0.012 and o.target_mode == "average"
     assert variant_label(parse_variant("dlib", base), base) == "dlib"
-    assert "diversity_jpeg=0.5" in variant_label(parse_variant("sface:diversity_jpeg=0.5", base), base)
-    for bad in ("sface:nope=1", "sface:seed=3", "sface:diversity_jpeg=2", ""):
+    assert "diversity_prob=0.5" in variant_label(parse_variant("sface:diversity_prob=0.5", base), base)
+    for bad in ("sface:nope=1", "sface:seed=3", "sface:diversity_prob=2", ""):
         with pytest.raises(ValueError):
             parse_variant(bad, base)
     assert {family(n) for n in ("dlib", "dlib-robust", "dlib-native")} == {"dlib"}

@@ -61,7 +61,7 @@ def test_no_module_is_over_400_lines() -> None:
 
 PACKAGES = {"fawkes_engine": ROOT / "engine", "fawkes_daemon": ROOT / "daemon"}
 # plain operations on arrays and tensors: the bottom layer, below the detector's faces and the cloak
-OPS = {"align", "ssim", "perceptual", "jpeg_diff", "memory", "integrity", "visibility"}
+OPS = {"align", "ssim", "perceptual", "memory", "integrity", "visibility"}
 
 
 def _modules() -> dict[str, Path]:

@@ -3,7 +3,6 @@ the transfer options of the optimizer (differentiable JPEG, colour, gradient smo
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -137,23 +136,6 @@ def test_training_script_checkpoints_resumes_and_exports(tmp_path: Path) -> None
     assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
 
 
-def test_differentiable_jpeg_tracks_real_jpeg(dev: Path) -> None:
-    from fawkes_engine.jpeg_diff import jpeg_approx
-
-    img = np.asarray(Image.open(sorted((dev / "faces").glob("*/*.jpg"))[0]).convert("RGB"))
-    for q in (85, 50):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "JPEG", quality=q)
-        real = np.asarray(Image.open(io.BytesIO(buf.getvalue()))).astype(np.float32)
-        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float().div(255).requires_grad_(True)
-        y = jpeg_approx(x, q)
-        y.sum().backward()
-        approx = y[0].detach().permute(1, 2, 0).numpy() * 255
-        # much nearer real JPEG than the uncompressed input is, and gradients flow everywhere
-        assert np.abs(approx - real).mean() < 0.6 * np.abs(img - real).mean()
-        assert float((x.grad.abs() > 0).float().mean()) > 0.99
-
-
 def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> None:
     from fawkes_engine.cloak import CloakOptions, Diversity
     from fawkes_engine.photo_io import read_photo
@@ -162,9 +144,8 @@ def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> Non
     photo = read_photo(next(p for p in sorted((dev / "faces").glob("*/*.jpg")) if Image.open(p).size == (112, 112)))
     base = CloakOptions(mode="mid", steps=30, extractors=("sface",))
     variants = [
-        replace(base, diversity=replace(base.diversity, jpeg=0.5, color=0.1)),
-        replace(base, grad_smooth=2.0),
-        replace(base, feature_weight=1.0, diversity=replace(base.diversity, prob=0.5)),
+        replace(base, diversity=replace(base.diversity, prob=0.5)),
+        replace(base, normalize_loss=True),
     ]
     pixels = []
     for o in variants:

@@ -59,8 +59,8 @@ def test_sybil_photo_ends_nearer_the_user_than_its_own_original(dev: Path, tmp_p
 def test_candidates_nearest_first_and_spread_before_reuse() -> None:
     u = {"e": np.array([[1.0, 0.0], [0.0, 1.0]])}
     c = {"e": np.array([[0.9, 0.1], [0.8, 0.3], [0.1, 0.9]])}
-    assert pick_candidates(u, c, [1.0], 1) == [[0], [2]]
-    picks = pick_candidates(u, c, [1.0], 2)
+    assert pick_candidates(u, c, 1) == [[0], [2]]
+    picks = pick_candidates(u, c, 2)
     assert picks[0] == [0, 1] and picks[1][0] == 2  # the third candidate is unused until then
 
 

@@ -1,4 +1,4 @@
-"""The opt-in surrogate families (faceres, mobileface) and model augmentation.
+"""The opt-in surrogate families (faceres, mobileface).
 
 The tfjs-graph interpreter is checked against TensorFlow.js itself (its pure-JavaScript CPU
 backend, run by Node), the independent implementation of the same graphs; each new
@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from fawkes_engine.cloak.augment import ModelAugmentation
-
 TFJS = Path(os.environ.get("FAWKES_TFJS_NODE_MODULES", Path.home() / ".cache" / "fawkes-sync-ci-tfjs" / "node_modules"))
 REFERENCE_JS = """
 const tf = require('@tensorflow/tfjs'); const fs = require('fs'); const path = require('path');
@@ -36,43 +34,6 @@ const tf = require('@tensorflow/tfjs'); const fs = require('fs'); const path = r
 })();
 """
 GRAPHS = {"faceres": ("global_pooling/Mean", 224), "mobileface": ("batchnorm0/add_1", 112)}
-
-
-def test_augmentation_changes_only_armed_passes_and_leaves_no_hook_behind() -> None:
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3)).eval()
-    x = torch.rand(2, 3, 16, 16)
-    plain = net(x)
-    aug = ModelAugmentation(dropout=0.2, ghost=0.3).attach([net])
-    assert torch.equal(net(x), plain), "a disarmed (judging) pass must see the plain network"
-    aug.arm(True)
-    a, b = net(x), net(x)
-    assert not torch.equal(a, plain) and not torch.equal(a, b), "each gradient step must see a new network"
-    aug.remove()
-    assert torch.equal(net(x), plain) and not any(m._forward_hooks for m in net.modules())
-
-
-def test_skip_gradient_scales_only_the_residual_branch_gradient() -> None:
-    from fawkes_engine.models.dlib_resnet import scale_gradient
-
-    class Block(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.branch_grad = 1.0
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = 3 * x
-            return x + (scale_gradient(y, self.branch_grad) if self.branch_grad != 1.0 else y)
-
-    block = Block()
-    aug = ModelAugmentation(sgm=0.5).attach([block])
-    x = torch.ones(1, requires_grad=True)
-    aug.arm(True)
-    block(x).sum().backward()
-    assert x.grad is not None and float(x.grad) == pytest.approx(1 + 3 * 0.5)
-    assert float(block(torch.ones(1))) == 4.0  # the forward value never changes
-    aug.remove()
-    assert block.branch_grad == 1.0
 
 
 def _installed(name: str):

@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="append",
         metavar="VARIANT",
         help="leave-one-model-out transfer table: a cloak variant 'EXTRACTORS[:option=value...]' "
-        "(e.g. 'dlib,dlib-robust' or 'sface:diversity_jpeg=0.5'), measured only against trackers of other families; repeatable",
+        "(e.g. 'dlib,dlib-robust' or 'sface:diversity_prob=0.5'), measured only against trackers of other families; repeatable",
     )
     e.add_argument("--transfer-only", action="store_true", help="skip the default cloak's per-mode rows")
     e.add_argument("--transfer-jpeg", type=int, default=85, help="JPEG quality of the transfer table's second column (0: none)")

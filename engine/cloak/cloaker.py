@@ -54,7 +54,6 @@ from fawkes_engine.device import available, log_mps_fallbacks, pick_device
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import max_value
-from fawkes_engine.ssim import gaussian_blur
 from fawkes_engine.targets import TargetBank, identity_index, select_target
 from fawkes_engine.working_scale import working_copy
 
@@ -86,12 +85,6 @@ class Cloaker:
         self.device = resolve_device(self.options.device)
         self.extractors = [get_extractor(n) for n in self.options.extractors]
         self._bank = bank
-        # Equal weights by default: scaling each extractor by 1/√(its identities' spread) left SFace,
-        # the extractor the cloak moves least, weaker (docs/decisions.md, "Ensemble weights").
-        weights = self.options.extractor_weights or (1.0,) * len(self.extractors)
-        if len(weights) != len(self.extractors):
-            raise ValueError("extractor_weights must match extractors")
-        self.weights = [float(w) for w in weights]
         self.modules = [e.torch_module(self.device) for e in self.extractors]
 
     @property
@@ -163,12 +156,9 @@ class Cloaker:
         if any(f.extend_left for f in faces):
             idx = [self.bank.identities.index(t) if t is not None else 0 for t in goal.names]
             centre = [torch.from_numpy(self.bank.centroids(e.name)[idx].astype(np.float32)).to(dev) for e in self.extractors]
-        objective = Objective(self.modules, self.weights, goal, clean, o, centre, dev, away)
+        objective = Objective(self.modules, goal, clean, o, centre, dev, away)
         self._jobs = jobs  # the floor check in the loop reads each face's photo (floor_refine)
-        try:
-            self._optimize(faces, opt, objective, rng)
-        finally:
-            objective.close()
+        self._optimize(faces, opt, objective, rng)
         deltas = [f.change() for f in faces]  # each face's change on its working copy, before the loop's tensors go
         for f in faces:
             f.window = f.u = f.adv = f.d = f.best_pixels = None  # type: ignore[assignment]
@@ -199,10 +189,10 @@ class Cloaker:
         """Eq. 2 by projected Adam steps, each face on its own schedule, until every face is done."""
         o, dev = self.options, self.device
         exact_until = max(4, o.n_steps // 10)
-        # without diversity (or taps) a step's own forward pass is the clean one and also judges;
+        # without diversity a step's own forward pass is the clean one and also judges;
         # otherwise faces are judged first, on clean crops, so that a face whose phase ends at a step
         # (and is not extended) costs no diversified forward pass it would not use
-        shared = not (o.diversity.enabled or objective.taps or objective.augment)
+        shared = not o.diversity.enabled
         loss_each: torch.Tensor | None = None
         embs: list[torch.Tensor] = []
         for step in itertools.count():
@@ -244,10 +234,6 @@ class Cloaker:
                 opt.param_groups[j]["lr"] = faces[j].phase.step_size(step, o.learning_rate)
             opt.zero_grad(set_to_none=True)
             loss_each.sum().backward()
-            if o.grad_smooth > 0:
-                for f in faces:
-                    if f.u.grad is not None:
-                        f.u.grad = gaussian_blur(f.u.grad, o.grad_smooth)
             opt.step()
 
     # -- the loop's parts ------------------------------------------------------------
@@ -350,8 +336,6 @@ class Cloaker:
             patches = f.window.patches(f.adv, [box for _m, _s, box in views])  # type: ignore[arg-type]
             for e_i, (ext, (m, sigma, (bx0, by0, _bx1, _by1)), patch) in enumerate(zip(self.extractors, views, patches)):
                 crop = extractor_view(patch, with_origin(m, bx0, by0)[None], ext.spec.input_size, sigma, cpu_warp)
-                if diverse:
-                    crop = o.diversity.apply(crop, rng)
                 per_ext[e_i].append(crop)
         return [torch.cat(c) for c in per_ext]
 
@@ -361,7 +345,7 @@ class Cloaker:
         """The loss of faces ``rows`` (eq. 2 with the penalty λ·max(DSSIM* − ρ, 0)) and their embeddings, with a graph."""
         # the DSSIM again with its graph where the penalty is active (the same value, now differentiable)
         d = torch.stack([faces[j].window.region_dssim(faces[j].adv) if float(faces[j].d) > faces[j].budget else faces[j].d for j in rows])  # type: ignore[arg-type,misc]
-        feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows, tap=objective.taps is not None, augment=True)
+        feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows)
         limit = torch.tensor([faces[j].budget for j in rows], device=self.device)
         return feat_loss + self.options.penalty * torch.relu(d - limit), embs
 

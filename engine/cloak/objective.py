@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.cloak.augment import ModelAugmentation
 from fawkes_engine.cloak.options import CloakOptions
 from fawkes_engine.targets import TargetBank
 
@@ -60,39 +59,6 @@ class Goal:
         return cls(rows_per_ext, names, -1.0 if o.target_mode == "untargeted" else 1.0)
 
 
-class FeatureTaps:
-    """Forward hooks that keep the channel means of one convolution per extractor (intermediate-feature loss).
-
-    Why channel means: the diversity transforms shift and rescale the crop, so a per-position
-    comparison with the original's activations would mostly measure the shift.
-    """
-
-    def __init__(self, modules: list[torch.nn.Module], depth: float) -> None:
-        self.armed = False
-        self.values: dict[int, torch.Tensor] = {}
-        self.handles = []
-        for i, mod in enumerate(modules):
-            convs = [m for m in mod.modules() if isinstance(m, torch.nn.Conv2d)]
-            if not convs:
-                raise ValueError("feature_weight needs extractors with convolutions")
-            target = convs[min(len(convs) - 1, int(depth * len(convs)))]
-            self.handles.append(target.register_forward_hook(self._hook(i)))
-
-    def _hook(self, i: int):
-        def hook(_m, _inp, out):
-            if self.armed:
-                self.values[i] = out.mean(dim=(2, 3))
-
-        return hook
-
-    def take(self, i: int) -> torch.Tensor:
-        return self.values.pop(i)
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
 class Objective:
     """The loss of a batch of faces and their crossing margins, given each extractor's crops.
 
@@ -105,7 +71,6 @@ class Objective:
     def __init__(
         self,
         modules: list[torch.nn.Module],
-        weights: list[float],
         goal: Goal,
         clean: list[torch.Tensor],
         o: CloakOptions,
@@ -113,7 +78,7 @@ class Objective:
         dev: torch.device,
         away: list[torch.Tensor] | None = None,
     ) -> None:
-        self.modules, self.weights, self.goal, self.clean, self.o, self.centre, self.dev = modules, weights, goal, clean, o, centre, dev
+        self.modules, self.goal, self.clean, self.o, self.centre, self.dev = modules, goal, clean, o, centre, dev
         self.away = away if away is not None else clean
         n = len(goal.names)
         self.lean = torch.ones(len(modules), n, device=dev)
@@ -122,42 +87,22 @@ class Objective:
             ((1 - o.stop_fraction) * (c - g).norm(dim=1)) if o.stop_fraction and goal.sign > 0 else None
             for c, g in zip(clean, goal.features)
         ]
-        self.taps = FeatureTaps(modules, o.feature_depth) if o.feature_weight > 0 else None
-        self.tap_clean: list[torch.Tensor] = []
-        aug = ModelAugmentation(o.augment_dropout, o.augment_ghost, o.augment_sgm)
-        self.augment = aug.attach(modules) if aug.active else None
         # with normalize_loss, each extractor's term is in units of the face's original distance to its goal
         self.scale = [
             (c - g).norm(dim=1).clamp_min(1e-3) if o.normalize_loss else torch.ones(len(c), device=dev)
             for c, g in zip(clean, goal.features)
         ]
 
-    def loss(
-        self, crops_per_ext: list[torch.Tensor], rows: list[int], tap: bool = False, augment: bool = False
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The feature terms of faces ``rows``, and their normalized embeddings per extractor.
-
-        ``augment``: a gradient step, run through the augmented surrogates (never a judging pass).
-        """
+    def loss(self, crops_per_ext: list[torch.Tensor], rows: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The feature terms of faces ``rows``, and their normalized embeddings per extractor."""
         o, dev, goal, sign = self.o, self.dev, self.goal.features, self.goal.sign
         loss = torch.zeros(len(rows), device=dev)
         embs = []
-        if self.taps is not None:
-            self.taps.armed = tap
-        if self.augment is not None:
-            self.augment.arm(augment)
         faces_at = torch.tensor(rows, device=dev)
         for e_i, mod in enumerate(self.modules):
             emb = F.normalize(mod(crops_per_ext[e_i]), dim=1)
             embs.append(emb)
-            wt = self.weights[e_i] * self.lean[e_i, faces_at] / self.scale[e_i][faces_at]  # per face
-            if self.taps is not None and tap:
-                a = self.taps.take(e_i)  # N×C: channel means of the tapped convolution
-                if len(self.tap_clean) <= e_i:
-                    self.tap_clean.append(a.detach())  # step 0: the original face
-                ref = self.tap_clean[e_i][rows]
-                rel = (a - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-6)
-                loss = loss - wt * o.feature_weight * rel
+            wt = self.lean[e_i, faces_at] / self.scale[e_i][faces_at]  # per face
             dist = (emb - goal[e_i][rows]).norm(dim=1)
             stop = self.stop_at[e_i]
             if stop is not None:
@@ -182,9 +127,3 @@ class Objective:
                 for i, e in enumerate(embs)
             ]
         ).cpu()
-
-    def close(self) -> None:
-        if self.taps is not None:
-            self.taps.remove()  # the modules are shared: never leave a hook on them
-        if self.augment is not None:
-            self.augment.remove()

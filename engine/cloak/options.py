@@ -57,7 +57,6 @@ class CloakOptions:
     dssim_budget: float | None = None  # overrides the mode's budget
     steps: int | None = None  # overrides the mode's steps
     extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
-    extractor_weights: tuple[float, ...] | None = None  # None: every extractor weighs 1 (the paper's plain sum)
     target_mode: TargetMode = "farthest"
     target_identity: str | None = None  # for target_mode="fixed"
     top_k: int = 5
@@ -77,16 +76,10 @@ class CloakOptions:
     floor_refine: bool = True
     project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
     diversity: Diversity = Diversity()  # random views of the face at each step (fawkes_engine.cloak.diversity)
-    # transfer techniques (cloaks that hold against recognizers never optimized for); each off by default
-    grad_smooth: float = 0.0  # σ (region pixels) of a Gaussian on the gradient: translation-invariant steps
-    feature_weight: float = 0.0  # intermediate-feature loss: push mid-network activations away from the original's
-    feature_depth: float = 0.5  # which convolution (fraction of depth) the intermediate loss reads
-    # model augmentation (fawkes_engine.cloak.augment): each surrogate acts like many at the gradient steps
-    augment_dropout: float = 0.0  # DFANet: dropout on convolution outputs (channels)
-    augment_ghost: float = 0.0  # Ghost networks: convolution outputs scaled by random factors in [1 − g, 1 + g]
-    augment_sgm: float = 1.0  # skip-gradient method: the gradient through residual branches × this (dlib)
-    # each extractor's feature term divided by its face's original distance to the goal: every model
-    # starts at 1 and none dominates the sum because its embedding space is wider
+    # research (off; docs/decisions.md): each extractor's feature term divided by its face's original
+    # distance to the goal, so that no model dominates the sum because its embedding space is wider.
+    # Gradient smoothing, intermediate features, model augmentation, colour and JPEG views and
+    # per-extractor weights were measured and lost; they were removed (tag history-round2 has them)
     normalize_loss: bool = False
     region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
     working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (fawkes_engine.working_scale)
@@ -161,8 +154,6 @@ class CloakOptions:
         if not self.extractors:
             raise ValueError("the cloaking set needs at least one extractor")
         self.diversity.validate()
-        if not 0 < self.feature_depth < 1:
-            raise ValueError(f"feature_depth must be in (0, 1), got {self.feature_depth}")
         if self.max_budget is not None and not self.budget <= self.max_budget < 0.5:
             raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
         if self.lag_weight <= 0:
@@ -173,7 +164,5 @@ class CloakOptions:
             raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
         if self.working_width < 112:
             raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
-        if not 0 <= self.augment_dropout < 1 or not 0 <= self.augment_ghost < 1 or not 0 < self.augment_sgm <= 1:
-            raise ValueError("augment_dropout and augment_ghost must be in [0, 1), augment_sgm in (0, 1]")
         if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:
             raise ValueError("masking and eye_luma must be in [0, 1] and chroma ≥ 0")

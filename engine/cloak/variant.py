@@ -1,4 +1,4 @@
-"""Cloak variants as strings: ``"dlib-robust,sface:diversity_jpeg=0.5:steps=60"``.
+"""Cloak variants as strings: ``"dlib-robust,sface:diversity_prob=0.5:steps=60"``.
 
 Why strings: one `fawkes eval` command line must be able to name every variant of the
 transfer table, so each technique is measured by the same protocol as the defaults. Input
@@ -25,7 +25,7 @@ def flat_options(o: CloakOptions) -> dict[str, object]:
 
 
 def _parse(raw: str, current: object, key: str) -> object:
-    if key == "extractor_weights" or isinstance(current, tuple):
+    if isinstance(current, tuple):
         return tuple(float(v) for v in raw.split("/"))
     if isinstance(current, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")

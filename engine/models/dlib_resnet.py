@@ -73,22 +73,6 @@ def padded_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return grow(a) + grow(b)
 
 
-class _GradScale(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.factor = factor
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad * ctx.factor, None
-
-
-def scale_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """The identity forward; the gradient times ``factor`` backward."""
-    return _GradScale.apply(x, factor)
-
-
 class _Residual(nn.Module):
     aff1: nn.Module  # an affine, or an identity once folded into its convolution
     aff2: nn.Module
@@ -97,15 +81,10 @@ class _Residual(nn.Module):
         super().__init__()
         self.conv1, self.aff1, self.conv2, self.aff2 = conv1, aff1, conv2, aff2
         self.down = down
-        # the skip-gradient method (SGM): the gradient through the residual branch is scaled by this
-        # while cloaking (fawkes_engine.cloak.augment); 1.0 is the plain network
-        self.branch_grad = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.aff1(self.conv1(x)))
         y = self.aff2(self.conv2(y))
-        if self.branch_grad != 1.0:
-            y = scale_gradient(y, self.branch_grad)
         shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
         return F.relu(padded_add(y, shortcut))
 

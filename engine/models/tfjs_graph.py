@@ -136,7 +136,7 @@ class TfjsGraph(nn.Module):
             self.program.append((name, op, inputs, self._prepare(op, node, inputs)))
         self.convs = nn.ModuleList()
         for _name, _op, inputs, a in self.program:
-            if "kernel" in a:  # a real Conv2d module: forward hooks (feature taps, model augmentation) see it
+            if "kernel" in a:  # a real Conv2d module: forward hooks see it
                 w = self.consts.pop(inputs[1])
                 conv = nn.Conv2d(w.shape[1] * a["groups"], w.shape[0], a["kernel"], a["stride"], 0, a["dilation"], a["groups"], bias=False)
                 conv.weight = nn.Parameter(w, requires_grad=False)
