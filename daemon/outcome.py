@@ -11,9 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from fawkes_engine.photo_io import Photo, encode_photo, output_format
+
+if TYPE_CHECKING:  # the engine's real types on the seam, without importing torch at start
+    import numpy as np
+
+    from fawkes_daemon.config import CloakConfig
+    from fawkes_engine.people import PersonDirectory
+    from fawkes_engine.pipeline import CloakedPhoto, PhotoCloaker
 
 Kind = Literal["held", "unchanged", "encoded", "encode_failed", "bad"]
 WeakPolicy = Literal["publish", "escalate", "hold"]
@@ -36,10 +43,10 @@ class Outcome:
     weak: int = 0  # faces not across under every extractor of the set (see ``weak_faces``)
     mode: str = ""  # the mode the safe copy was made at (higher than asked when escalated)
     # per face: (person key, pinned target, clean embeddings): for the daemon's person store only
-    people: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list, repr=False)
+    people: list[tuple[str, str | None, dict[str, np.ndarray]]] = field(default_factory=list, repr=False)
 
 
-def face_report(res: Any, mode: str) -> str:
+def face_report(res: CloakedPhoto, mode: str) -> str:
     """The per-face figures of one cloaked photo as stored JSON: what the web page's before/after view shows.
 
     ``crossed`` per extractor: the cloaked face is nearer its target than the original face
@@ -70,13 +77,13 @@ def face_report(res: Any, mode: str) -> str:
     return json.dumps({"mode": mode, "faces": faces, "skipped": skipped, "weak": weak_faces(res)})
 
 
-def weak_faces(res: Any) -> int:
+def weak_faces(res: CloakedPhoto) -> int:
     """Faces of a cloaked photo that are not across: under some extractor of the set, the cloaked face
     is still nearer the original than the target (the feature shift is not larger than what is left)."""
     return sum(1 for f in res.faces if f.weak)
 
 
-def hold_reason(res: Any, release: bool, no_face: str) -> str | None:
+def hold_reason(res: CloakedPhoto, release: bool, no_face: str) -> str | None:
     """Why a photo must wait for `fawkes release` instead of being published, or None.
 
     A face too small to cloak is still a face: a photo that has one is held whatever
@@ -92,16 +99,44 @@ def hold_reason(res: Any, release: bool, no_face: str) -> str | None:
     return None
 
 
+class BatchCloaker:
+    """Cloak a batch of photos at a mode and decide each photo's outcome: what the worker and every Ray actor run.
+
+    Holds one :class:`~fawkes_engine.pipeline.PhotoCloaker` per mode, made on first use (torch is
+    imported then, not at start); they share one face detector.
+    """
+
+    def __init__(self, cloak: CloakConfig, device: str, metadata: str, no_face: str, weak: WeakPolicy = "publish") -> None:
+        self.cloak, self.device, self.metadata, self.no_face, self.weak = cloak, device, metadata, no_face, weak
+        self._cloakers: dict[str, PhotoCloaker] = {}
+
+    def cloaker(self, mode: str | None = None) -> PhotoCloaker:
+        """The photo cloaker for a mode (the configured one by default), made once."""
+        mode = mode or self.cloak.mode
+        if mode not in self._cloakers:
+            from fawkes_engine.pipeline import PhotoCloaker
+
+            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
+            first = next(iter(self._cloakers.values()), None)
+            self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=first.detector if first else None)
+        return self._cloakers[mode]
+
+    def run(self, photos: list[Photo], releases: list[bool], mode: str | None, people: PersonDirectory | None = None) -> list[Outcome]:
+        """One optimization batch at ``mode`` (the configured one by default); raises only for a batch-level failure."""
+        mode = mode or self.cloak.mode
+        return outcomes(self.cloaker(mode), photos, releases, mode, self.metadata, self.no_face, self.weak, self.cloaker, people)
+
+
 def outcomes(
-    cloaker: Any,
+    cloaker: PhotoCloaker,
     photos: list[Photo],
     releases: list[bool],
     mode: str,
     metadata: str,
     no_face: str,
     weak: WeakPolicy = "publish",
-    cloaker_for: Callable[[str], Any] | None = None,
-    people: Any = None,
+    cloaker_for: Callable[[str], PhotoCloaker] | None = None,
+    people: PersonDirectory | None = None,
 ) -> list[Outcome]:
     """Cloak one batch together and decide each photo's fate; raises only for a batch-level failure.
 

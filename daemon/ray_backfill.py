@@ -20,7 +20,7 @@ from typing import Any
 
 from fawkes_daemon.config import Config
 from fawkes_daemon.heartbeat import write_state
-from fawkes_daemon.outcome import Outcome, outcomes
+from fawkes_daemon.outcome import BatchCloaker, Outcome
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.worker import Loaded, Worker
 
@@ -38,19 +38,8 @@ class CloakActor:
 
         if threads > 0:
             torch.set_num_threads(threads)
-        self.cloak = CloakConfig.model_validate_json(cloak_json)
-        self.device, self.metadata, self.no_face, self.weak = device, metadata, no_face, weak
-        self._cloakers: dict[str, Any] = {}
-
-    def cloaker(self, mode: str) -> Any:
-        """The photo cloaker for a mode, made once (the batch's people are grouped within the batch)."""
-        if mode not in self._cloakers:
-            from fawkes_engine.pipeline import PhotoCloaker
-
-            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
-            first = next(iter(self._cloakers.values()), None)
-            self._cloakers[mode] = PhotoCloaker(cfg.to_options(self.device), detector=getattr(first, "detector", None))
-        return self._cloakers[mode]
+        # the batch's people are grouped within the batch (no library store on an actor)
+        self.batches = BatchCloaker(CloakConfig.model_validate_json(cloak_json), device, metadata, no_face, weak)  # type: ignore[arg-type]
 
     def run(self, batch: list[tuple[str, bytes, bool]], mode: str | None) -> list[Outcome]:
         """Decode, cloak (one optimization batch, as the plain worker would), encode."""
@@ -58,7 +47,6 @@ class CloakActor:
 
         from fawkes_engine.photo_io import PhotoError, decode_photo
 
-        mode = mode or self.cloak.mode
         results: list[Outcome | None] = []
         photos, releases = [], []
         for name, data, release in batch:
@@ -68,11 +56,7 @@ class CloakActor:
                 results.append(None)
             except PhotoError as e:
                 results.append(Outcome("bad", reason=str(e)))
-        done = iter(
-            outcomes(self.cloaker(mode), photos, releases, mode, self.metadata, self.no_face, self.weak, self.cloaker)  # type: ignore[arg-type]
-            if photos
-            else []
-        )
+        done = iter(self.batches.run(photos, releases, mode) if photos else [])
         return [r if r is not None else next(done) for r in results]
 
 
@@ -155,7 +139,7 @@ class RayBackfill:
 
     def _send(self, items: list[Loaded], resends: int = 0) -> None:
         actor = self._idle_actor()
-        batch = [(str(self.worker._src_path(i.job)), i.data, i.job.release) for i in items]
+        batch = [(str(self.worker.src_path(i.job)), i.data, i.job.release) for i in items]
         ref = actor.run.remote(batch, items[0].job.mode)
         self.inflight[ref] = InFlight(items, actor, time.perf_counter(), resends)
 

@@ -19,15 +19,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fawkes_daemon.config import Config, SourceConfig
-from fawkes_daemon.outcome import Outcome, outcomes
+from fawkes_daemon.outcome import BatchCloaker, Outcome
 from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.queue import Job, Queue
 from fawkes_daemon.source_files import Changed, Refused, open_queued
 from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
+
+if TYPE_CHECKING:
+    from fawkes_engine.pipeline import PhotoCloaker
 
 log = logging.getLogger("fawkes.worker")
 
@@ -67,7 +70,8 @@ class Worker:
         self.queue = queue
         self.on_published = on_published  # (path in to-share, its SHA-256): e.g. record a push
         self.sources = {s.label: s for s in config.sources}
-        self._cloakers: dict[str, Any] = {}  # mode → PhotoCloaker (torch is imported on first use)
+        c = config
+        self.batches = BatchCloaker(c.cloak, c.device, c.metadata, c.no_face, c.weak_cloak)  # torch is imported on first use
         self.umask = current_umask()
         config.staging_dir.mkdir(parents=True, exist_ok=True)
         config.to_share.mkdir(parents=True, exist_ok=True)
@@ -91,16 +95,9 @@ class Worker:
         if self.people_store is not None and self.people_store.forget_source(source, relpath):
             self._people = None  # reloaded without them
 
-    def cloaker(self, mode: str | None = None):
-        """The photo cloaker for a mode (the configured one by default), made once; they share one face detector."""
-        mode = mode or self.config.cloak.mode
-        if mode not in self._cloakers:
-            from fawkes_engine.pipeline import PhotoCloaker
-
-            cloak = self.config.cloak if mode == self.config.cloak.mode else self.config.cloak.model_copy(update={"mode": mode})
-            first = next(iter(self._cloakers.values()), None)
-            self._cloakers[mode] = PhotoCloaker(cloak.to_options(self.config.device), detector=getattr(first, "detector", None))
-        return self._cloakers[mode]
+    def cloaker(self, mode: str | None = None) -> PhotoCloaker:
+        """The photo cloaker for a mode (the configured one by default)."""
+        return self.batches.cloaker(mode)
 
     def sweep_staging(self) -> int:
         """Remove staging files a killed process left behind (they were never in to-share)."""
@@ -135,19 +132,19 @@ class Worker:
                 self.queue.finish(job.id, "failed", error=str(e))
                 continue
             except Exception as e:  # transient (I/O): retry with backoff
-                state = self.queue.retry_later(job.id, f"{self._src_path(job)}: {e}", self.config.max_attempts)
-                log.warning("%s: %s (%s)", self._src_path(job), e, state)
+                state = self.queue.retry_later(job.id, f"{self.src_path(job)}: {e}", self.config.max_attempts)
+                log.warning("%s: %s (%s)", self.src_path(job), e, state)
                 continue
             try:
                 copied = self._reuse_identical(item)
             except Exception as e:  # the copy could not be placed: cloak it afresh instead
-                log.warning("%s: reusing an identical safe copy failed (%s); cloaking it", self._src_path(job), e)
+                log.warning("%s: reusing an identical safe copy failed (%s); cloaking it", self.src_path(job), e)
                 copied = False
             if not copied:
                 loaded.append(item)
         return loaded
 
-    def _src_path(self, job: Job) -> Path:
+    def src_path(self, job: Job) -> Path:
         return self.sources[job.source].path / job.relpath
 
     def _dest(self, job: Job) -> Path:
@@ -232,25 +229,15 @@ class Worker:
             self.queue.finish(
                 item.job.id, "done", content_hash=item.content_hash, output=str(item.dest), output_hash=prev_hash, faces=None, error=None
             )
-            log.info("%s: identical to an already cloaked photo; copied its safe copy", self._src_path(item.job))
+            log.info("%s: identical to an already cloaked photo; copied its safe copy", self.src_path(item.job))
             return True
         return False
 
     def _cloak_and_write(self, items: list[Loaded]) -> None:
         t0 = time.perf_counter()
-        mode = items[0].job.mode or self.config.cloak.mode
         try:
-            results = outcomes(
-                self.cloaker(items[0].job.mode),
-                [i.photo for i in items if i.photo is not None],
-                [i.job.release for i in items],
-                mode,
-                self.config.metadata,
-                self.config.no_face,
-                self.config.weak_cloak,
-                self.cloaker,
-                self.people(),
-            )
+            photos = [i.photo for i in items if i.photo is not None]
+            results = self.batches.run(photos, [i.job.release for i in items], items[0].job.mode, self.people())
         except Exception as e:  # a batch-level failure (e.g. out of memory): retry each later
             self.batch_failed(items, e)
             return
@@ -261,13 +248,11 @@ class Worker:
     def batch_failed(self, items: list[Loaded], e: BaseException) -> None:
         log.error("cloaking batch failed: %s: %s", type(e).__name__, e, exc_info=True)
         for i in items:
-            self.queue.retry_later(
-                i.job.id, f"{self._src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts
-            )
+            self.queue.retry_later(i.job.id, f"{self.src_path(i.job)}: cloaking failed ({type(e).__name__}: {e})", self.config.max_attempts)
 
     def publish(self, item: Loaded, res: Outcome, per: float) -> None:
         """The writing half: a computed outcome (from this process or a Ray actor) into to-share and the queue."""
-        src = self._src_path(item.job)
+        src = self.src_path(item.job)
         if res.kind != "encoded":
             self._not_published(item, res, per, src)
             return
