@@ -137,6 +137,21 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used on this machine (an accelerator torch does not see), or None.
+
+    Checked where cloaking starts, like :func:`opt_in_problem`: a Mac without a usable MPS backend
+    must hear it once at start, not as a failed batch every few seconds.
+    """
+    from fawkes_engine.device import DeviceUnavailable, available, pick_device
+
+    try:
+        pick_device(device, *available())
+    except DeviceUnavailable as e:
+        return str(e)
+    return None
+
+
 def opt_in_problem(extractors: list[str] | tuple[str, ...]) -> str | None:
     """Why the opt-in extractors named cannot be used (weights missing or not the pinned files), or None.
 

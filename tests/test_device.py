@@ -77,3 +77,26 @@ def test_the_config_accepts_exactly_these_devices(tmp_path) -> None:
         else:
             with pytest.raises(ConfigError, match="not a device"):
                 load_config(cfg)
+
+
+def test_fawkes_cloak_refuses_an_accelerator_this_machine_lacks_in_one_line(tmp_path) -> None:
+    """No GPU and no Mac here: `--device mps` (and `cuda`) must stop at start with one line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    from fawkes_engine.device import available
+
+    photo = tmp_path / "x.jpg"
+    photo.write_bytes(b"not read: the device is checked first")
+    cuda, mps = available()
+    for device, present in (("mps", mps), ("cuda", cuda)):
+        if present:
+            continue
+        r = subprocess.run(
+            [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(photo), "--device", device],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"device '{device}'" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
-from fawkes_daemon.config import CloakConfig, opt_in_problem
+from fawkes_daemon.config import CloakConfig, device_problem, opt_in_problem
 from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
 
@@ -83,7 +83,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
         return 2
-    problem = opt_in_problem(options.extractors)
+    problem = opt_in_problem(options.extractors) or device_problem(args.device)
     if problem:
         console.print(f"fawkes cloak: {problem}", markup=False)
         return 2
@@ -246,7 +246,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     c.add_argument("--target", metavar="IDENTITY", help="target identity for --target-mode fixed")
     c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
-    c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    c.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, mps or cuda[:N]")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument(
         "--nondeterministic",

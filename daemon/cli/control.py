@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_daemon.config import ConfigError, default_config_path, load_config, opt_in_problem, public_url
+from fawkes_daemon.config import ConfigError, default_config_path, device_problem, load_config, opt_in_problem, public_url
 from fawkes_daemon.heartbeat import STALE_AFTER, read_state
 from fawkes_daemon.logs import journald_logging
 
@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     journald_logging(args.verbose)
-    problem = opt_in_problem(cfg.cloak.extractors)
+    problem = opt_in_problem(cfg.cloak.extractors) or device_problem(cfg.device)
     if problem:  # refused at start, not as a traceback in every batch
         print(f"fawkes: {problem}", file=sys.stderr)
         return 2
