@@ -16,7 +16,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, OPT_IN_EXTRACTORS, CloakOptions
+from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES
 
 APP = "fawkes-sync"
@@ -84,21 +84,40 @@ class SourceConfig(_Strict):
 
 
 class CloakConfig(_Strict):
-    mode: str = "mid"
-    dssim_budget: float | None = None
-    steps: int | None = Field(default=None, ge=1)
-    extend_steps: int | None = Field(default=None, ge=0)  # None: the mode's allowance (0 when steps is set)
-    max_budget: float | None = Field(default=None, gt=0, lt=0.5)  # None: the mode's ceiling (dssim_budget's own if set)
-    ssimulacra2_floor: float | None = Field(default=None, ge=0, le=100)  # None: the mode's (none with dssim_budget); 0: none
-    extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"])
-    target_mode: Literal["farthest", "average", "fixed", "untargeted"] = "farthest"
-    target_identity: str | None = None  # target_mode: fixed
-    stop_fraction: float | None = Field(default=None, gt=0, le=1)
-    thorough: bool = False  # three times the mode's steps (a GPU affords it; a CPU pays in time)
-    seed: int = 0
-    deterministic: bool = True  # on CUDA: crops made on the CPU so seeded cloaks repeat exactly (~20 % slower there)
-    # group faces by person (clean embeddings, kept only in the state directory): one direction per person
-    people: bool = True
+    """The cloak's user-facing keys: the one table. The `cloak:` section of the configuration, and `fawkes cloak`'s,
+    `fawkes eval`'s and `fawkes sybil`'s flags (``fawkes_daemon.cli.cloak_flags``) are derived from these fields:
+    one name per knob (``dssim_budget`` is ``--dssim-budget``), its description the flag's help."""
+
+    mode: str = Field(default="mid", description="DSSIM budget, SSIMULACRA2 floor and effort: low, mid or high")
+    dssim_budget: float | None = Field(default=None, description="custom DSSIM budget ρ, overriding the mode's (then no floor unless set)")
+    steps: int | None = Field(default=None, ge=1, description="optimization steps, overriding the mode's")
+    extend_steps: int | None = Field(
+        default=None,
+        ge=0,
+        description="at most this many more steps for a face not yet across its target (default: the mode's; 0 with steps)",
+    )
+    max_budget: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.5,
+        description="the budget a face its own budget cannot carry across is cloaked again at (default: the mode's)",
+    )
+    ssimulacra2_floor: float | None = Field(
+        default=None, ge=0, le=100, description="SSIMULACRA2 each face must keep (default: the mode's; none with dssim_budget; 0: none)"
+    )
+    extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"], description="the models cloaked against, comma list")
+    target_mode: Literal["farthest", "average", "fixed", "untargeted"] = Field(
+        default="farthest", description="average: a target at typical distance (paper §8 mitigation against two-cluster detection)"
+    )
+    target_identity: str | None = Field(default=None, description="the target identity for target_mode fixed")
+    stop_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="stop once a face has covered this share of the way to its target (paper §8 mitigation)"
+    )
+    thorough: bool = Field(default=False, description="three times the mode's steps: more protection, for a GPU or a patient CPU")
+    seed: int = Field(default=0, description="the seed of target choice and input diversity (same seed, same bytes)")
+    deterministic: bool = Field(default=True, description="on CUDA, crops made on the CPU so that seeded cloaks repeat exactly")
+    # embeddings are kept only in the state directory
+    people: bool = Field(default=True, description="group faces by person (clean embeddings): one direction per person")
 
     def to_options(self, device: str = "auto") -> CloakOptions:
         """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
@@ -135,41 +154,6 @@ def public_url(url: str) -> str:
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
-
-
-def device_problem(device: str) -> str | None:
-    """Why ``device`` cannot be used on this machine (an accelerator torch does not see), or None.
-
-    Checked where cloaking starts, like :func:`opt_in_problem`: a Mac without a usable MPS backend
-    must hear it once at start, not as a failed batch every few seconds.
-    """
-    from fawkes_engine.device import DeviceUnavailable, available, pick_device
-
-    try:
-        pick_device(device, *available())
-    except DeviceUnavailable as e:
-        return str(e)
-    return None
-
-
-def opt_in_problem(extractors: list[str] | tuple[str, ...]) -> str | None:
-    """Why the opt-in extractors named cannot be used (weights missing or not the pinned files), or None.
-
-    Checked where cloaking starts (`fawkes run`, `fawkes cloak`), not in the model above: reading
-    the weights imports the engine's models, which `fawkes status` must not pay for.
-    """
-    wanted = [e for e in extractors if e in OPT_IN_EXTRACTORS]
-    if not wanted:
-        return None
-    from fawkes_engine.models.npm_weights import HUMAN_MODELS
-
-    for e in wanted:
-        for name in (f"{e}.json", f"{e}.bin"):
-            try:
-                HUMAN_MODELS.path(name)
-            except (FileNotFoundError, RuntimeError) as err:
-                return f"cloak.extractors: {e}: {err}"
-    return None
 
 
 WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")

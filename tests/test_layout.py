@@ -174,3 +174,25 @@ def test_thorough_triples_the_modes_steps_and_leaves_explicit_steps_alone() -> N
     assert CloakOptions(mode="high", thorough=True).n_steps == MODES["high"].steps * THOROUGH_STEPS
     assert CloakOptions(steps=7, thorough=True).n_steps == 7
     assert CloakOptions().n_steps == MODES["mid"].steps
+
+
+def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
+    """One table of user-facing cloak keys: the configuration model; `fawkes cloak`'s flags are derived from it."""
+    import argparse
+
+    from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
+    from fawkes_daemon.config import CloakConfig
+
+    p = argparse.ArgumentParser()
+    add_cloak_flags(p)
+    flags = {a.dest: a.option_strings for a in p._actions if a.dest != "help"}
+    assert set(flags) == set(CloakConfig.model_fields)
+    for key, opts in flags.items():
+        assert "--" + key.replace("_", "-") in opts, (key, opts)
+    args = p.parse_args(["--dssim-budget", "0.01", "--extractors", "sface,dlib", "--no-people", "--mode", "high"])
+    c = cloak_config(args)
+    assert (c.dssim_budget, c.extractors, c.people, c.mode, c.seed) == (0.01, ["sface", "dlib"], False, "high", 0)
+    assert cloak_config(p.parse_args([])) == CloakConfig()
+    from fawkes_engine.cloak.options import CloakOptions
+
+    assert cloak_config(p.parse_args([])).to_options() == CloakOptions(), "a flag-less command must build the engine's defaults"

@@ -139,7 +139,7 @@ def test_opt_in_extractors_without_their_weights_are_refused_at_start(tmp_path: 
     ):
         for cmd in (
             ["run", "--config", str(cfg)],
-            ["cloak", str(tmp_path / "src" / "a.jpg"), "--extractor", "sface", "--extractor", "faceres"],
+            ["cloak", str(tmp_path / "src" / "a.jpg"), "--extractors", "sface,faceres"],
         ):
             r = subprocess.run(
                 [sys.executable, "-m", "fawkes_daemon.cli", *cmd], capture_output=True, text=True, timeout=120, env={**os.environ, **env}

@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
 from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
-from fawkes_daemon.config import CloakConfig, device_problem, opt_in_problem
-from fawkes_engine.cloak import DEFAULT_EXTRACTORS, MODES, CloakOptions
+from fawkes_daemon.readiness import device_problem, opt_in_problem
+from fawkes_engine.cloak import CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ def output_path(src: Path, out_dir: Path | None, fmt: str, root: Path | None = N
     return candidate
 
 
-# command-line option → the configuration key it sets (the rest share their names)
-CLI_NAMES = {"budget": "dssim_budget", "floor": "ssimulacra2_floor", "target": "target_identity"}
-
-
 def enroll_people(cloaker: PhotoCloaker, files: list[Path], console: Console) -> PersonDirectory:
     """A first pass over every photo given: their faces grouped by person, in memory for this run only.
 
@@ -75,10 +72,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
     try:
-        given = {CLI_NAMES.get(k, k): v for k, v in vars(args).items() if CLI_NAMES.get(k, k) in CloakConfig.model_fields}
-        given["extractors"] = list(args.extractor or DEFAULT_EXTRACTORS)
-        given["deterministic"] = not args.nondeterministic
-        options = CloakConfig(**{k: v for k, v in given.items() if v is not None}).to_options(args.device)
+        options = cloak_config(args).to_options(args.device)
     except ValidationError as e:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
@@ -199,60 +193,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = sub.add_parser("cloak", help="cloak photos (files or folders) once")
     c.add_argument("paths", nargs="+", metavar="PATH")
     c.add_argument("--out", metavar="DIR", help="write outputs here (default: beside each input)")
-    c.add_argument("--mode", choices=list(MODES), default="mid", help="DSSIM budget and effort (default: mid)")
-    c.add_argument("--budget", type=float, help="custom DSSIM budget (overrides the mode's)")
-    c.add_argument("--steps", type=int, help="optimization steps (overrides the mode's)")
-    c.add_argument("--thorough", action="store_true", help="three times the mode's steps: more protection, for a GPU or a patient CPU")
-    c.add_argument(
-        "--max-budget",
-        type=float,
-        metavar="RHO",
-        help="the budget at which a face that its own budget cannot carry across its target is cloaked again "
-        "(default: the mode's — low: 0.007, mid/high: their own; with --budget: that budget)",
-    )
-    c.add_argument(
-        "--floor",
-        type=float,
-        metavar="SCORE",
-        help="SSIMULACRA2 each face must keep: its change is scaled down until it does "
-        "(default: the mode's — low 85, mid 75, high 65; none with --budget; 0: none)",
-    )
-    c.add_argument(
-        "--extend-steps",
-        type=int,
-        metavar="N",
-        help="at most N more steps for a face not yet nearer its target than itself (default: the mode's; 0 with --steps)",
-    )
-    c.add_argument("--extractor", action="append", metavar="NAME", help="cloak against this extractor (repeatable; default: sface, dlib)")
-    c.add_argument(
-        "--no-people",
-        dest="people",
-        action="store_false",
-        default=None,
-        help="cloak each face on its own (default: faces are grouped by person in memory for this run, one direction per person)",
-    )
+    add_cloak_flags(c)
     c.add_argument("--max-file-mb", type=float, default=512.0, help="refuse files larger than this, before reading them (default: 512)")
-    c.add_argument(
-        "--target-mode",
-        choices=["farthest", "average", "fixed", "untargeted"],
-        default="farthest",
-        help="average: a target at typical distance (paper §8 mitigation against two-cluster detection)",
-    )
-    c.add_argument(
-        "--stop-fraction",
-        type=float,
-        metavar="F",
-        help="stop once a face has covered F of the way to its target (paper §8 mitigation against target-closeness detection)",
-    )
-    c.add_argument("--target", metavar="IDENTITY", help="target identity for --target-mode fixed")
     c.add_argument("--metadata", choices=METADATA_POLICIES, default="strip-location")
     c.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, mps or cuda[:N]")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument(
-        "--nondeterministic",
-        action="store_true",
-        help="on CUDA, make the crops on the GPU too: about 20 %% faster there, but seeded reruns differ",
-    )
     c.add_argument("--report", metavar="FILE.json", help="write per-file and per-face results as JSON")
     c.add_argument(
         "--diff-image", action="store_true", help="also write <stem>_cloaked_diff.png: original | cloaked | amplified difference"

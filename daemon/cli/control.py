@@ -13,9 +13,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_daemon.config import ConfigError, default_config_path, device_problem, load_config, opt_in_problem, public_url
+from fawkes_daemon.config import ConfigError, default_config_path, load_config, public_url
 from fawkes_daemon.heartbeat import STALE_AFTER, read_state
 from fawkes_daemon.logs import journald_logging
+from fawkes_daemon.readiness import device_problem, opt_in_problem
 
 log = logging.getLogger("fawkes")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_engine.cloak import MODES, CloakOptions
+from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
+from fawkes_engine.cloak import MODES
 
 
 def _floats(s: str) -> list[float]:
@@ -35,11 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from fawkes_engine.evaluate.scenarios import run
 
     console = Console(stderr=True, soft_wrap=True)
-    cloak = CloakOptions(seed=args.seed, device=args.device)
-    if args.extractor:
-        cloak = replace(cloak, extractors=tuple(args.extractor))
-    if args.steps:
-        cloak = replace(cloak, steps=args.steps)
+    cloak = cloak_config(args).to_options(args.device)
     cfg = EvalConfig(
         dataset=Path(args.dataset),
         users=args.user or None,
@@ -113,8 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--user", action="append", help="protected identity (repeatable; default: a seeded sample)")
     e.add_argument("--max-users", type=int, default=8)
     e.add_argument("--modes", default="mid", help=f"comma list of {', '.join(MODES)}")
-    e.add_argument("--extractor", action="append", help="cloaking set (repeatable; default: the cloak's default set, sface and dlib)")
-    e.add_argument("--steps", type=int, help="override the modes' optimization steps")
+    add_cloak_flags(e, only=("extractors", "steps", "seed"), defaults={"seed": 0})
     e.add_argument("--trackers-from", default="sface,dlib", help="tracker extractors, comma list (also: dlib-native)")
     e.add_argument("--trackers", default="linear,similarity", help="comma list of linear, similarity, end-to-end")
     e.add_argument("--label-density", default="", help="tracker class counts, e.g. 2,5,10,20")
@@ -143,6 +138,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--transfer-only", action="store_true", help="skip the default cloak's per-mode rows")
     e.add_argument("--transfer-jpeg", type=int, default=85, help="JPEG quality of the transfer table's second column (0: none)")
     e.add_argument("--device", default="auto")
-    e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="eval-results", metavar="DIR")
     e.set_defaults(func=cmd_eval)

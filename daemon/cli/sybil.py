@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from fawkes_engine.cloak import MODES, CloakOptions
+from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
 from fawkes_engine.photo_io import EXTENSIONS, PhotoError, read_photo, write_photo
 
 
@@ -45,7 +45,7 @@ def cmd_sybil(args: argparse.Namespace) -> int:
     if out.resolve() in {Path(args.user).resolve(), Path(args.candidates).resolve()}:
         raise SystemExit("fawkes sybil: --out must be a different folder from --user and --candidates")
     out.mkdir(parents=True, exist_ok=True)
-    opts = CloakOptions(mode=args.mode, device=args.device, seed=args.seed)
+    opts = cloak_config(args).to_options(args.device)
     try:
         made = make_sybils(user_photos, candidates, args.per_photo, opts, goal=args.goal)
     except ValueError as e:
@@ -91,12 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--candidates", required=True, metavar="DIR", help="photos of a consenting person, or synthetic faces")
     s.add_argument("--out", required=True, metavar="DIR")
     s.add_argument("--per-photo", type=int, default=1, help="Sybil photos per user photo")
-    s.add_argument(
-        "--mode",
-        default="high",
-        choices=list(MODES),
-        help="the Sybil photos' cloak (default high: at mid's honest budget another person's face rarely gets near yours)",
-    )
+    # default high: at mid's honest budget another person's face rarely gets near yours
+    add_cloak_flags(s, only=("mode", "seed"), defaults={"mode": "high", "seed": 0})
     s.add_argument(
         "--goal",
         choices=["photo", "centroid"],
@@ -104,5 +100,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="pull each Sybil photo onto one of your photos, or onto their centroid",
     )
     s.add_argument("--device", default="auto")
-    s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sybil)
