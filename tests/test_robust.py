@@ -144,6 +144,7 @@ def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> Non
     photo = read_photo(next(p for p in sorted((dev / "faces").glob("*/*.jpg")) if Image.open(p).size == (112, 112)))
     base = CloakOptions(mode="mid", steps=30, extractors=("sface",))
     variants = [
+        base,
         replace(base, diversity=replace(base.diversity, prob=0.5)),
         replace(base, normalize_loss=True),
     ]
@@ -156,4 +157,4 @@ def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> Non
         pixels.append(r.photo.rgb)
     assert not np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[1], pixels[2])
     with pytest.raises(ValueError):
-        CloakOptions(diversity=Diversity(jpeg=2.0)).validate()
+        CloakOptions(diversity=Diversity(prob=2.0)).validate()
