@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,7 +78,8 @@ def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> No
             expect(page.locator("#face-0 .figures")).to_contain_text("feature shift")
             shot(page, shots / "before-after.local.png")
             page.check("#amplify")
-            expect(after).to_have_attribute("src", "/face/" + page.url.rsplit("/", 1)[1] + "/0/diff")
+            # the page's own path (under the run's prefix), /file/N → /face/N/0/diff
+            expect(after).to_have_attribute("src", urlsplit(page.url).path.replace("/file/", "/face/") + "/0/diff")
             loaded(
                 page, "document.querySelector('#face-0 img.after').complete && document.querySelector('#face-0 img.after').naturalWidth > 0"
             )
