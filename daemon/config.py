@@ -343,16 +343,12 @@ class Config(_Strict):
     @property
     def heartbeat_path(self) -> Path:
         """The running daemon's pid and status line, rewritten every few seconds (read by the web page)."""
-        from fawkes_daemon.heartbeat import DAEMON, state_path
-
-        return state_path(self.state_dir, DAEMON)
+        return self.state_dir / "daemon.json"
 
     @property
     def backfill_state_path(self) -> Path:
         """A running Ray backfill's progress, rewritten as batches finish (read by `fawkes status`)."""
-        from fawkes_daemon.heartbeat import BACKFILL, state_path
-
-        return state_path(self.state_dir, BACKFILL)
+        return self.state_dir / "backfill.json"
 
 
 def load_config(path: str | Path) -> Config:

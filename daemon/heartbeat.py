@@ -13,14 +13,7 @@ import os
 import time
 from pathlib import Path
 
-DAEMON = "daemon.json"
-BACKFILL = "backfill.json"
 STALE_AFTER = 60.0  # the daemon rewrites its heartbeat every 10 s
-
-
-def state_path(state_dir: Path, kind: str) -> Path:
-    """``kind``: :data:`DAEMON` or :data:`BACKFILL`."""
-    return state_dir / kind
 
 
 def write_state(path: Path, data: dict) -> None:

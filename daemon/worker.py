@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.outcome import BatchCloaker, Outcome
@@ -28,9 +27,6 @@ from fawkes_daemon.queue import Job, Queue
 from fawkes_daemon.source_files import Changed, Refused, open_queued
 from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
-
-if TYPE_CHECKING:
-    from fawkes_engine.pipeline import PhotoCloaker
 
 log = logging.getLogger("fawkes.worker")
 
@@ -94,10 +90,6 @@ class Worker:
     def forget_faces(self, source: str, relpath: str) -> None:
         if self.people_store is not None and self.people_store.forget_source(source, relpath):
             self._people = None  # reloaded without them
-
-    def cloaker(self, mode: str | None = None) -> PhotoCloaker:
-        """The photo cloaker for a mode (the configured one by default)."""
-        return self.batches.cloaker(mode)
 
     def sweep_staging(self) -> int:
         """Remove staging files a killed process left behind (they were never in to-share)."""

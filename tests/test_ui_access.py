@@ -373,3 +373,19 @@ def test_r21_images_are_read_through_the_descriptor_that_was_checked(tmp_path: P
     finally:
         ui.stop()
     assert not list((cfg.state_dir / "ui-cache").glob("thumb-*"))
+
+
+def test_a_heartbeat_without_its_time_is_not_running_not_an_error(tmp_path: Path) -> None:
+    """The page and `fawkes status` share one liveness rule; a heartbeat missing ``updated`` is stale (it raised a KeyError, a 500)."""
+    import json
+
+    from fawkes_daemon.heartbeat import read_state
+    from fawkes_daemon.ui.store import daemon_state
+
+    beat = tmp_path / "daemon.json"
+    beat.write_text(json.dumps({"pid": os.getpid(), "started": 1.0}))
+    state = daemon_state(beat)
+    assert state.running is False and state.pid == os.getpid() and state.seen is None
+    assert read_state(beat)[1] is False and read_state(beat, None)[1] is True  # no staleness limit: the live pid decides
+    beat.write_text("{not json")
+    assert daemon_state(beat).running is False and read_state(beat) == (None, False)

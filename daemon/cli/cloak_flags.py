@@ -44,7 +44,6 @@ def add_cloak_flags(parser: argparse.ArgumentParser, only: Iterable[str] | None 
         parser.add_argument(_flag(name), dest=name, **kw)
 
 
-def cloak_config(args: argparse.Namespace, **fixed: object) -> CloakConfig:
-    """The configuration the flags given describe (``fixed``: keys a command sets itself). Raises pydantic's ValidationError."""
-    given = {k: getattr(args, k) for k in CloakConfig.model_fields if getattr(args, k, None) is not None}
-    return CloakConfig(**{**given, **fixed})
+def cloak_config(args: argparse.Namespace) -> CloakConfig:
+    """The configuration the flags given describe (unset keys keep their defaults). Raises pydantic's ValidationError."""
+    return CloakConfig(**{k: getattr(args, k) for k in CloakConfig.model_fields if getattr(args, k, None) is not None})

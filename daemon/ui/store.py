@@ -33,7 +33,9 @@ def daemon_state(heartbeat: Path) -> DaemonState:
     beat, alive = read_state(heartbeat)
     if beat is None:
         return DaemonState(False, None, None, None, None)
-    return DaemonState(alive, int(beat["pid"]), beat.get("started"), float(beat["updated"]), beat.get("waiting") if alive else None)
+    updated = beat.get("updated")
+    seen = float(updated) if isinstance(updated, (int, float)) else None  # a heartbeat without it is stale, not an error
+    return DaemonState(alive, int(beat["pid"]), beat.get("started"), seen, beat.get("waiting") if alive else None)
 
 
 class Store:
