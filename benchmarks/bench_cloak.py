@@ -62,7 +62,7 @@ def peak_memory_child(megapixels: int, device: str) -> float:
         "from fawkes_engine.photo_io import read_photo, encode_photo\n"
         "from fawkes_engine.pipeline import PhotoCloaker\n"
         "from fawkes_engine.cloak import CloakOptions\n"
-        f"pc = PhotoCloaker(CloakOptions(mode='mid', device='{device}'))\n"
+        f"pc = PhotoCloaker(CloakOptions.of(mode='mid', device='{device}'))\n"
         f"photo = read_photo({path!r})\n"
         "r = pc.cloak([photo])[0]\n"
         "out = encode_photo(r.photo)\n"
@@ -100,9 +100,9 @@ def main() -> None:
     data = synthetic_photo(12)
     # one untimed cloak first: a process's first cloak pays one-time costs (kernel set-up, heap growth)
     # that belong to no mode
-    PhotoCloaker(CloakOptions(mode="mid", device=args.device)).cloak([decode_photo(data)])
+    PhotoCloaker(CloakOptions.of(mode="mid", device=args.device)).cloak([decode_photo(data)])
     for mode in args.modes.split(","):
-        pc = PhotoCloaker(CloakOptions(mode=mode, device=args.device))
+        pc = PhotoCloaker(CloakOptions.of(mode=mode, device=args.device))
         faces = []
 
         def run() -> None:
@@ -122,7 +122,7 @@ def main() -> None:
         )
     if not args.skip_portrait:
         portrait = portrait_photo()
-        pc = PhotoCloaker(CloakOptions(mode="mid", device=args.device))
+        pc = PhotoCloaker(CloakOptions.of(mode="mid", device=args.device))
         sec = median_seconds(lambda: encode_photo(pc.cloak([decode_photo(portrait)])[0].photo), args.repeats, warmup=0)
         rows.append(
             {
@@ -134,7 +134,7 @@ def main() -> None:
             }
         )
     for ensemble in [e for e in args.ensembles.split(";") if e]:
-        pc = PhotoCloaker(CloakOptions(mode="mid", device=args.device, extractors=tuple(ensemble.split(","))))
+        pc = PhotoCloaker(CloakOptions.of(mode="mid", device=args.device, extractors=tuple(ensemble.split(","))))
         pc.cloak([decode_photo(data)])  # the new models' one-time costs (export, first kernels) are not the cloak's
         sec = median_seconds(lambda pc=pc: encode_photo(pc.cloak([decode_photo(data)])[0].photo), args.repeats, warmup=0)
         rows.append(
@@ -154,7 +154,7 @@ def main() -> None:
             for ph in (decode_photo(p.read_bytes()) for p in sorted((SHARED / "dev" / "faces").glob("*/*.jpg")))
             if ph.rgb.shape[:2] == (112, 112)
         ][:32]
-        pc = PhotoCloaker(CloakOptions(mode="mid", device=args.device))
+        pc = PhotoCloaker(CloakOptions.of(mode="mid", device=args.device))
         sec = median_seconds(lambda: pc.cloak(photos), max(1, args.repeats - 1), warmup=0)
         rows.append(
             {

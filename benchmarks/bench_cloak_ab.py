@@ -28,7 +28,7 @@ from benchmarks.bench_cloak import synthetic_photo
 from fawkes_engine.cloak import CloakOptions
 from fawkes_engine.photo_io import decode_photo, encode_photo
 from fawkes_engine.pipeline import PhotoCloaker
-pc = PhotoCloaker(CloakOptions(mode=sys.argv[1]))
+pc = PhotoCloaker(CloakOptions.of(mode=sys.argv[1]))
 data = synthetic_photo(12)
 out = []
 for _ in range(int(sys.argv[2])):

@@ -44,7 +44,7 @@ def margins(
     from fawkes_engine.pipeline import PhotoCloaker
 
     det = FaceDetector()
-    options = CloakOptions(mode=mode, dssim_budget=budget, steps=steps)
+    options = CloakOptions.of(mode=mode, dssim_budget=budget, steps=steps)
     if variant:
         options = parse_variant(variant, options)
     pc = PhotoCloaker(options, detector=det)
@@ -56,7 +56,7 @@ def margins(
         photo = read_photo(DEV / src)
         result = pc.cloak([photo])[0]
         back = read_photo(write_photo(result.photo, tmp / "cloaked.jpg"))
-        for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, bank, det)):
+        for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.targeting.extractors, bank, det)):
             for c in row:
                 out.append(
                     {

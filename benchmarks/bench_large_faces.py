@@ -84,7 +84,7 @@ def main() -> None:
 
     only = {n for n in args.only.split(",") if n}
     files = sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in EXTENSIONS and (not only or p.name in only))
-    base = CloakOptions(mode=args.mode)
+    base = CloakOptions.of(mode=args.mode)
     rows: list[dict[str, object]] = []
     per_face: dict[str, list[dict[str, object]]] = {}
     for spec in args.variant or ["default"]:

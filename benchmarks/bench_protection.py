@@ -75,7 +75,7 @@ def main() -> None:
     elif args.sample != "first8":
         ev.users = sample_users(args.sample, ev.users)  # every identity's photos are loaded and split already
     print(f"users: {', '.join(ev.users)}")
-    base = CloakOptions(mode=args.mode)
+    base = CloakOptions.of(mode=args.mode)
     rows: list[dict[str, object]] = []
     readouts: dict[str, dict[str, object]] = {}
     for spec in (["none"] if args.baseline else []) + variants:

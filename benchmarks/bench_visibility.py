@@ -46,7 +46,7 @@ def run_mode(mode: str, budget: float | None, srcs: list[Path], tmp: Path) -> tu
     from fawkes_engine.photo_io import read_photo, write_photo
     from fawkes_engine.pipeline import PhotoCloaker
 
-    pc = PhotoCloaker(CloakOptions(mode=mode, dssim_budget=budget), detector=FaceDetector())
+    pc = PhotoCloaker(CloakOptions.of(mode=mode, dssim_budget=budget), detector=FaceDetector())
     faces: list[dict] = []
     crops: list[tuple[np.ndarray, np.ndarray, str]] = []
     for src in srcs:

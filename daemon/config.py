@@ -121,9 +121,9 @@ class CloakConfig(_Strict):
 
     def to_options(self, device: str = "auto") -> CloakOptions:
         """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
-        fields = self.model_dump()  # every field here is a CloakOptions field of the same name
+        fields = self.model_dump()  # every field here is a CloakOptions option of the same flat name
         fields["extractors"] = tuple(fields["extractors"])
-        return CloakOptions(**fields, device=device)
+        return CloakOptions.of(**fields, device=device)
 
     @field_validator("mode")
     @classmethod

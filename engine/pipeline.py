@@ -80,7 +80,7 @@ class PhotoCloaker:
     ) -> list[CloakedPhoto]:
         """Cloak every face of every photo in one optimization batch.
 
-        With ``options.people`` the faces are grouped by person first, in ``people`` (a
+        With ``options.targeting.people`` the faces are grouped by person first, in ``people`` (a
         directory the caller keeps across calls, e.g. the daemon's library) or in a fresh one
         for this call; each person's target is pinned there once chosen. ``learn=False``: these
         photos were grouped before (cloaked again at another budget): not added twice.
@@ -98,7 +98,7 @@ class PhotoCloaker:
             for f in found:
                 jobs.append(FaceJob(photo.rgb, f))
                 owners.append(i)
-        if jobs and (people is not None or self.options.people):
+        if jobs and (people is not None or self.options.targeting.people):
             jobs = self._with_people(jobs, people if people is not None else PersonDirectory(), learn)
         pixels, results = self.cloaker.cloak_faces(jobs)
         if jobs and people is not None:
@@ -111,7 +111,7 @@ class PhotoCloaker:
         for i, photo in enumerate(photos):
             mine = [j for j, o in enumerate(owners) if o == i]
             if mine:
-                floor = self.options.floor
+                floor = self.options.budget.floor
                 regions = [results[j].region for j in mine]
                 rgb, crowded = compose_within_budget(
                     photo.rgb,

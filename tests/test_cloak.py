@@ -30,7 +30,7 @@ def _region_dssim(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int
 
 @pytest.fixture(scope="module")
 def cloaker_by_mode(detector):
-    return {m: PhotoCloaker(CloakOptions(mode=m), detector=detector) for m in MODES}
+    return {m: PhotoCloaker(CloakOptions.of(mode=m), detector=detector) for m in MODES}
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -56,7 +56,7 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
     # sees the face nearer its target than before (crossing over is measured by bench_crossing: at
     # the honest budget not every face gets there)
     back = read_photo(write_photo(result.photo, tmp_path / "cloaked.jpg"))
-    for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.extractors, pc.cloaker.bank, detector)):
+    for f, row in zip(result.faces, crossings(photo, back, result.faces, pc.options.targeting.extractors, pc.cloaker.bank, detector)):
         for c in row:
             assert c.after < c.before - 0.02, (
                 f"{mode} {c.extractor}: cloak did not move the face toward its target ({c.before:.3f} → {c.after:.3f})"
@@ -70,7 +70,7 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
 
 def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None:
     photo = read_photo(dev / "photos" / "nikon_d700_two_faces.jpg")
-    result = PhotoCloaker(CloakOptions(mode="low", steps=4)).cloak([photo])[0]
+    result = PhotoCloaker(CloakOptions.of(mode="low", steps=4)).cloak([photo])[0]
     assert len(result.faces) == 2
     assert outside_regions_unchanged(photo.rgb, result.photo.rgb, [f.region for f in result.faces])
     assert not np.array_equal(photo.rgb, result.photo.rgb)
@@ -88,7 +88,7 @@ def test_few_step_cloaks_in_a_batch_keep_a_change(dev: Path) -> None:
 
     faces = sorted((dev / "faces").glob("*/*.jpg"))
     chosen = random.Random(1).sample(faces, 100)  # the daemon test's photos, in its order
-    pc = PhotoCloaker(CloakOptions(mode="low", steps=2))
+    pc = PhotoCloaker(CloakOptions.of(mode="low", steps=2))
     for start in (52, 55):
         results = pc.cloak([read_photo(p) for p in chosen[start : start + 4]])
         dssims = [f.dssim for r in results for f in r.faces]
@@ -103,12 +103,12 @@ def test_faces_short_of_their_target_are_extended_in_rounds(dev: Path) -> None:
     toward, it stops at four. An extended face still meets its budget.
     """
     photo = read_photo(dev / "faces" / "Keira_Knightley" / "5.jpg")
-    ext = PhotoCloaker(CloakOptions(mode="mid", steps=4, extend_steps=4)).cloak([photo])[0].faces[0]
+    ext = PhotoCloaker(CloakOptions.of(mode="mid", steps=4, extend_steps=4)).cloak([photo])[0].faces[0]
     assert ext.steps == 8 and ext.best_step > 4 and 0 < ext.dssim <= 0.007
-    assert PhotoCloaker(CloakOptions(mode="mid", steps=4)).cloak([photo])[0].faces[0].steps == 4  # explicit steps are exact
-    un = PhotoCloaker(CloakOptions(mode="mid", steps=4, extend_steps=4, target_mode="untargeted")).cloak([photo])[0].faces[0]
+    assert PhotoCloaker(CloakOptions.of(mode="mid", steps=4)).cloak([photo])[0].faces[0].steps == 4  # explicit steps are exact
+    un = PhotoCloaker(CloakOptions.of(mode="mid", steps=4, extend_steps=4, target_mode="untargeted")).cloak([photo])[0].faces[0]
     assert un.steps == 4
-    assert CloakOptions(mode="mid").max_extend == 60 and CloakOptions(mode="mid", steps=40).max_extend == 0
+    assert CloakOptions.of(mode="mid").budget.max_extend == 60 and CloakOptions.of(mode="mid", steps=40).budget.max_extend == 0
 
 
 def test_extension_rounds_lean_on_the_extractor_a_face_lags_under(dev: Path, tmp_path: Path, cloaker_by_mode, detector) -> None:
@@ -124,43 +124,43 @@ def test_extension_rounds_lean_on_the_extractor_a_face_lags_under(dev: Path, tmp
         result = pc.cloak([photo])[0]
         (face,) = result.faces
         back = read_photo(write_photo(result.photo, tmp_path / "cloaked.jpg"))
-        (row,) = crossings(photo, back, result.faces, pc.options.extractors, pc.cloaker.bank, detector)
+        (row,) = crossings(photo, back, result.faces, pc.options.targeting.extractors, pc.cloaker.bank, detector)
         return face.steps, {c.extractor: c.margin for c in row}
 
     photo = read_photo(dev / "faces" / "Robert_Downey_Jr" / "5.jpg")
     steps, leaned = margins(cloaker_by_mode["mid"])
     assert steps > MODES["mid"].steps  # it needed the extension
-    _, plain = margins(PhotoCloaker(CloakOptions(mode="mid", extend_steps=0), detector=detector))
-    _, even = margins(PhotoCloaker(CloakOptions(mode="mid", lag_weight=1.0), detector=detector))
+    _, plain = margins(PhotoCloaker(CloakOptions.of(mode="mid", extend_steps=0), detector=detector))
+    _, even = margins(PhotoCloaker(CloakOptions.of(mode="mid", lag_weight=1.0), detector=detector))
     lagging = min(leaned, key=lambda k: plain[k])  # the extractor the face is furthest from crossing under
     assert min(leaned.values()) > min(plain.values()) + 0.05, (leaned, plain)
     assert leaned[lagging] > even[lagging], (leaned, even)
-    assert CloakOptions().lag_weight > 1
+    assert CloakOptions().optimizer.lag_weight > 1
     with pytest.raises(ValueError):
-        CloakOptions(lag_weight=0).validate()
+        CloakOptions.of(lag_weight=0).validate()
 
 
 def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Path) -> None:
     """Low's ρ is a preference: a face still short of its target after its steps is cloaked again from
     its original at the ceiling (mid's ρ), paid from its extension allowance; a custom budget is a hard limit."""
     photo = read_photo(dev / "faces" / "Keira_Knightley" / "5.jpg")
-    raised = PhotoCloaker(CloakOptions(mode="low", steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
+    raised = PhotoCloaker(CloakOptions.of(mode="low", steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
     assert raised.steps == 12 and raised.best_step > 6 and raised.budget == MODES["low"].ceiling
     assert 0.004 < raised.dssim <= raised.budget  # the higher budget was used
-    fixed = PhotoCloaker(CloakOptions(dssim_budget=0.004, steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
+    fixed = PhotoCloaker(CloakOptions.of(dssim_budget=0.004, steps=6, extend_steps=6)).cloak([photo])[0].faces[0]
     assert fixed.steps == 12 and fixed.budget == 0.004 and fixed.dssim <= 0.004
-    assert CloakOptions(dssim_budget=0.004).budget_ceiling == 0.004
-    assert CloakOptions(dssim_budget=0.004, max_budget=0.006).budget_ceiling == 0.006
-    assert CloakOptions(mode="mid").budget_ceiling == 0.007
+    assert CloakOptions.of(dssim_budget=0.004).budget.ceiling == 0.004
+    assert CloakOptions.of(dssim_budget=0.004, max_budget=0.006).budget.ceiling == 0.006
+    assert CloakOptions.of(mode="mid").budget.ceiling == 0.007
     with pytest.raises(ValueError):
-        CloakOptions(mode="mid", max_budget=0.005).validate()
+        CloakOptions.of(mode="mid", max_budget=0.005).validate()
 
 
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
     # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/__init__.py)
     # (on CUDA too: the crops are made on the CPU there, engine.cloak._view)
-    runs = [PhotoCloaker(CloakOptions(mode="mid", steps=5, seed=7)).cloak([photo])[0].photo.rgb for _ in range(5)]
+    runs = [PhotoCloaker(CloakOptions.of(mode="mid", steps=5, seed=7)).cloak([photo])[0].photo.rgb for _ in range(5)]
     for r in runs[1:]:
         assert np.array_equal(runs[0], r)
 
@@ -194,10 +194,10 @@ def test_shipped_bank_has_provenance_and_no_evaluation_identities(dev: Path, lfw
 
 def test_untargeted_and_fixed_modes(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Will_Smith" / "3.jpg")
-    un = PhotoCloaker(CloakOptions(mode="mid", steps=8, target_mode="untargeted")).cloak([photo])[0]
+    un = PhotoCloaker(CloakOptions.of(mode="mid", steps=8, target_mode="untargeted")).cloak([photo])[0]
     assert un.faces[0].target is None and min(un.faces[0].feature_shift.values()) > 0.05
     name = TargetBank.load().identities[5]
-    fx = PhotoCloaker(CloakOptions(mode="mid", steps=4, target_mode="fixed", target_identity=name)).cloak([photo])[0]
+    fx = PhotoCloaker(CloakOptions.of(mode="mid", steps=4, target_mode="fixed", target_identity=name)).cloak([photo])[0]
     assert fx.faces[0].target == name
 
 

@@ -129,8 +129,10 @@ def test_transfer_variants_parse_every_cloak_option_and_families_group_models() 
 
     base = CloakOptions()
     o = parse_variant("sface,sface-robust:diversity_scale=0.9/1.1:diversity=false:steps=80:dssim_budget=0.012:target_mode=average", base)
-    assert o.extractors == ("sface", "sface-robust") and o.diversity.scale == (0.9, 1.1)
-    assert o.diversity.enabled is False and o.steps == 80 and o.budget == 0.012 and o.target_mode == "average"
+    assert o.targeting.extractors == ("sface", "sface-robust") and o.optimizer.diversity.scale == (0.9, 1.1)
+    assert (
+        o.optimizer.diversity.enabled is False and o.budget.steps == 80 and o.budget.rho == 0.012 and o.targeting.target_mode == "average"
+    )
     assert variant_label(parse_variant("dlib", base), base) == "dlib"
     assert "diversity_prob=0.5" in variant_label(parse_variant("sface:diversity_prob=0.5", base), base)
     for bad in ("sface:nope=1", "sface:seed=3", "sface:diversity_prob=2", ""):

@@ -4,6 +4,7 @@ light, and an import graph with no cycles and no arrow that climbs back up."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -170,10 +171,10 @@ def test_thorough_triples_the_modes_steps_and_leaves_explicit_steps_alone() -> N
     from fawkes_daemon.config import CloakConfig
     from fawkes_engine.cloak.options import MODES, THOROUGH_STEPS, CloakOptions
 
-    assert CloakConfig(thorough=True).to_options().n_steps == MODES["mid"].steps * THOROUGH_STEPS
-    assert CloakOptions(mode="high", thorough=True).n_steps == MODES["high"].steps * THOROUGH_STEPS
-    assert CloakOptions(steps=7, thorough=True).n_steps == 7
-    assert CloakOptions().n_steps == MODES["mid"].steps
+    assert CloakConfig(thorough=True).to_options().budget.n_steps == MODES["mid"].steps * THOROUGH_STEPS
+    assert CloakOptions.of(mode="high", thorough=True).budget.n_steps == MODES["high"].steps * THOROUGH_STEPS
+    assert CloakOptions.of(steps=7, thorough=True).budget.n_steps == 7
+    assert CloakOptions().budget.n_steps == MODES["mid"].steps
 
 
 def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
@@ -196,3 +197,24 @@ def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
     from fawkes_engine.cloak.options import CloakOptions
 
     assert cloak_config(p.parse_args([])).to_options() == CloakOptions(), "a flag-less command must build the engine's defaults"
+
+
+def test_cloak_options_come_in_parts_each_consumer_reads_only_its_own() -> None:
+    """Every option has one flat name and one part; the window, the objective and the goal are given a part, not the whole."""
+    import inspect
+
+    from fawkes_engine.cloak.objective import Goal, Objective
+    from fawkes_engine.cloak.options import PART_OF, PARTS, CloakOptions, Perception, Targeting
+    from fawkes_engine.cloak.window import VisibleWindow
+
+    names = [f.name for cls in PARTS.values() for f in dataclasses.fields(cls)]
+    assert len(names) == len(set(names)) == len(PART_OF), "two parts share an option name"
+    o = CloakOptions.of(mode="high", masking=0.5, seed=3, toward="photo")
+    assert (o.budget.mode, o.perception.masking, o.runtime.seed, o.targeting.toward) == ("high", 0.5, 3, "photo")
+    assert o.replace(seed=4).runtime.seed == 4 and o.runtime.seed == 3, "replace returns a copy"
+    assert CloakOptions.of(**o.flat()) == o
+    with pytest.raises(TypeError, match="unknown cloak option 'budget'"):
+        CloakOptions.of(budget=0.01)
+    assert inspect.signature(VisibleWindow.build).parameters["o"].annotation in (Perception, "Perception")
+    assert inspect.signature(Objective).parameters["o"].annotation in (Targeting, "Targeting")
+    assert inspect.signature(Goal.targets).parameters["o"].annotation in (Targeting, "Targeting")

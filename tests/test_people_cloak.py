@@ -25,7 +25,7 @@ def photos(dev: Path):
 
 def test_one_person_one_target_and_away_from_the_persons_centroid(photos, detector) -> None:
     tom, other = photos
-    opts = CloakOptions(steps=12, people=True, leave="person", toward="centroid")
+    opts = CloakOptions.of(steps=12, people=True, leave="person", toward="centroid")
     pc = PhotoCloaker(opts, detector=detector)
     people = PersonDirectory()
     res = pc.cloak(tom + ([other] if other is not None else []), people=people)
@@ -53,8 +53,8 @@ def test_one_person_one_target_and_away_from_the_persons_centroid(photos, detect
 
 def test_weak_cloak_policy(photos, detector) -> None:
     tom, _ = photos
-    weak_opts = CloakOptions(steps=1, extend_steps=0)  # one step: a cloak that carries no face across
-    cloakers = {m: PhotoCloaker(CloakOptions(mode=m, steps=1, extend_steps=0), detector=detector) for m in ("mid", "high")}
+    weak_opts = CloakOptions.of(steps=1, extend_steps=0)  # one step: a cloak that carries no face across
+    cloakers = {m: PhotoCloaker(CloakOptions.of(mode=m, steps=1, extend_steps=0), detector=detector) for m in ("mid", "high")}
     pc = PhotoCloaker(weak_opts, detector=detector)
     published = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "publish")
     assert published[0].kind == "encoded" and published[0].weak == 1

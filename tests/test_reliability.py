@@ -34,7 +34,7 @@ def cloaker():
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.pipeline import PhotoCloaker
 
-    return PhotoCloaker(CloakOptions(mode="low", steps=2))
+    return PhotoCloaker(CloakOptions.of(mode="low", steps=2))
 
 
 def config_file(tmp: Path, **extra) -> Path:
@@ -336,7 +336,7 @@ def test_d14_a_face_too_small_to_cloak_holds_the_photo(dev: Path, tmp_path: Path
     from fawkes_engine.pipeline import PhotoCloaker
 
     # every detected face counts as too small: the daemon's rule is tested on a real detection
-    tiny = PhotoCloaker(CloakOptions(mode="low", steps=2), detector=FaceDetector(min_face=10_000))
+    tiny = PhotoCloaker(CloakOptions.of(mode="low", steps=2), detector=FaceDetector(min_face=10_000))
     h = Harness(tmp_path, tiny, no_face="pass")
     shutil.copyfile(dev / "photos" / "couple.jpg", h.src / "group.jpg")
     h.add("group.jpg")

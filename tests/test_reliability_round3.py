@@ -199,7 +199,7 @@ def _fast_cloaker():
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.pipeline import PhotoCloaker
 
-    return PhotoCloaker(CloakOptions(mode="low", steps=2))
+    return PhotoCloaker(CloakOptions.of(mode="low", steps=2))
 
 
 @pytest.mark.system

@@ -142,19 +142,19 @@ def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> Non
     from fawkes_engine.pipeline import PhotoCloaker
 
     photo = read_photo(next(p for p in sorted((dev / "faces").glob("*/*.jpg")) if Image.open(p).size == (112, 112)))
-    base = CloakOptions(mode="mid", steps=30, extractors=("sface",))
+    base = CloakOptions.of(mode="mid", steps=30, extractors=("sface",))
     variants = [
         base,
-        replace(base, diversity=replace(base.diversity, prob=0.5)),
-        replace(base, normalize_loss=True),
+        base.replace(diversity=replace(base.optimizer.diversity, prob=0.5)),
+        base.replace(normalize_loss=True),
     ]
     pixels = []
     for o in variants:
         r = PhotoCloaker(o).cloak([photo])[0]
         (f,) = r.faces
-        assert f.dssim <= o.budget + 1e-6
+        assert f.dssim <= o.budget.rho + 1e-6
         assert f.target_distance_after["sface"] < f.target_distance_before["sface"]
         pixels.append(r.photo.rgb)
     assert not np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[1], pixels[2])
     with pytest.raises(ValueError):
-        CloakOptions(diversity=Diversity(prob=2.0)).validate()
+        CloakOptions.of(diversity=Diversity(prob=2.0)).validate()

@@ -122,7 +122,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
     cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4
     lm = np.array([[cx - s / 2, cy - s / 2], [cx + s / 2, cy - s / 2], [cx, cy], [cx - s / 2, cy + s / 2], [cx + s / 2, cy + s / 2]])
     face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), lm)
-    return _VisibleWindow.build(working_copy(image, face, region, context, 10_000), torch.device("cpu"), CloakOptions())
+    return _VisibleWindow.build(working_copy(image, face, region, context, 10_000), torch.device("cpu"), CloakOptions().perception)
 
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:

@@ -35,7 +35,7 @@ def test_sybil_photo_ends_nearer_the_user_than_its_own_original(dev: Path, tmp_p
     candidates = [read_photo(faces / n / "4.jpg") for n in ("Keanu_Reeves", "Katy_Perry", "Barack_Obama")]
     # high: at an honest budget a Sybil photo must carry another person's face most of the way to the user's
     # (`fawkes sybil` defaults to it); one of these two candidates still falls short under SFace (README)
-    made = make_sybils(user, candidates, per_photo=2, options=CloakOptions(mode="high"), detector=detector)
+    made = make_sybils(user, candidates, per_photo=2, options=CloakOptions.of(mode="high"), detector=detector)
     assert len(made) == 2 and len({m.candidate_index for m in made}) == 2
     crossed = []
     for m in made:
@@ -133,8 +133,8 @@ def test_average_target_and_stop_fraction(dev: Path) -> None:
     assert scores[far] == scores.max()
     assert abs(scores[avg] - np.median(scores)) <= np.abs(scores - np.median(scores)).min() + 1e-9
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
-    full = PhotoCloaker(CloakOptions(mode="high", steps=20)).cloak([photo])[0].faces[0]
-    part = PhotoCloaker(CloakOptions(mode="high", steps=20, stop_fraction=0.04)).cloak([photo])[0].faces[0]
+    full = PhotoCloaker(CloakOptions.of(mode="high", steps=20)).cloak([photo])[0].faces[0]
+    part = PhotoCloaker(CloakOptions.of(mode="high", steps=20, stop_fraction=0.04)).cloak([photo])[0].faces[0]
     assert part.target == full.target
     # the pull stops early; at the honest budget's step size it ends about 12 % of the way instead of the 4 %
     # asked (one Adam step already moves a face that far; docs/decisions.md), still short of the full cloak's

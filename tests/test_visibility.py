@@ -29,7 +29,7 @@ def mid_cloaker(detector) -> PhotoCloaker:
     # mid's budget and floor with 8 steps: the step size takes δ to the budget within two or three steps,
     # so the final rounding is tested at the limit; the default 40-100 steps on the 83 faces (two crowds of
     # 21 and 26) take minutes, and bench_visibility measures them
-    return PhotoCloaker(CloakOptions(mode="mid", steps=8), detector=detector)
+    return PhotoCloaker(CloakOptions.of(mode="mid", steps=8), detector=detector)
 
 
 def _photos(dev: Path) -> list[Path]:

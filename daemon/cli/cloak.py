@@ -77,7 +77,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
         return 2
-    problem = opt_in_problem(options.extractors) or device_problem(args.device)
+    problem = opt_in_problem(options.targeting.extractors) or device_problem(args.device)
     if problem:
         console.print(f"fawkes cloak: {problem}", markup=False)
         return 2
@@ -95,7 +95,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     cloaker = PhotoCloaker(options)
-    people = enroll_people(cloaker, files, console) if options.people and len(files) > 1 else None
+    people = enroll_people(cloaker, files, console) if options.targeting.people and len(files) > 1 else None
     report: list[dict] = []
     failures = 0
     for p, reason in missing:
@@ -150,7 +150,7 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
                     # a face cloaked again at a higher budget to cross its target says so
                     ", ".join(
-                        f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget else "")
+                        f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget.rho else "")
                         for f in result.faces
                     )
                     or "-",
@@ -178,14 +178,14 @@ def cmd_cloak(args: argparse.Namespace) -> int:
 
 
 def _options_dict(o: CloakOptions) -> dict:
-    from dataclasses import asdict
-
-    d = asdict(o)
-    d["budget"] = o.budget
-    d["steps_used"] = o.n_steps
-    d["extend_steps_used"] = o.max_extend
-    d["max_budget_used"] = o.budget_ceiling
-    d["ssimulacra2_floor_used"] = o.floor
+    """The report's options: every option by its flat name, and the budget, steps and floor the mode resolved to."""
+    d = o.to_json()
+    b = o.budget
+    d["budget"] = b.rho
+    d["steps_used"] = b.n_steps
+    d["extend_steps_used"] = b.max_extend
+    d["max_budget_used"] = b.ceiling
+    d["ssimulacra2_floor_used"] = b.floor
     return d
 
 

@@ -53,7 +53,7 @@ def cmd_sybil(args: argparse.Namespace) -> int:
         return 1
     report = []
     table = Table(title=f"Sybil photos ({args.mode}): feature distance to the user's photo, before → after")
-    for col in ("user photo", "Sybil photo", "candidate", "DSSIM", *(f"{n} to user" for n in opts.extractors)):
+    for col in ("user photo", "Sybil photo", "candidate", "DSSIM", *(f"{n} to user" for n in opts.targeting.extractors)):
         table.add_column(col)
     count: dict[int, int] = {}
     for m in made:
@@ -77,7 +77,7 @@ def cmd_sybil(args: argparse.Namespace) -> int:
             dst.name,
             cand_paths[m.candidate_index].name,
             f"{m.face.dssim:.4f}",
-            *(f"{m.to_user_before[n]:.2f} → {m.to_user_after[n]:.2f}" for n in opts.extractors),
+            *(f"{m.to_user_before[n]:.2f} → {m.to_user_after[n]:.2f}" for n in opts.targeting.extractors),
         )
     Console(width=160).print(table)
     (out / "sybil-report.json").write_text(json.dumps(report, indent=2))

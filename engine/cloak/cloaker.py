@@ -82,8 +82,8 @@ class Cloaker:
     def __init__(self, options: CloakOptions | None = None, bank: TargetBank | None = None) -> None:
         self.options = options or CloakOptions()
         self.options.validate()
-        self.device = resolve_device(self.options.device)
-        self.extractors = [get_extractor(n) for n in self.options.extractors]
+        self.device = resolve_device(self.options.runtime.device)
+        self.extractors = [get_extractor(n) for n in self.options.targeting.extractors]
         self._bank = bank
         self.modules = [e.torch_module(self.device) for e in self.extractors]
 
@@ -111,15 +111,15 @@ class Cloaker:
 
     # -- targets -------------------------------------------------------------------
     def choose_target(self, feats: dict[str, np.ndarray], seed: int) -> int | None:
-        o = self.options
-        if o.target_mode == "untargeted":
+        t = self.options.targeting
+        if t.target_mode == "untargeted":
             return None
-        if o.target_mode == "fixed":
-            return identity_index(self.bank, o.target_identity or "")
-        if o.consistent_target:
-            seed = o.seed
+        if t.target_mode == "fixed":
+            return identity_index(self.bank, t.target_identity or "")
+        if t.consistent_target:
+            seed = self.options.runtime.seed
         return select_target(
-            self.bank, feats, o.top_k, seed, rank="average" if o.target_mode == "average" else "farthest", stable=o.consistent_target
+            self.bank, feats, t.top_k, seed, rank="average" if t.target_mode == "average" else "farthest", stable=t.consistent_target
         )
 
     # -- the optimization ------------------------------------------------------------
@@ -141,8 +141,8 @@ class Cloaker:
         o = self.options
         if not jobs:
             return [], []
-        torch.manual_seed(o.seed)
-        rng = np.random.default_rng(o.seed)
+        torch.manual_seed(o.runtime.seed)
+        rng = np.random.default_rng(o.runtime.seed)
         dev = self.device
         feats = self.features(jobs)
         goal, away = self._direction(jobs, feats, person_groups(jobs, target_groups), goals, goal_label)
@@ -150,13 +150,13 @@ class Cloaker:
         faces = [self._face_state(job, goal.names[j], goals is None and goal.sign > 0) for j, job in enumerate(jobs)]
         # one parameter group per face: each face runs its own step-size schedule, so a face that is
         # extended restarts its schedule while the others have stopped; fused: one kernel per face
-        opt = torch.optim.Adam([{"params": [f.u]} for f in faces], lr=o.learning_rate, fused=dev.type in ("cpu", "cuda"))
+        opt = torch.optim.Adam([{"params": [f.u]} for f in faces], lr=o.optimizer.learning_rate, fused=dev.type in ("cpu", "cuda"))
         # crossing is judged against the target identity's centroid (what a tracker's class looks like)
         centre: list[torch.Tensor] = []
         if any(f.extend_left for f in faces):
             idx = [self.bank.identities.index(t) if t is not None else 0 for t in goal.names]
             centre = [torch.from_numpy(self.bank.centroids(e.name)[idx].astype(np.float32)).to(dev) for e in self.extractors]
-        objective = Objective(self.modules, goal, clean, o, centre, dev, away)
+        objective = Objective(self.modules, goal, clean, o.targeting, centre, dev, away)
         self._jobs = jobs  # the floor check in the loop reads each face's photo (floor_refine)
         self._optimize(faces, opt, objective, rng)
         deltas = [f.change() for f in faces]  # each face's change on its working copy, before the loop's tensors go
@@ -164,7 +164,7 @@ class Cloaker:
             f.window = f.u = f.adv = f.d = f.best_pixels = None  # type: ignore[assignment]
         del opt, objective
         release_free_memory()  # the loop's freed heap stays mapped until now (fawkes_engine.memory)
-        out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.floor, dev)
+        out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.budget.floor, dev)
         measure_results(self.features, self.extractors, jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
         for j, (job, r) in enumerate(zip(jobs, results)):
             r.person = job.person.key if job.person is not None else None
@@ -178,17 +178,18 @@ class Cloaker:
         o, dev = self.options, self.device
         if goals is not None:
             return Goal.given(goals, self.extractors, len(jobs), goal_label, dev), None
-        targets = choose_targets(jobs, feats, groups, self.bank, self.choose_target, o.seed, o.target_mode != "fixed")
-        goal = Goal.targets(targets, feats, self.bank, self.extractors, o, dev)
-        if o.leave != "person":
+        t, seed = o.targeting, o.runtime.seed
+        targets = choose_targets(jobs, feats, groups, self.bank, self.choose_target, seed, t.target_mode != "fixed")
+        goal = Goal.targets(targets, feats, self.bank, self.extractors, t, seed, dev)
+        if t.leave != "person":
             return goal, None
         anchor = person_anchors(jobs, feats, groups)
         return goal, [torch.from_numpy(anchor[e.name]).to(dev) for e in self.extractors]
 
     def _optimize(self, faces: list[FaceState], opt: torch.optim.Optimizer, objective: Objective, rng: np.random.Generator) -> None:
         """Eq. 2 by projected Adam steps, each face on its own schedule, until every face is done."""
-        o, dev = self.options, self.device
-        exact_until = max(4, o.n_steps // 10)
+        o, dev = self.options.optimizer, self.device
+        exact_until = max(4, self.options.budget.n_steps // 10)
         # without diversity a step's own forward pass is the clean one and also judges;
         # otherwise faces are judged first, on clean crops, so that a face whose phase ends at a step
         # (and is not extended) costs no diversified forward pass it would not use
@@ -262,15 +263,16 @@ class Cloaker:
     def _face_state(self, job: FaceJob, target: str | None, may_extend: bool) -> FaceState:
         """The face's working copy, window and zero field (the first step starts from the original face)."""
         o = self.options
+        b, look = o.budget, o.perception
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
-        region = job.face.region(job.image.shape, o.region_margin)
-        context = crop_window(job.face.landmarks, job.image.shape, templates, 1.0 / max(o.diversity.smallest_scale, 0.5))
-        wc = working_copy(job.image, job.face, region, context, o.working_width)
-        win = VisibleWindow.build(wc, self.device, o)
+        region = job.face.region(job.image.shape, look.region_margin)
+        context = crop_window(job.face.landmarks, job.image.shape, templates, 1.0 / max(o.optimizer.diversity.smallest_scale, 0.5))
+        wc = working_copy(job.image, job.face, region, context, look.working_width)
+        win = VisibleWindow.build(wc, self.device, look)
         u = torch.zeros((1, 3) + tuple(win.original.shape[-2:]), device=self.device, requires_grad=True)
         mats = [similarity_transform(wc.face.landmarks, template) for template, _size in templates]
         # only targeted cloaks toward a bank identity can be extended
-        extend = o.max_extend if (may_extend and not o.stop_fraction and target is not None) else 0
+        extend = b.max_extend if (may_extend and not o.targeting.stop_fraction and target is not None) else 0
         return FaceState(
             region,
             wc,
@@ -278,9 +280,9 @@ class Cloaker:
             u,
             mats,
             min(transform_scale(m) for m in mats) < PENALTY_STEPS_ABOVE_SCALE,
-            o.budget,
-            Phase(0, o.n_steps, 1.0, False),
-            judge_from(o.n_steps, o.stop_fraction),
+            b.rho,
+            Phase(0, b.n_steps, 1.0, False),
+            judge_from(b.n_steps, o.targeting.stop_fraction),
             extend,
             len(self.extractors),
         )
@@ -322,7 +324,7 @@ class Cloaker:
     def _crops(self, faces: list[FaceState], diverse: bool, rows: list[int], rng: np.random.Generator) -> list[torch.Tensor]:
         """Each extractor's view of faces ``rows`` (their canvases must show their ``adv``)."""
         o = self.options
-        cpu_warp = o.deterministic and self.device.type in ("cuda", "mps")
+        cpu_warp = o.runtime.deterministic and self.device.type in ("cuda", "mps")
         per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
         for j in rows:
             f = faces[j]
@@ -331,7 +333,7 @@ class Cloaker:
             for e_i, ext in enumerate(self.extractors):
                 m, sigma = f.mats[e_i], 0.0
                 if diverse:
-                    m, sigma = o.diversity.sample_view(m, ext.spec.input_size, rng)
+                    m, sigma = o.optimizer.diversity.sample_view(m, ext.spec.input_size, rng)
                 views.append((m, sigma, footprint(m, ext.spec.input_size, h, w)))
             patches = f.window.patches(f.adv, [box for _m, _s, box in views])  # type: ignore[arg-type]
             for e_i, (ext, (m, sigma, (bx0, by0, _bx1, _by1)), patch) in enumerate(zip(self.extractors, views, patches)):
@@ -347,26 +349,26 @@ class Cloaker:
         d = torch.stack([faces[j].window.region_dssim(faces[j].adv) if float(faces[j].d) > faces[j].budget else faces[j].d for j in rows])  # type: ignore[arg-type,misc]
         feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows)
         limit = torch.tensor([faces[j].budget for j in rows], device=self.device)
-        return feat_loss + self.options.penalty * torch.relu(d - limit), embs
+        return feat_loss + self.options.optimizer.penalty * torch.relu(d - limit), embs
 
     def _end_of_phase(self, j: int, f: FaceState, step: int, opt: torch.optim.Optimizer, objective: Objective) -> bool:
         """A face at the end of its phase: cloaked again at the ceiling, extended, or done. True if restarted."""
-        o = self.options
-        if o.floor_refine and o.floor > 0 and not f.floor_checked and f.copy.resampled:
+        b = self.options.budget
+        if b.floor_refine and b.floor > 0 and not f.floor_checked and f.copy.resampled:
             f.floor_checked = True
-            c = floor_scale(self._jobs[j], f, o.floor, self.device)
+            c = floor_scale(self._jobs[j], f, b.floor, self.device)
             if c < REFINE_BELOW:
-                more = max(1, o.n_steps // 2)
+                more = max(1, b.n_steps // 2)
                 refine_within(f, c, step, more, step + judge_from(more, None))
                 opt.state.pop(f.u, None)
                 return False
-        short = f.extend_left > 0 and f.margin < o.cross_margin
-        if short and f.budget < o.budget_ceiling and not (f.floor_checked and f.budget < o.budget):  # a refined face keeps its floor
+        short = f.extend_left > 0 and f.margin < b.cross_margin
+        if short and f.budget < b.ceiling and not (f.floor_checked and f.budget < b.rho):  # a refined face keeps its floor
             # a face its budget cannot carry across starts again from the original at the ceiling's
             # budget, as a cloak of that budget would (continuing from the low-budget cloak left the
             # hardest faces short: docs/decisions.md)
-            more = min(f.extend_left, o.n_steps)
-            f.restart(step, o.budget_ceiling, more, step + 1 + judge_from(more, None))
+            more = min(f.extend_left, b.n_steps)
+            f.restart(step, b.ceiling, more, step + 1 + judge_from(more, None))
             opt.state.pop(f.u, None)  # Adam's moments start afresh too
             objective.lean[:, j] = 1.0
             return True
@@ -374,8 +376,8 @@ class Cloaker:
             # not across yet: another round of half the steps, the schedule restarted at half height,
             # with more weight on the extractors it is not across under
             for e_i, m in enumerate(f.best_margins):
-                objective.lean[e_i, j] = o.lag_weight if m < o.cross_margin else 1.0
-            more = min(f.extend_left, max(1, o.n_steps // 2))
+                objective.lean[e_i, j] = self.options.optimizer.lag_weight if m < b.cross_margin else 1.0
+            more = min(f.extend_left, max(1, b.n_steps // 2))
             f.extend_left -= more
             f.phase = Phase(step, more, 0.5, True)
             f.judge_from = step + judge_from(more, None)

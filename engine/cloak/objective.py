@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.options import Targeting
 from fawkes_engine.targets import TargetBank
 
 
@@ -39,7 +39,14 @@ class Goal:
 
     @classmethod
     def targets(
-        cls, targets: list[int | None], feats: dict[str, np.ndarray], bank: TargetBank, extractors, o: CloakOptions, dev: torch.device
+        cls,
+        targets: list[int | None],
+        feats: dict[str, np.ndarray],
+        bank: TargetBank,
+        extractors,
+        o: Targeting,
+        seed: int,
+        dev: torch.device,
     ) -> Goal:
         """Each face toward a photo of its target identity (or, untargeted, away from itself)."""
         rows_per_ext = []
@@ -53,7 +60,7 @@ class Goal:
                     rows.append(centroids[t].astype(np.float32))
                 else:
                     imgs = bank.images_of(t)
-                    rows.append(bank.embeddings[ext.name][imgs[(o.seed + j) % len(imgs)]])
+                    rows.append(bank.embeddings[ext.name][imgs[(seed + j) % len(imgs)]])
             rows_per_ext.append(torch.from_numpy(np.stack(rows)).to(dev))
         names = [None if t is None else bank.identities[t] for t in targets]
         return cls(rows_per_ext, names, -1.0 if o.target_mode == "untargeted" else 1.0)
@@ -73,7 +80,7 @@ class Objective:
         modules: list[torch.nn.Module],
         goal: Goal,
         clean: list[torch.Tensor],
-        o: CloakOptions,
+        o: Targeting,
         centre: list[torch.Tensor],
         dev: torch.device,
         away: list[torch.Tensor] | None = None,

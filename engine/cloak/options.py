@@ -1,13 +1,17 @@
 """The cloak's options and modes: plain data, importable without torch.
 
+The options come in small frozen parts (budget, targeting, perception, optimizer, runtime) so
+that each piece of the loop is handed only what it reads; :class:`CloakOptions` holds one of each.
+
 Why torch-free: the daemon's configuration validates modes and `fawkes status` reads them,
 and neither should pay for importing torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fawkes_engine.cloak.diversity import Diversity
 
@@ -52,74 +56,42 @@ OPT_IN_EXTRACTORS: tuple[str, ...] = ("faceres", "mobileface")
 
 
 @dataclass(frozen=True)
-class CloakOptions:
+class Budget:
+    """How much the face may change and how many steps it gets: the mode, or explicit overrides."""
+
     mode: str = "mid"
-    dssim_budget: float | None = None  # overrides the mode's budget
+    dssim_budget: float | None = None  # overrides the mode's ρ
     steps: int | None = None  # overrides the mode's steps
-    extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
-    target_mode: TargetMode = "farthest"
-    target_identity: str | None = None  # for target_mode="fixed"
-    top_k: int = 5
-    # every face picks its target by the same seeded hash among its top_k (the same person → the same target)
-    consistent_target: bool = True
-    learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
-    penalty: float = 2000.0  # λ
-    push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
-    leave: Leave = "person"  # what α pushes away from (fawkes_engine.cloak.objective; docs/decisions.md)
-    toward: Toward = "centroid"  # what the face is pulled toward
-    # group the faces of a call (and, in the daemon, of the library) by person before cloaking:
-    # one target and one centroid to leave per person (fawkes_engine.people)
-    people: bool = True
-    # the SSIMULACRA2 floor inside the optimization: a face whose change the floor would shrink
-    # (large faces, seen downscaled) is optimized again, from the shrunk change, inside the smaller
-    # DSSIM budget that clears the floor, instead of only being shrunk after the loop
-    floor_refine: bool = True
-    project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
-    diversity: Diversity = Diversity()  # random views of the face at each step (fawkes_engine.cloak.diversity)
-    # research (off; docs/decisions.md): each extractor's feature term divided by its face's original
-    # distance to the goal, so that no model dominates the sum because its embedding space is wider.
-    # Gradient smoothing, intermediate features, model augmentation, colour and JPEG views and
-    # per-extractor weights were measured and lost; they were removed (tag history-round2 has them)
-    normalize_loss: bool = False
-    region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
-    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (fawkes_engine.working_scale)
-    masking: float = 1.0  # contrast masking strength (fawkes_engine.perceptual): 0 uniform, 1 in proportion to local contrast
-    chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
-    eye_luma: float = 0.5  # luminance weight left at the eye centres
-    # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
-    # fraction of its original-to-target feature distance (None: go as far as the budget allows)
-    stop_fraction: float | None = None
+    # three times the mode's steps: what a GPU affords in seconds; a CPU pays in time (docs/decisions.md)
+    thorough: bool = False
     # a face that, at the end of its steps, is not nearer its target's centroid than its own clean
     # features under every extractor (by cross_margin of that distance) goes on in rounds of half
     # the steps, up to this many more. None: the mode's allowance, or none when ``steps`` is set
     # (an explicit step count is exact). Targeted cloaks only, and not with ``stop_fraction``.
     extend_steps: int | None = None
     cross_margin: float = 0.05
-    # in a face's extension rounds, each extractor it is not yet across under weighs this much more
-    lag_weight: float = 1.5
     # the DSSIM budget an extended face may be raised to (None: the mode's ceiling; a custom
     # ``dssim_budget`` is a hard limit unless this is given too)
     max_budget: float | None = None
     # SSIMULACRA2 floor per face (None: the mode's, or none with a custom ``dssim_budget``; 0: none)
     ssimulacra2_floor: float | None = None
-    # three times the mode's steps: what a GPU affords in seconds; a CPU pays in time (docs/decisions.md)
-    # of a default cloak (extensions included) for more protection against dlib (docs/decisions.md)
-    thorough: bool = False
-    seed: int = 0
-    device: str = "auto"
-    # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``_view``)
-    deterministic: bool = True
+    # the floor inside the optimization: a face whose change the floor would shrink (large faces,
+    # seen downscaled) is optimized again, from the shrunk change, inside the smaller DSSIM budget
+    # that clears the floor, instead of only being shrunk after the loop
+    floor_refine: bool = True
 
     @property
-    def budget(self) -> float:
+    def rho(self) -> float:
+        """The DSSIM budget ρ every face starts with."""
         return self.dssim_budget if self.dssim_budget is not None else MODES[self.mode].dssim_budget
 
     @property
-    def budget_ceiling(self) -> float:
+    def ceiling(self) -> float:
+        """The ρ an extended face may be raised to."""
         if self.max_budget is not None:
-            return max(self.max_budget, self.budget)
+            return max(self.max_budget, self.rho)
         if self.dssim_budget is not None or self.mode not in MODES:
-            return self.budget
+            return self.rho
         return MODES[self.mode].ceiling
 
     @property
@@ -147,22 +119,138 @@ class CloakOptions:
     def validate(self) -> None:
         if self.mode not in MODES and self.dssim_budget is None:
             raise ValueError(f"unknown mode {self.mode!r}; choose {', '.join(MODES)} or set a custom budget")
-        if not 0 < self.budget < 0.5:
-            raise ValueError(f"DSSIM budget must be in (0, 0.5), got {self.budget}")
+        if not 0 < self.rho < 0.5:
+            raise ValueError(f"DSSIM budget must be in (0, 0.5), got {self.rho}")
+        if self.max_budget is not None and not self.rho <= self.max_budget < 0.5:
+            raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
+        if self.extend_steps is not None and self.extend_steps < 0:
+            raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Which models the cloak is made against, and where it moves the face's features."""
+
+    extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
+    target_mode: TargetMode = "farthest"
+    target_identity: str | None = None  # for target_mode="fixed"
+    top_k: int = 5
+    # every face picks its target by the same seeded hash among its top_k (the same person → the same target)
+    consistent_target: bool = True
+    push_away: float = 1.0  # α: also push away from the face's own clean features (targeted mode)
+    leave: Leave = "person"  # what α pushes away from (fawkes_engine.cloak.objective; docs/decisions.md)
+    toward: Toward = "centroid"  # what the face is pulled toward
+    # group the faces of a call (and, in the daemon, of the library) by person before cloaking:
+    # one target and one centroid to leave per person (fawkes_engine.people)
+    people: bool = True
+    # §8 mitigation against target-closeness detection: stop pulling a face once it has covered this
+    # fraction of its original-to-target feature distance (None: go as far as the budget allows)
+    stop_fraction: float | None = None
+    # research (off; docs/decisions.md): each extractor's feature term divided by its face's original
+    # distance to the goal, so that no model dominates the sum because its embedding space is wider.
+    # Gradient smoothing, intermediate features, model augmentation, colour and JPEG views and
+    # per-extractor weights were measured and lost; they were removed (tag history-round2 has them)
+    normalize_loss: bool = False
+
+    def validate(self) -> None:
         if self.target_mode == "fixed" and not self.target_identity:
             raise ValueError("target_mode 'fixed' needs target_identity")
         if not self.extractors:
             raise ValueError("the cloaking set needs at least one extractor")
-        self.diversity.validate()
-        if self.max_budget is not None and not self.budget <= self.max_budget < 0.5:
-            raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
-        if self.lag_weight <= 0:
-            raise ValueError(f"lag_weight must be > 0, got {self.lag_weight}")
-        if self.extend_steps is not None and self.extend_steps < 0:
-            raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
             raise ValueError(f"stop_fraction must be in (0, 1], got {self.stop_fraction}")
+
+
+@dataclass(frozen=True)
+class Perception:
+    """Where in the photo the change may go, and how it is spread over the face."""
+
+    region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
+    working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (fawkes_engine.working_scale)
+    masking: float = 1.0  # contrast masking strength (fawkes_engine.perceptual): 0 uniform, 1 in proportion to local contrast
+    chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
+    eye_luma: float = 0.5  # luminance weight left at the eye centres
+
+    def validate(self) -> None:
         if self.working_width < 112:
             raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
         if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:
             raise ValueError("masking and eye_luma must be in [0, 1] and chroma ≥ 0")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How each step moves the change: Adam, the budget's penalty and projection, random views."""
+
+    learning_rate: float = 0.2  # Adam's step in the luminance/chroma field, in pixel units (1/255 ≈ 0.004)
+    penalty: float = 2000.0  # λ
+    project: bool = True  # shrink δ back inside the budget after each step (the penalty alone oscillates)
+    diversity: Diversity = Diversity()  # random views of the face at each step (fawkes_engine.cloak.diversity)
+    # in a face's extension rounds, each extractor it is not yet across under weighs this much more
+    lag_weight: float = 1.5
+
+    def validate(self) -> None:
+        self.diversity.validate()
+        if self.lag_weight <= 0:
+            raise ValueError(f"lag_weight must be > 0, got {self.lag_weight}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how reproducibly the cloak runs; no effect on what a cloak aims for."""
+
+    seed: int = 0
+    device: str = "auto"
+    # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``extractor_view``)
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class CloakOptions:
+    """Every option of a cloak, in parts; each consumer is given only the part it reads.
+
+    Options are also named flat (``CloakOptions.of(mode="high", steps=60)``): every field of
+    every part has a name no other part uses, so configuration keys, `fawkes cloak` flags and
+    variant strings name them without saying which part holds them.
+    """
+
+    budget: Budget = Budget()
+    targeting: Targeting = Targeting()
+    perception: Perception = Perception()
+    optimizer: Optimizer = Optimizer()
+    runtime: Runtime = Runtime()
+
+    @classmethod
+    def of(cls, **flat: Any) -> CloakOptions:
+        """The defaults with options replaced by their flat names."""
+        return cls().replace(**flat)
+
+    def replace(self, **flat: Any) -> CloakOptions:
+        """A copy with options replaced by their flat names (an unknown name raises ``TypeError``)."""
+        changed: dict[str, dict[str, Any]] = {}
+        for name, value in flat.items():
+            if name not in PART_OF:
+                raise TypeError(f"unknown cloak option {name!r}")
+            changed.setdefault(PART_OF[name], {})[name] = value
+        return dataclasses.replace(self, **{p: dataclasses.replace(getattr(self, p), **kw) for p, kw in changed.items()})
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by its flat name."""
+        return {name: getattr(getattr(self, part), name) for name, part in PART_OF.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """Every option by its flat name, as JSON-ready plain data (reports and results name options flat)."""
+        return {
+            k: dataclasses.asdict(v) if isinstance(v, Diversity) else list(v) if isinstance(v, tuple) else v for k, v in self.flat().items()
+        }
+
+    def validate(self) -> None:
+        self.budget.validate()
+        self.targeting.validate()
+        self.perception.validate()
+        self.optimizer.validate()
+
+
+PARTS: dict[str, type] = {"budget": Budget, "targeting": Targeting, "perception": Perception, "optimizer": Optimizer, "runtime": Runtime}
+# each flat option name → the part that holds it
+PART_OF: dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in dataclasses.fields(cls)}

@@ -18,9 +18,10 @@ _FIXED = ("extractors", "device", "seed")
 
 def flat_options(o: CloakOptions) -> dict[str, object]:
     """Every option by its variant name (the diversity object's fields flattened)."""
-    out: dict[str, object] = {f.name: getattr(o, f.name) for f in fields(CloakOptions) if f.name != "diversity"}
-    out["diversity"] = o.diversity.enabled
-    out.update({f"diversity_{f.name}": getattr(o.diversity, f.name) for f in fields(Diversity) if f.name != "enabled"})
+    out: dict[str, object] = {k: v for k, v in o.flat().items() if k != "diversity"}
+    div = o.optimizer.diversity
+    out["diversity"] = div.enabled
+    out.update({f"diversity_{f.name}": getattr(div, f.name) for f in fields(Diversity) if f.name != "enabled"})
     return out
 
 
@@ -39,7 +40,7 @@ def _parse(raw: str, current: object, key: str) -> object:
 def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
     """``"EXTRACTORS[:option=value...]"`` → the base options with that cloaking set and overrides, validated."""
     head, *overrides = spec.split(":")
-    opts = replace(base, extractors=tuple(e.strip() for e in head.split(",") if e.strip()))
+    opts = base.replace(extractors=tuple(e.strip() for e in head.split(",") if e.strip()))
     for item in overrides:
         key, _, raw = item.partition("=")
         key = key.strip()
@@ -47,14 +48,14 @@ def parse_variant(spec: str, base: CloakOptions) -> CloakOptions:
         if key not in flat or key in _FIXED:
             raise ValueError(f"transfer variant {spec!r}: unknown cloak option {key!r}")
         value: Any = _parse(raw, flat[key], key)
+        div = opts.optimizer.diversity
         if key == "diversity":
-            opts = replace(opts, diversity=replace(opts.diversity, enabled=bool(value)))
+            opts = opts.replace(diversity=replace(div, enabled=bool(value)))
         elif key.startswith("diversity_"):
             changed: dict[str, Any] = {key[len("diversity_") :]: value}
-            opts = replace(opts, diversity=replace(opts.diversity, **changed))
+            opts = opts.replace(diversity=replace(div, **changed))
         else:
-            override: dict[str, Any] = {key: value}
-            opts = replace(opts, **override)
+            opts = opts.replace(**{key: value})
     opts.validate()
     return opts
 
@@ -63,4 +64,4 @@ def variant_label(options: CloakOptions, base: CloakOptions) -> str:
     """The cloaking set plus every option that differs from ``base`` (mode aside)."""
     mine, theirs = flat_options(options), flat_options(base)
     diffs = [f"{k}={v}" for k, v in mine.items() if k not in ("extractors", "mode") and v != theirs[k]]
-    return ":".join([",".join(options.extractors), *diffs])
+    return ":".join([",".join(options.targeting.extractors), *diffs])

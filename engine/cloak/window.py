@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fawkes_engine.align import warp_faces
-from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.options import Perception
 from fawkes_engine.perceptual import perceptual_weights, shape_change
 from fawkes_engine.photo_io import max_value
 from fawkes_engine.ssim import gaussian_blur
@@ -62,7 +62,7 @@ class VisibleWindow:
         self.canvas = self.base.clone()
 
     @classmethod
-    def build(cls, wc: WorkingCopy, device: torch.device, o: CloakOptions) -> VisibleWindow:
+    def build(cls, wc: WorkingCopy, device: torch.device, o: Perception) -> VisibleWindow:
         base = to_unit(wc.image, max_value(wc.image), device)
         x0, y0, x1, y1 = wc.copy_region
         original = base[..., y0:y1, x0:x1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -209,8 +209,9 @@ class Evaluation:
 
     def cloak_key(self, options: CloakOptions) -> str:
         """How timings and DSSIM of one cloak variant are keyed in the results: the mode, plus what differs."""
-        label = options.mode if options.dssim_budget is None else f"rho={options.dssim_budget}"
-        if options != replace(self.cfg.cloak, mode=options.mode):
+        b = options.budget
+        label = b.mode if b.dssim_budget is None else f"rho={b.dssim_budget}"
+        if options != self.cfg.cloak.replace(mode=b.mode):
             label = f"{label} [{variant_label(options, self.cfg.cloak)}]"
         return label
 

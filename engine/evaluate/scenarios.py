@@ -9,7 +9,7 @@ nothing when that part is empty.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,12 @@ class Recorder:
             "tracker_extractor": view,
             "cloak": None
             if options is None
-            else {"mode": options.mode, "budget": options.budget, "extractors": list(options.extractors), "key": ev.cloak_key(options)},
+            else {
+                "mode": options.budget.mode,
+                "budget": options.budget.rho,
+                "extractors": list(options.targeting.extractors),
+                "key": ev.cloak_key(options),
+            },
             "protection": _agg(prot),
             "normal_accuracy": _agg(norm),
             "baseline_protection": _agg(bprot),
@@ -98,7 +103,7 @@ def modes(record: Recorder, default: CloakOptions) -> None:
     """Protection per mode, every tracker and view (end-to-end: the main view and first mode only, it is costly)."""
     cfg = record.ev.cfg
     for mode in cfg.modes if cfg.mode_rows else []:
-        opts = replace(cfg.cloak, mode=mode)
+        opts = cfg.cloak.replace(mode=mode)
         for view in cfg.tracker_extractors:
             for tracker in cfg.trackers:
                 if tracker == "end-to-end" and (view != cfg.tracker_extractors[0] or mode != cfg.modes[0]):
@@ -142,10 +147,10 @@ def transfer(record: Recorder, default: CloakOptions) -> None:
     for spec in cfg.transfer:
         opts = parse_variant(spec, default)
         label = variant_label(opts, default)
-        used = {view_family(e) for e in opts.extractors}
+        used = {view_family(e) for e in opts.targeting.extractors}
         feature_trackers = [t for t in cfg.trackers if t != "end-to-end"]
         for view in cfg.tracker_extractors:
-            if view in opts.extractors:  # white-box: the cloak must first work against its own model
+            if view in opts.targeting.extractors:  # white-box: the cloak must first work against its own model
                 for tracker in feature_trackers:
                     record("whitebox", "cloak", label, tracker, view, opts)
             if view_family(view) in used:
@@ -185,11 +190,12 @@ def run(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> dict:
         + (", ".join(ev.target_overlap) + " (excluded from nothing: results may be optimistic)" if ev.target_overlap else "none")
     )
     record = Recorder(ev)
-    default = replace(cfg.cloak, mode=cfg.modes[0])
+    default = cfg.cloak.replace(mode=cfg.modes[0])
     for run_scenario in SCENARIOS.values():
         run_scenario(record, default)
     rows = record.rows
     cfgd = asdict(cfg)
+    cfgd["cloak"] = cfg.cloak.to_json()
     cfgd["dataset"] = str(cfg.dataset)
     cfgd["sybil_candidates"] = str(cfg.sybil_candidates) if cfg.sybil_candidates else None
     return {
@@ -233,8 +239,8 @@ def detection_rows(ev: Evaluation, default: CloakOptions, say: Callable[[str], N
     rows = []
     variants = [
         ("none", default),
-        (f"stop at {cfg.stop_fraction:.0%} of the way", replace(default, stop_fraction=cfg.stop_fraction)),
-        ("average-distance target", replace(default, target_mode="average")),
+        (f"stop at {cfg.stop_fraction:.0%} of the way", default.replace(stop_fraction=cfg.stop_fraction)),
+        ("average-distance target", default.replace(target_mode="average")),
     ]
     for view in [v for v in cfg.tracker_extractors if v in bank.embeddings]:
         clean = ev.clean_features(view)
