@@ -24,7 +24,8 @@ from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.state import FaceState
 from fawkes_engine.cloak.window import to_unit
 from fawkes_engine.photo_io import max_value
-from fawkes_engine.visibility import ScaleDSSIM, measure_scales, ssimulacra2
+from fawkes_engine.ssimulacra2_cached import Ssimulacra2Reference
+from fawkes_engine.visibility import ScaleDSSIM, measure_scales, to_rgb8
 from fawkes_engine.working_scale import lift
 
 
@@ -56,6 +57,7 @@ class _Rounding:
         self.base = orig.mul_(max_value).round_()
         self.delta = x.mul_(max_value).sub_(self.base)
         self.base_unit = self.base / max_value
+        self.reference: Ssimulacra2Reference | None = None
 
     def at(self, c: float) -> tuple[torch.Tensor, ScaleDSSIM]:
         q = torch.add(self.base, self.delta, alpha=c).round_().clamp_(0, self.max_value).div_(self.max_value)
@@ -65,7 +67,9 @@ class _Rounding:
         return (q * self.max_value).round_()[0].permute(1, 2, 0).cpu().numpy().astype(self.dtype)
 
     def ssimulacra2(self, q: torch.Tensor) -> float:
-        return ssimulacra2(self.original, self.array(q))
+        if self.reference is None:  # the original's side, once for every scale c searched
+            self.reference = Ssimulacra2Reference(to_rgb8(self.original))
+        return self.reference.score(to_rgb8(self.array(q)))
 
 
 @torch.no_grad()
@@ -174,7 +178,7 @@ def _measure_box(image: np.ndarray, composed: np.ndarray, region: Box, core: Box
     x0, y0, x1, y1 = region
     a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
     ta, tb = to_unit(a, mv, torch.device("cpu")), to_unit(b, mv, torch.device("cpu"))
-    return Rounded(b, measure_scales(tb, ta, core=core), ssimulacra2(a, b), scale)
+    return Rounded(b, measure_scales(tb, ta, core=core), Ssimulacra2Reference(to_rgb8(a)).score(to_rgb8(b)), scale)
 
 
 def compose_within_budget(
