@@ -38,27 +38,61 @@ def _linear(rgb8: np.ndarray) -> np.ndarray:
 
 
 def _xyb(linear: np.ndarray) -> np.ndarray:
-    return np.asarray(ref.make_positive_xyb(ref.linear_rgb_to_xyb(linear)))
+    """The package's ``make_positive_xyb(linear_rgb_to_xyb(linear))``, the same operations in the
+    same order, in four plane buffers instead of its dozen temporaries (the peak of a large face's
+    score). Like the package's, the result is the transposed image (W×H×3)."""
+    r, g, b = linear.T
+    matrix = ref.kOpsinAbsorbanceMatrix.reshape(3, 3)
+    bias = ref.kOpsinAbsorbanceBias
+    tmp = np.empty(r.shape, order="F")  # F order: the planes' memory runs as the source's rows do
+    mixed = []
+    for i in range(3):
+        m = np.multiply(matrix[i, 0], r, out=np.empty(r.shape, order="F"))
+        np.add(m, np.multiply(matrix[i, 1], g, out=tmp), out=m)
+        np.add(m, np.multiply(matrix[i, 2], b, out=tmp), out=m)
+        np.add(m, bias[i], out=m)
+        np.maximum(m, 0, out=m)
+        np.cbrt(m, out=m)
+        np.subtract(m, np.cbrt(bias[i]), out=m)
+        mixed.append(m)
+    m0, m1, m2 = mixed
+    out = np.empty((*r.shape, 3))
+    x = np.multiply(0.5, np.subtract(m0, m1, out=tmp), out=tmp)
+    out[:, :, 0] = np.add(np.multiply(x, 14.0, out=x), 0.42, out=x)
+    y = np.multiply(0.5, np.add(m0, m1, out=m0), out=m0)
+    out[:, :, 2] = np.add(np.subtract(m2, y, out=m2), 0.55, out=m2)  # (B − Y) + 0.55, from Y before its offset
+    out[:, :, 1] = np.add(y, 0.01, out=y)
+    return out
 
 
-class _Blur:
-    """The package's ``blur_image`` into buffers kept between candidates (the same call, so the same result).
+def _blur(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The package's ``blur_image`` into ``out``, the same values to the bit.
 
-    Why: at a large face's full resolution each blur's padded copy and output are tens of MB,
-    and fresh ones are fresh pages every time; page faults were a third of a score.
+    The package pads five zero rows above and below and filters with ``reflect``; its kernel's
+    radius is also five, so no output row it keeps ever reaches a reflected row, and a zero
+    (``constant``) edge on that axis gives the same sums without the padded copy (a test checks).
+    """
+    ndimage.gaussian_filter(image, sigma=1.5, truncate=3.33, mode=("constant", "reflect"), cval=0.0, axes=(0, 1), output=out)
+    return out
+
+
+class _Buffers:
+    """A candidate's full-resolution arrays, kept between candidates and shared by the scales.
+
+    Why: at a large face's full resolution each is tens of MB, and fresh ones are fresh pages
+    every time (page faults were a third of a score); a smaller scale uses the top-left corner.
+    Two hold the inputs of the square and product blurs and, once those have run, the scratch of
+    the SSIM and edge maps; three hold the blurs' outputs.
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
-        h, w, c = shape
-        self.r = int(round(3.2795 * 1.5 + 0.2546))  # the package's radius for σ 1.5 (zero rows above and below)
-        self.h = h
-        self.padded = np.zeros((h + 2 * self.r, w, c))
-        self.out = np.empty_like(self.padded)
+        self.inputs = [np.empty(shape) for _ in range(2)]
+        self.outputs = [np.empty(shape) for _ in range(3)]
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        self.padded[self.r : self.r + self.h] = image
-        ndimage.gaussian_filter(self.padded, sigma=1.5, truncate=3.33, mode="reflect", cval=0.0, axes=(0, 1), output=self.out)
-        return self.out[self.r : self.r + self.h]
+    @staticmethod
+    def at(arrays: list[np.ndarray], shape: tuple[int, ...]) -> list[np.ndarray]:
+        h, w = shape[:2]
+        return [a[:h, :w] for a in arrays]
 
 
 @dataclass
@@ -67,7 +101,6 @@ class _Scale:
     mu: np.ndarray  # its blur
     var: np.ndarray  # blur(img²) − mu², the original's term of the SSIM denominator
     edge: np.ndarray  # 1 + |img − mu|, the original's edge strength
-    blurs: list[_Blur]  # one per blur of a candidate (mean, square, product), run side by side
 
 
 class Ssimulacra2Reference:
@@ -78,6 +111,7 @@ class Ssimulacra2Reference:
             raise ValueError("Ssimulacra2Reference takes an H×W×3 uint8 image")
         self.shape = original.shape
         self.scales: list[_Scale] = []
+        self.buffers: _Buffers | None = None
         # under 8 px a side the metric is undefined; like fawkes_engine.visibility.ssimulacra2: 100 if unchanged
         self.tiny = original.copy() if min(original.shape[:2]) < 8 else None
         if self.tiny is not None:
@@ -87,13 +121,15 @@ class Ssimulacra2Reference:
         for scale in range(ref.kNumScales):
             if img.shape[0] < 8 or img.shape[1] < 8:
                 break
-            mu_f, sq_f = _pool().submit(ref.blur_image, img), _pool().submit(ref.blur_image, img * img)
+            mu_f = _pool().submit(_blur, img, np.empty(img.shape))
+            sq_f = _pool().submit(_blur, img * img, np.empty(img.shape))
             mu = mu_f.result()
             var = sq_f.result() - mu * mu
-            self.scales.append(_Scale(img, mu, var, 1.0 + np.abs(img - mu), [_Blur(img.shape) for _ in range(3)]))
+            self.scales.append(_Scale(img, mu, var, 1.0 + np.abs(img - mu)))
             if scale < ref.kNumScales - 1:
                 linear = ref.downsample(linear, 2, 2)
                 img = _xyb(linear)
+        self.buffers = _Buffers(self.scales[0].img.shape) if self.scales else None
 
     def score(self, candidate: np.ndarray) -> float:
         """SSIMULACRA2 of ``candidate`` (uint8, the original's shape): 100 identical, 90 visually lossless."""
@@ -104,19 +140,27 @@ class Ssimulacra2Reference:
         ms = ref.Msssim()
         linear = _linear(candidate)
         pool = _pool()
+        buffers = self.buffers
+        assert buffers is not None  # built with the scales
         for i, s in enumerate(self.scales):
             img2 = _xyb(linear)
-            data = ref.MsssimScale()
-            # the blurs and the two maps are independent, and scipy and numpy release the GIL: on two
-            # cores they run side by side (each result is the same as computed alone)
-            blurs = [pool.submit(blur.apply, a) for blur, a in zip(s.blurs, (img2, img2 * img2, s.img * img2))]
-            mu2, s22, s12 = (f.result() for f in blurs)
-            edges = pool.submit(_edge_diff_map, s, img2, mu2)
-            data.avg_ssim = _ssim_map(s, mu2, s22, s12)
-            data.avg_edgediff = edges.result()
-            ms.scales.append(data)
             if i < len(self.scales) - 1:
                 linear = ref.downsample(linear, 2, 2)
+            data = ref.MsssimScale()
+            square_in, product_in = _Buffers.at(buffers.inputs, img2.shape)
+            np.multiply(img2, img2, out=square_in)
+            np.multiply(s.img, img2, out=product_in)
+            # the blurs and the two maps are independent, and scipy and numpy release the GIL: on two
+            # cores they run side by side (each result is the same as computed alone)
+            outs = _Buffers.at(buffers.outputs, img2.shape)
+            blurs = [pool.submit(_blur, a, o) for a, o in zip((img2, square_in, product_in), outs)]
+            mu2, s22, s12 = (f.result() for f in blurs)
+            # the blurs' inputs are free now: scratch for the SSIM map and the edge map (one each,
+            # so the two threads share none; the edge map also overwrites img2)
+            edges = pool.submit(_edge_diff_map, s, img2, mu2, product_in)
+            data.avg_ssim = _ssim_map(s, mu2, s22, s12, square_in)
+            data.avg_edgediff = edges.result()
+            ms.scales.append(data)
         return float(ms.score())
 
 
@@ -126,26 +170,28 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _l4_mean(x: np.ndarray) -> np.ndarray:
-    """The package's 4-norm of each plane: mean of x⁴ to the ¼, as (x·x)·(x·x)."""
-    x4 = x * x
-    np.multiply(x4, x4, out=x4)
-    return np.asarray(x4.mean((0, 1)) ** 0.25)
+    """The package's 4-norm of each plane: mean of x⁴ to the ¼, as (x·x)·(x·x); ``x`` is overwritten."""
+    np.multiply(x, x, out=x)
+    np.multiply(x, x, out=x)
+    return np.asarray(x.mean((0, 1)) ** 0.25)
 
 
-def _ssim_map(s: _Scale, mu2: np.ndarray, s22: np.ndarray, s12: np.ndarray) -> np.ndarray:
-    """The package's ``ssim_map`` with the original's terms taken from ``s``, in place."""
+def _ssim_map(s: _Scale, mu2: np.ndarray, s22: np.ndarray, s12: np.ndarray, num_m: np.ndarray) -> np.ndarray:
+    """The package's ``ssim_map`` with the original's terms taken from ``s``, in place (``num_m`` is
+    scratch of the maps' shape, first for m1·m2 and m2², then for the map; ``s22`` and ``s12`` are
+    overwritten)."""
     out = np.zeros(6)
-    num_m = s.mu - mu2
-    np.multiply(num_m, num_m, out=num_m)
-    np.subtract(1.0, num_m, out=num_m)  # 1 − (m1 − m2)²
-    m12 = s.mu * mu2
-    np.subtract(s12, m12, out=s12)
+    np.multiply(s.mu, mu2, out=num_m)
+    np.subtract(s12, num_m, out=s12)
     np.multiply(2.0, s12, out=s12)
     np.add(s12, ref.kC2, out=s12)  # num_s = 2 (s12 − m1 m2) + C2
-    np.multiply(mu2, mu2, out=m12)
-    np.subtract(s22, m12, out=s22)
+    np.multiply(mu2, mu2, out=num_m)
+    np.subtract(s22, num_m, out=s22)
     np.add(s.var, s22, out=s22)
     np.add(s22, ref.kC2, out=s22)  # denom_s = (s11 − m1²) + (s22 − m2²) + C2
+    np.subtract(s.mu, mu2, out=num_m)
+    np.multiply(num_m, num_m, out=num_m)
+    np.subtract(1.0, num_m, out=num_m)  # num_m = 1 − (m1 − m2)²
     np.multiply(num_m, s12, out=num_m)
     np.divide(num_m, s22, out=num_m)
     np.subtract(1.0, num_m, out=num_m)
@@ -155,15 +201,16 @@ def _ssim_map(s: _Scale, mu2: np.ndarray, s22: np.ndarray, s12: np.ndarray) -> n
     return out
 
 
-def _edge_diff_map(s: _Scale, img2: np.ndarray, mu2: np.ndarray) -> np.ndarray:
-    """The package's ``edge_diff_map`` with the original's edge strength taken from ``s``, in place."""
+def _edge_diff_map(s: _Scale, img2: np.ndarray, mu2: np.ndarray, d1: np.ndarray) -> np.ndarray:
+    """The package's ``edge_diff_map`` with the original's edge strength taken from ``s``, in place
+    (``d1`` is scratch of the maps' shape; ``img2`` is overwritten)."""
     out = np.zeros(12)
-    d1 = np.subtract(img2, mu2)
+    np.subtract(img2, mu2, out=d1)
     np.abs(d1, out=d1)
     np.add(1.0, d1, out=d1)
     np.divide(d1, s.edge, out=d1)
     np.subtract(d1, 1.0, out=d1)
-    part = np.maximum(d1, 0.0)  # artifacts: edges where the original is smooth
+    part = np.maximum(d1, 0.0, out=img2)  # artifacts: edges where the original is smooth
     out[::4] = part.mean((0, 1))
     out[1::4] = _l4_mean(part)
     np.negative(d1, out=d1)

@@ -53,3 +53,24 @@ def test_a_real_face_scores_as_the_package_scores_it(dev: Path) -> None:
     smooth = np.repeat(np.repeat(rng.normal(0, 3, (face.shape[0] // 16 + 1, face.shape[1] // 16 + 1, 3)), 16, 0), 16, 1)
     cand = np.clip(face + smooth[: face.shape[0], : face.shape[1]], 0, 255).astype(np.uint8)
     assert ref.score(cand) == ssimulacra2(face, cand)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (11, 40, 3), (257, 300, 3)])
+def test_the_blur_without_padding_equals_the_packages_padded_blur(shape: tuple[int, int, int]) -> None:
+    """A zero edge on the rows stands for the package's five zero rows because its kernel's radius is five too."""
+    from ssimulacra2 import ssimulacra2 as package
+
+    from fawkes_engine.ssimulacra2_cached import _blur
+
+    image = np.random.default_rng(4).random(shape)
+    assert np.array_equal(_blur(image, np.empty(shape)), package.blur_image(image))
+
+
+def test_the_colour_conversion_equals_the_packages() -> None:
+    """Bit for bit, on linear values across the whole range and on a size whose sides differ."""
+    from ssimulacra2 import ssimulacra2 as package
+
+    from fawkes_engine.ssimulacra2_cached import _xyb
+
+    linear = np.random.default_rng(5).random((37, 23, 3)) ** 3
+    assert np.array_equal(_xyb(linear), package.make_positive_xyb(package.linear_rgb_to_xyb(linear)))
