@@ -116,6 +116,10 @@ class CloakConfig(_Strict):
     thorough: bool = Field(default=False, description="three times the mode's steps: more protection, for a GPU or a patient CPU")
     seed: int = Field(default=0, description="the seed of target choice and input diversity (same seed, same bytes)")
     deterministic: bool = Field(default=True, description="on CUDA, crops made on the CPU so that seeded cloaks repeat exactly")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="the optimization's extractor passes in bf16/fp16 (faster on a GPU); goals and checks stay fp32"
+    )
+    compile: bool = Field(default=False, description="torch.compile the optimization's extractor passes (pays on a GPU, after a warm-up)")
     # embeddings are kept only in the state directory
     people: bool = Field(default=True, description="group faces by person (clean embeddings): one direction per person")
 

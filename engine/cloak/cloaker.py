@@ -48,6 +48,7 @@ from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.measure import measure_results
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.precision import loop_module
 from fawkes_engine.cloak.state import FaceState, Phase, judge_from
 from fawkes_engine.cloak.window import VisibleWindow, extractor_view, to_unit
 from fawkes_engine.device import available, log_mps_fallbacks, pick_device
@@ -86,6 +87,9 @@ class Cloaker:
         self.extractors = [get_extractor(n) for n in self.options.targeting.extractors]
         self._bank = bank
         self.modules = [e.torch_module(self.device) for e in self.extractors]
+        rt = self.options.runtime
+        # what the loop runs: float32 goals and measurements from ``modules``, the loop's passes from these
+        self.loop_modules = [loop_module(m, rt.precision, rt.compile, self.device) for m in self.modules]
 
     @property
     def bank(self) -> TargetBank:
@@ -156,7 +160,7 @@ class Cloaker:
         if any(f.extend_left for f in faces):
             idx = [self.bank.identities.index(t) if t is not None else 0 for t in goal.names]
             centre = [torch.from_numpy(self.bank.centroids(e.name)[idx].astype(np.float32)).to(dev) for e in self.extractors]
-        objective = Objective(self.modules, goal, clean, o.targeting, centre, dev, away)
+        objective = Objective(self.loop_modules, goal, clean, o.targeting, centre, dev, away)
         self._jobs = jobs  # the floor check in the loop reads each face's photo (floor_refine)
         self._optimize(faces, opt, objective, rng)
         deltas = [f.change() for f in faces]  # each face's change on its working copy, before the loop's tensors go

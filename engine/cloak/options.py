@@ -25,6 +25,9 @@ TargetMode = Literal["farthest", "average", "fixed", "untargeted"]
 Leave = Literal["own", "person"]
 # what it is pulled toward: one photo of the target identity (image-specific), or the identity's centroid
 Toward = Literal["photo", "centroid"]
+# the arithmetic of the loop's extractor passes (fawkes_engine.cloak.precision)
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,14 @@ class Runtime:
     device: str = "auto"
     # on CUDA, make the crops on the CPU so that seeded cloaks are bit-identical (see ``extractor_view``)
     deterministic: bool = True
+    # the loop's extractor passes: autocast to bf16/fp16, and/or torch.compile (fawkes_engine.cloak.precision);
+    # goals and measurements stay float32
+    precision: Precision = "fp32"
+    compile: bool = False
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,7 @@ class CloakOptions:
         self.targeting.validate()
         self.perception.validate()
         self.optimizer.validate()
+        self.runtime.validate()
 
 
 PARTS: dict[str, type] = {"budget": Budget, "targeting": Targeting, "perception": Perception, "optimizer": Optimizer, "runtime": Runtime}

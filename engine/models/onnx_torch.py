@@ -35,7 +35,8 @@ class _PReLUInputGrad(torch.autograd.Function):
         # per-channel slope cheaply, where torch.where, comparisons and a broadcast addcmul were several
         # times slower on CPU (docs/decisions.md, "PReLU's backward")
         sx = torch.sign(x)
-        return nn.functional.prelu(sx, slope).mul_(sx).mul_(grad), None
+        # under autocast x may be bf16/fp16 while the frozen slope stays float32
+        return nn.functional.prelu(sx, slope.to(sx.dtype)).mul_(sx).mul_(grad), None
 
 
 class InputGradPReLU(nn.Module):
