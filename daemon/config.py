@@ -16,7 +16,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions
+from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions, Precision
 from fawkes_engine.photo_io import METADATA_POLICIES
 
 APP = "fawkes-sync"
@@ -116,7 +116,7 @@ class CloakConfig(_Strict):
     thorough: bool = Field(default=False, description="three times the mode's steps: more protection, for a GPU or a patient CPU")
     seed: int = Field(default=0, description="the seed of target choice and input diversity (same seed, same bytes)")
     deterministic: bool = Field(default=True, description="on CUDA, crops made on the CPU so that seeded cloaks repeat exactly")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
+    precision: Precision = Field(
         default="fp32", description="the optimization's extractor passes in bf16/fp16 (faster on a GPU); goals and checks stay fp32"
     )
     compile: bool = Field(default=False, description="torch.compile the optimization's extractor passes (pays on a GPU, after a warm-up)")
