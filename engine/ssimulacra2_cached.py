@@ -24,6 +24,8 @@ import numpy as np
 from scipy import ndimage
 from ssimulacra2 import ssimulacra2 as ref  # the package's module: its colour maths, blur, pyramid and weights
 
+_WORKERS = min(3, os.cpu_count() or 1)  # the three blurs of a scale at once, where the cores allow
+
 
 def _srgb_table() -> np.ndarray:
     return np.asarray(ref.srgb_to_linear(np.arange(256, dtype=np.float64)[None, :, None].repeat(3, 2))[0, :, 0])
@@ -40,7 +42,22 @@ def _linear(rgb8: np.ndarray) -> np.ndarray:
 def _xyb(linear: np.ndarray) -> np.ndarray:
     """The package's ``make_positive_xyb(linear_rgb_to_xyb(linear))``, the same operations in the
     same order, in four plane buffers instead of its dozen temporaries (the peak of a large face's
-    score). Like the package's, the result is the transposed image (W×H×3)."""
+    score). Like the package's, the result is the transposed image (W×H×3).
+
+    Every operation is per pixel, so the rows are split between the pool's threads (numpy
+    releases the GIL), each writing its own part of the result with buffers of its part's size.
+    """
+    h = linear.shape[0]
+    out = np.empty((linear.shape[1], h, 3))
+    parts = max(1, min(_WORKERS, h // 64))
+    bounds = [h * k // parts for k in range(parts + 1)]
+    done = [_pool().submit(_xyb_into, linear[a:b], out[:, a:b]) for a, b in zip(bounds, bounds[1:])]
+    for f in done:
+        f.result()
+    return out
+
+
+def _xyb_into(linear: np.ndarray, out: np.ndarray) -> None:
     r, g, b = linear.T
     matrix = ref.kOpsinAbsorbanceMatrix.reshape(3, 3)
     bias = ref.kOpsinAbsorbanceBias
@@ -56,13 +73,11 @@ def _xyb(linear: np.ndarray) -> np.ndarray:
         np.subtract(m, np.cbrt(bias[i]), out=m)
         mixed.append(m)
     m0, m1, m2 = mixed
-    out = np.empty((*r.shape, 3))
     x = np.multiply(0.5, np.subtract(m0, m1, out=tmp), out=tmp)
     out[:, :, 0] = np.add(np.multiply(x, 14.0, out=x), 0.42, out=x)
     y = np.multiply(0.5, np.add(m0, m1, out=m0), out=m0)
     out[:, :, 2] = np.add(np.subtract(m2, y, out=m2), 0.55, out=m2)  # (B − Y) + 0.55, from Y before its offset
     out[:, :, 1] = np.add(y, 0.01, out=y)
-    return out
 
 
 def _blur(image: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -166,7 +181,7 @@ class Ssimulacra2Reference:
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=min(3, os.cpu_count() or 1), thread_name_prefix="ssimulacra2")
+    return ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="ssimulacra2")
 
 
 def _l4_mean(x: np.ndarray) -> np.ndarray:

@@ -66,11 +66,13 @@ def test_the_blur_without_padding_equals_the_packages_padded_blur(shape: tuple[i
     assert np.array_equal(_blur(image, np.empty(shape)), package.blur_image(image))
 
 
-def test_the_colour_conversion_equals_the_packages() -> None:
-    """Bit for bit, on linear values across the whole range and on a size whose sides differ."""
+@pytest.mark.parametrize("shape", [(37, 23, 3), (301, 157, 3)])
+def test_the_colour_conversion_equals_the_packages(shape: tuple[int, int, int]) -> None:
+    """Bit for bit, on linear values across the whole range, on sides that differ, whole and split
+    into row blocks between threads (301 rows)."""
     from ssimulacra2 import ssimulacra2 as package
 
     from fawkes_engine.ssimulacra2_cached import _xyb
 
-    linear = np.random.default_rng(5).random((37, 23, 3)) ** 3
+    linear = np.random.default_rng(5).random(shape) ** 3
     assert np.array_equal(_xyb(linear), package.make_positive_xyb(package.linear_rgb_to_xyb(linear)))

@@ -59,9 +59,16 @@ class _Rounding:
         self.base_unit = self.base / max_value
         self.reference: Ssimulacra2Reference | None = None
 
+    def levels(self, c: float) -> torch.Tensor:
+        """The face box with δ at scale c, rounded to the photo's levels (in [0, 1])."""
+        return torch.add(self.base, self.delta, alpha=c).round_().clamp_(0, self.max_value).div_(self.max_value)
+
+    def measure(self, q: torch.Tensor) -> ScaleDSSIM:
+        return measure_scales(q, self.base_unit, core=self.core)
+
     def at(self, c: float) -> tuple[torch.Tensor, ScaleDSSIM]:
-        q = torch.add(self.base, self.delta, alpha=c).round_().clamp_(0, self.max_value).div_(self.max_value)
-        return q, measure_scales(q, self.base_unit, core=self.core)
+        q = self.levels(c)
+        return q, self.measure(q)
 
     def array(self, q: torch.Tensor) -> np.ndarray:
         return (q * self.max_value).round_()[0].permute(1, 2, 0).cpu().numpy().astype(self.dtype)
@@ -99,23 +106,49 @@ def round_within_budget(
     ``core``: the detector's own box inside it, held to the budget too (:func:`measure_scales`).
     """
     r = _Rounding(x, orig, max_value, original.dtype, original, core)
+    c, q, m, s2, moved = _within_budget_and_floor(r, budget, floor)
+    if moved:  # the floor moved c: the DSSIM of what is written, measured once (none for the original)
+        m = r.measure(q) if c > 0 else ScaleDSSIM({w: 0.0 for w in m.per_scale})
+    return Rounded(r.array(q), m, s2, c)
+
+
+@torch.no_grad()
+def kept_within_budget(
+    x: torch.Tensor,
+    orig: torch.Tensor,
+    max_value: int,
+    budget: float,
+    floor: float,
+    original: np.ndarray,
+    core: tuple[int, int, int, int] | None = None,
+) -> float:
+    """The share c that :func:`round_within_budget` would keep, without measuring or building what it would write."""
+    return _within_budget_and_floor(_Rounding(x, orig, max_value, original.dtype, original, core), budget, floor)[0]
+
+
+def _within_budget_and_floor(r: _Rounding, budget: float, floor: float) -> tuple[float, torch.Tensor, ScaleDSSIM, float, bool]:
+    """(c, its rounded face box, the DSSIM search's measurement, SSIMULACRA2 at c, whether the floor moved c).
+
+    The floor's bisection reads SSIMULACRA2 alone, so its steps are not measured for DSSIM
+    (on a large face each measurement is a full-resolution pyramid).
+    """
     c, q, m = _within_dssim(r, budget * (1 - 2e-4))
     s2 = r.ssimulacra2(q)
-    if floor > 0 and s2 < floor and c > 0:
-        lo, hi = 0.0, c  # lo meets the floor (c = 0 is the original), hi does not
-        best = (r.base_unit, ScaleDSSIM({w: 0.0 for w in m.per_scale}), 100.0)
-        for _ in range(7):
-            mid = (lo + hi) / 2
-            qm, mm = r.at(mid)
-            sm = r.ssimulacra2(qm)
-            if sm >= floor:
-                lo, best = mid, (qm, mm, sm)
-                if sm < floor + 1.0:
-                    break
-            else:
-                hi = mid
-        c, (q, m, s2) = lo, best
-    return Rounded(r.array(q), m, s2, c)
+    if not (floor > 0 and s2 < floor and c > 0):
+        return c, q, m, s2, False
+    lo, hi = 0.0, c  # lo meets the floor (c = 0 is the original), hi does not
+    best = (r.base_unit, 100.0)
+    for _ in range(7):
+        mid = (lo + hi) / 2
+        qm = r.levels(mid)
+        sm = r.ssimulacra2(qm)
+        if sm >= floor:
+            lo, best = mid, (qm, sm)
+            if sm < floor + 1.0:
+                break
+        else:
+            hi = mid
+    return lo, best[0], m, best[1], True
 
 
 def _within_dssim(r: _Rounding, limit: float) -> tuple[float, torch.Tensor, ScaleDSSIM]:
