@@ -1,6 +1,11 @@
 """Large faces (selfies, portraits): does the safe copy still verify as its clean self, and where is the effect lost?
 
     python -m benchmarks.bench_large_faces [--variant default] [--variant "sface,dlib:people=true:leave=person"] [--min-width 200]
+    python -m benchmarks.bench_large_faces --folder lfw-dev/faces --per-folder 1 --upscale 4 --max-photos 16
+
+``--folder`` (under the shared datasets, or a path) takes the photos from another folder, its
+subfolders too; ``--upscale K`` resizes each photo K× first (bicubic), which turns LFW's
+250 px photos into selfie-sized faces (about 450 px) of many more people than dev/photos has.
 
 For every face at least ``--min-width`` px wide in ``dev/photos`` (the product's own detection),
 each photo is cloaked as ``fawkes cloak`` would (mid by default) and written as the product
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +63,10 @@ def main() -> None:
     ap.add_argument("--min-width", type=int, default=200)
     ap.add_argument("--only", default="", help="comma-separated photo names (default: every photo)")
     ap.add_argument("--name", default="large-faces")
+    ap.add_argument("--folder", default="", help="photos from this folder and its subfolders instead of dev/photos")
+    ap.add_argument("--per-folder", type=int, default=0, help="at most this many photos from each subfolder (0: all)")
+    ap.add_argument("--max-photos", type=int, default=0, help="at most this many photos (0: all)")
+    ap.add_argument("--upscale", type=float, default=1.0, help="resize each photo by this factor first")
     args = ap.parse_args()
     detector = FaceDetector()
     native = NativeDlibView()
@@ -83,7 +93,7 @@ def main() -> None:
         return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
     only = {n for n in args.only.split(",") if n}
-    files = sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in EXTENSIONS and (not only or p.name in only))
+    files = _photo_files(args.folder, only, args.per_folder, args.max_photos, EXTENSIONS)
     base = CloakOptions.of(mode=args.mode)
     rows: list[dict[str, object]] = []
     per_face: dict[str, list[dict[str, object]]] = {}
@@ -93,7 +103,7 @@ def main() -> None:
         faces_out: list[dict[str, object]] = []
         seconds = []
         for path in files:
-            photo = read_photo(path)
+            photo = read_photo(path) if args.upscale == 1 else _upscaled(path, args.upscale)
             found, _ = faces_in(photo, detector)
             big = [f for f in found if f.box[2] >= args.min_width]
             if not big:
@@ -112,7 +122,12 @@ def main() -> None:
                     continue
                 clean_face = nearest_face(found, fr.box)
                 c = ours(clean8, clean_face)
-                row: dict[str, object] = {"photo": path.name, "width": round(fr.box[2]), "dssim": fr.dssim, "kept": fr.kept}
+                row: dict[str, object] = {
+                    "photo": path.name if not args.folder else f"{path.parent.name}/{path.name}",
+                    "width": round(fr.box[2]),
+                    "dssim": fr.dssim,
+                    "kept": fr.kept,
+                }
                 row["s2 (independent)"] = v.ssimulacra2
                 row["dssim 224/112 (independent)"] = max(d for k, d in v.dssim.items() if k != "native")
                 for n in exts:
@@ -152,7 +167,34 @@ def main() -> None:
         agg["s2 worst"] = float(np.min([float(r["s2 (independent)"]) for r in faces_out]))  # type: ignore[arg-type]
         agg["s/photo"] = float(np.median(seconds))
         rows.append(agg)
-    report(args.name, rows, {"faces": per_face, "min_width": args.min_width, "photos": str(PHOTOS)})
+    import fawkes_engine
+
+    extra = {"faces": per_face, "min_width": args.min_width, "photos": args.folder or str(PHOTOS), "upscale": args.upscale}
+    report(args.name, rows, {**extra, "engine": str(Path(fawkes_engine.__file__).parent)})
+
+
+def _photo_files(folder: str, only: set[str], per_folder: int, max_photos: int, extensions: set[str]) -> list[Path]:
+    root = PHOTOS if not folder else Path(folder) if Path(folder).is_dir() else SHARED / folder
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and (not only or p.name in only))
+    if per_folder:
+        taken: dict[Path, int] = {}
+        kept = []
+        for p in files:
+            if taken.get(p.parent, 0) < per_folder:
+                taken[p.parent] = taken.get(p.parent, 0) + 1
+                kept.append(p)
+        files = kept
+    return files[:max_photos] if max_photos else files
+
+
+def _upscaled(path: Path, factor: float):  # -> Photo, imported lazily with the engine
+    from PIL import Image
+
+    from fawkes_engine.photo_io import Photo, read_photo
+
+    rgb = read_photo(path).rgb8()
+    size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+    return Photo(np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC)), "JPEG")
 
 
 if __name__ == "__main__":

@@ -99,8 +99,10 @@ def round_within_budget(
     collapse a small δ to nothing.) A margin of 0.02 % keeps float32 summation order from
     tipping a result over the budget in another implementation's sum.
 
-    Floor: if SSIMULACRA2 of that result is under ``floor`` (0: no floor), c is bisected
-    further down until it clears it (SSIMULACRA2 rises as δ shrinks).
+    Floor: if SSIMULACRA2 of that result is under ``floor`` (0: no floor), c is searched
+    further down until it lands in [floor, floor + 1): SSIMULACRA2 rises as δ shrinks, about
+    linearly in c, so each guess interpolates between the bracket's ends, and a guess that
+    falls under the floor is followed by a bisection step, as in the DSSIM search.
 
     ``x`` and ``orig`` are overwritten. ``original``: the face box's pixels as the photo holds them.
     ``core``: the detector's own box inside it, held to the budget too (:func:`measure_scales`).
@@ -129,7 +131,7 @@ def kept_within_budget(
 def _within_budget_and_floor(r: _Rounding, budget: float, floor: float) -> tuple[float, torch.Tensor, ScaleDSSIM, float, bool]:
     """(c, its rounded face box, the DSSIM search's measurement, SSIMULACRA2 at c, whether the floor moved c).
 
-    The floor's bisection reads SSIMULACRA2 alone, so its steps are not measured for DSSIM
+    The floor's search reads SSIMULACRA2 alone, so its steps are not measured for DSSIM
     (on a large face each measurement is a full-resolution pyramid).
     """
     c, q, m = _within_dssim(r, budget * (1 - 2e-4))
@@ -137,17 +139,23 @@ def _within_budget_and_floor(r: _Rounding, budget: float, floor: float) -> tuple
     if not (floor > 0 and s2 < floor and c > 0):
         return c, q, m, s2, False
     lo, hi = 0.0, c  # lo meets the floor (c = 0 is the original), hi does not
+    lo_s, hi_s = 100.0, s2
     best = (r.base_unit, 100.0)
+    bisect = False
     for _ in range(7):
-        mid = (lo + hi) / 2
+        if bisect:  # the last guess fell under the floor: halving the bracket always progresses
+            mid = (lo + hi) / 2
+        else:  # SSIMULACRA2 falls about linearly in c: aim at the middle of the accepted window
+            frac = min(max((lo_s - floor - 0.5) / max(lo_s - hi_s, 1e-9), 0.05), 0.95)
+            mid = lo + (hi - lo) * frac
         qm = r.levels(mid)
         sm = r.ssimulacra2(qm)
         if sm >= floor:
-            lo, best = mid, (qm, sm)
+            lo, lo_s, best, bisect = mid, sm, (qm, sm), False
             if sm < floor + 1.0:
                 break
         else:
-            hi = mid
+            hi, hi_s, bisect = mid, sm, True
     return lo, best[0], m, best[1], True
 
 
