@@ -127,7 +127,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
-    from fawkes_engine.cloak.budget import kept_within_budget, round_within_budget
+    from fawkes_engine.cloak.budget import Rounding, kept_within_budget, round_within_budget
 
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:300, 0:280]
@@ -153,4 +153,4 @@ def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     q = torch.from_numpy(floored.pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
     assert measure_scales(q, orig).per_scale == pytest.approx(floored.scales.per_scale, rel=1e-4)
     # and the share the floor check inside the loop reads is the same c, found without building the result
-    assert kept_within_budget(x.clone(), orig.clone(), 255, budget, r.ssimulacra2 + 5, original) == floored.kept
+    assert kept_within_budget(Rounding(x.clone(), orig.clone(), 255, original), budget, r.ssimulacra2 + 5) == floored.kept

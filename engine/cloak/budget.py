@@ -37,21 +37,25 @@ class Rounded:
     kept: float  # c: the share of the optimized change that was written
 
 
-class _Rounding:
-    """δ = x − round(orig) at scale c, rounded to the photo's levels, and its measurements."""
+class Rounding:
+    """δ = x − round(orig) at scale c, rounded to the photo's levels, and its measurements.
+
+    ``x`` and ``orig`` (1×C×H×W in [0, 1]) are overwritten. ``original``: the face box's pixels
+    as the photo holds them. ``core``: the detector's own box inside it, held to the budget too
+    (:func:`measure_scales`).
+    """
 
     def __init__(
         self,
         x: torch.Tensor,
         orig: torch.Tensor,
         max_value: int,
-        dtype: np.dtype,
         original: np.ndarray,
         core: tuple[int, int, int, int] | None = None,
     ) -> None:
         self.max_value = max_value
         self.core = core
-        self.dtype = dtype
+        self.dtype = original.dtype
         self.original = original
         # in place: on a 48 MP photo each is ~40 MB, and this step's temporaries were the process's peak
         self.base = orig.mul_(max_value).round_()
@@ -104,10 +108,9 @@ def round_within_budget(
     linearly in c, so each guess interpolates between the bracket's ends, and a guess that
     falls under the floor is followed by a bisection step, as in the DSSIM search.
 
-    ``x`` and ``orig`` are overwritten. ``original``: the face box's pixels as the photo holds them.
-    ``core``: the detector's own box inside it, held to the budget too (:func:`measure_scales`).
+    The arguments are :class:`Rounding`'s (``x`` and ``orig`` are overwritten).
     """
-    r = _Rounding(x, orig, max_value, original.dtype, original, core)
+    r = Rounding(x, orig, max_value, original, core)
     c, q, m, s2, moved = _within_budget_and_floor(r, budget, floor)
     if moved:  # the floor moved c: the DSSIM of what is written, measured once (none for the original)
         m = r.measure(q) if c > 0 else ScaleDSSIM({w: 0.0 for w in m.per_scale})
@@ -115,20 +118,12 @@ def round_within_budget(
 
 
 @torch.no_grad()
-def kept_within_budget(
-    x: torch.Tensor,
-    orig: torch.Tensor,
-    max_value: int,
-    budget: float,
-    floor: float,
-    original: np.ndarray,
-    core: tuple[int, int, int, int] | None = None,
-) -> float:
+def kept_within_budget(r: Rounding, budget: float, floor: float) -> float:
     """The share c that :func:`round_within_budget` would keep, without measuring or building what it would write."""
-    return _within_budget_and_floor(_Rounding(x, orig, max_value, original.dtype, original, core), budget, floor)[0]
+    return _within_budget_and_floor(r, budget, floor)[0]
 
 
-def _within_budget_and_floor(r: _Rounding, budget: float, floor: float) -> tuple[float, torch.Tensor, ScaleDSSIM, float, bool]:
+def _within_budget_and_floor(r: Rounding, budget: float, floor: float) -> tuple[float, torch.Tensor, ScaleDSSIM, float, bool]:
     """(c, its rounded face box, the DSSIM search's measurement, SSIMULACRA2 at c, whether the floor moved c).
 
     The floor's search reads SSIMULACRA2 alone, so its steps are not measured for DSSIM
@@ -159,7 +154,7 @@ def _within_budget_and_floor(r: _Rounding, budget: float, floor: float) -> tuple
     return lo, best[0], m, best[1], True
 
 
-def _within_dssim(r: _Rounding, limit: float) -> tuple[float, torch.Tensor, ScaleDSSIM]:
+def _within_dssim(r: Rounding, limit: float) -> tuple[float, torch.Tensor, ScaleDSSIM]:
     q, m = r.at(1.0)
     d = m.worst
     if d <= limit:

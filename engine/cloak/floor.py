@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from fawkes_engine.cloak.budget import core_of, kept_within_budget
+from fawkes_engine.cloak.budget import Rounding, core_of, kept_within_budget
 from fawkes_engine.cloak.jobs import FaceJob
 from fawkes_engine.cloak.state import FaceState, Phase
 from fawkes_engine.cloak.window import to_unit
@@ -37,7 +37,7 @@ def floor_scale(job: FaceJob, f: FaceState, floor: float, dev: torch.device) -> 
     original = job.image[ry0:ry1, rx0:rx1]
     orig = to_unit(original, mv, dev)
     x = (orig + lift(pixels - f.window.original, f.copy)).clamp_(0, 1)
-    return kept_within_budget(x, orig.clone(), mv, f.budget, floor, original, core_of(job.face.box, f.region))
+    return kept_within_budget(Rounding(x, orig.clone(), mv, original, core_of(job.face.box, f.region)), f.budget, floor)
 
 
 @torch.no_grad()
