@@ -30,11 +30,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import groupby, islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.common import SHARED, report
+
+if TYPE_CHECKING:
+    from fawkes_engine.photo_io import Photo
 
 PHOTOS = SHARED / "dev" / "photos"
 SFACE_MATCH, DLIB_MATCH = 0.363, 0.6
@@ -45,6 +50,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    import fawkes_engine
     from fawkes_engine.align import align_numpy
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.cloak.variant import parse_variant
@@ -167,8 +173,6 @@ def main() -> None:
         agg["s2 worst"] = float(np.min([float(r["s2 (independent)"]) for r in faces_out]))  # type: ignore[arg-type]
         agg["s/photo"] = float(np.median(seconds))
         rows.append(agg)
-    import fawkes_engine
-
     extra = {"faces": per_face, "min_width": args.min_width, "photos": args.folder or str(PHOTOS), "upscale": args.upscale}
     report(args.name, rows, {**extra, "engine": str(Path(fawkes_engine.__file__).parent)})
 
@@ -176,18 +180,12 @@ def main() -> None:
 def _photo_files(folder: str, only: set[str], per_folder: int, max_photos: int, extensions: set[str]) -> list[Path]:
     root = PHOTOS if not folder else Path(folder) if Path(folder).is_dir() else SHARED / folder
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and (not only or p.name in only))
-    if per_folder:
-        taken: dict[Path, int] = {}
-        kept = []
-        for p in files:
-            if taken.get(p.parent, 0) < per_folder:
-                taken[p.parent] = taken.get(p.parent, 0) + 1
-                kept.append(p)
-        files = kept
+    if per_folder:  # sorted by path, so each folder's photos are adjacent
+        files = [p for _, group in groupby(files, key=lambda p: p.parent) for p in islice(group, per_folder)]
     return files[:max_photos] if max_photos else files
 
 
-def _upscaled(path: Path, factor: float):  # -> Photo, imported lazily with the engine
+def _upscaled(path: Path, factor: float) -> Photo:
     from PIL import Image
 
     from fawkes_engine.photo_io import Photo, read_photo

@@ -149,7 +149,7 @@ def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     floored = round_within_budget(x.clone(), orig.clone(), 255, budget, r.ssimulacra2 + 5, original)
     assert floored.kept < r.kept and floored.scales.worst < r.scales.worst
     assert r.ssimulacra2 + 5 <= floored.ssimulacra2 < r.ssimulacra2 + 6  # in the accepted window, not far above it
-    # the floor's bisection measures no DSSIM on the way: what it reports is measured on what it writes
+    # the floor's search measures no DSSIM on the way: what it reports is measured on what it writes
     q = torch.from_numpy(floored.pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
     assert measure_scales(q, orig).per_scale == pytest.approx(floored.scales.per_scale, rel=1e-4)
     # and the share the floor check inside the loop reads is the same c, found without building the result
