@@ -192,7 +192,7 @@ def _upscaled(path: Path, factor: float) -> Photo:
 
     rgb = read_photo(path).rgb8()
     size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
-    return Photo(np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC)), "JPEG")
+    return Photo(np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC)), "JPEG")
 
 
 if __name__ == "__main__":
