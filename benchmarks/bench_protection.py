@@ -39,6 +39,22 @@ def sample_users(name: str, first8: list[str]) -> list[str]:
     return sorted(np.random.default_rng(1).choice(rest, size=16, replace=False).tolist())
 
 
+def independent_visibility(pairs: list) -> dict[str, float]:
+    """The written training photos measured by the independent check (engine.evaluate.visibility_check): medians and worsts."""
+    from fawkes_engine.evaluate.visibility_check import measure_photo
+
+    faces = [v for orig, cloaked, box in pairs for v in measure_photo(orig, cloaked, [box])]
+    s2 = [v.ssimulacra2 for v in faces]
+    out = {"ind faces": float(len(faces)), "ind s2 med": float(np.median(s2)), "ind s2 worst": float(np.min(s2))}
+    for w in ("224", "112"):
+        d = [v.dssim[w] for v in faces if w in v.dssim]
+        if d:
+            out[f"ind dssim{w} worst"] = float(np.max(d))
+    b = [v.blemish for v in faces]
+    out["ind blemish med"], out["ind blemish worst"] = float(np.median(b)), float(np.max(b))
+    return out
+
+
 def main() -> None:
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.cloak.variant import parse_variant
@@ -62,6 +78,9 @@ def main() -> None:
     )
     ap.add_argument("--baseline", action="store_true", help="also a row without cloaking (the unprotected rates)")
     ap.add_argument("--name", default="", help="the JSON's name (default: protection-SAMPLE)")
+    ap.add_argument(
+        "--independent", action="store_true", help="also measure the written faces by the independent check (scikit-image, ssimulacra2)"
+    )
     args = ap.parse_args()
     variants = args.variant or ["default"]
     view_names = [v for v in args.views.split(",") if v]
@@ -121,6 +140,8 @@ def main() -> None:
             row["s2 med"] = float(np.median(ev.ssimulacra2[key]))
             row["s2 worst"] = float(np.min(ev.ssimulacra2[key]))
             row["weak share"] = float(np.mean(ev.weak[key]))
+            if args.independent:
+                row.update(independent_visibility(ev.cloaked_pairs(opts)))
         rows.append(row)
         readouts[spec] = per_variant
     report(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fawkes_engine.blemish import largest_jnd_ratio, largest_patch_change
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.state import FaceState
 from fawkes_engine.cloak.window import to_unit
@@ -52,9 +53,11 @@ class Rounding:
         max_value: int,
         original: np.ndarray,
         core: tuple[int, int, int, int] | None = None,
+        blemish_cap: float = 0.0,
     ) -> None:
         self.max_value = max_value
         self.core = core
+        self.blemish_cap = blemish_cap  # the largest 3×3 mean |Δluma| (levels) the written face may have; 0: none
         self.dtype = original.dtype
         self.original = original
         # in place: on a 48 MP photo each is ~40 MB, and this step's temporaries were the process's peak
@@ -77,6 +80,10 @@ class Rounding:
     def array(self, q: torch.Tensor) -> np.ndarray:
         return (q * self.max_value).round_()[0].permute(1, 2, 0).cpu().numpy().astype(self.dtype)
 
+    def blemish(self, q: torch.Tensor) -> float:
+        """The largest 3×3 mean |Δluma| of rounded face box ``q``, in 0–255 levels."""
+        return float(largest_patch_change(self.base_unit, q)[0]) if min(q.shape[-2:]) >= 3 else 0.0
+
     def ssimulacra2(self, q: torch.Tensor) -> float:
         if self.reference is None:  # the original's side, once for every scale c searched
             self.reference = Ssimulacra2Reference(to_rgb8(self.original))
@@ -92,6 +99,7 @@ def round_within_budget(
     floor: float,
     original: np.ndarray,
     core: tuple[int, int, int, int] | None = None,
+    blemish_cap: float = 0.0,
 ) -> Rounded:
     """Round face box ``x`` (1×C×H×W in [0, 1]; ``orig`` its original) so that both limits hold.
 
@@ -108,9 +116,12 @@ def round_within_budget(
     linearly in c, so each guess interpolates between the bracket's ends, and a guess that
     falls under the floor is followed by a bisection step, as in the DSSIM search.
 
+    Blemish: with ``blemish_cap``, c is then lowered in proportion until no 3×3 window's mean
+    |Δluma| exceeds the cap (the measure is about linear in c).
+
     The arguments are :class:`Rounding`'s (``x`` and ``orig`` are overwritten).
     """
-    r = Rounding(x, orig, max_value, original, core)
+    r = Rounding(x, orig, max_value, original, core, blemish_cap)
     c, q, m, s2, moved = _within_budget_and_floor(r, budget, floor)
     if moved:  # the floor moved c: the DSSIM of what is written, measured once (none for the original)
         m = r.measure(q) if c > 0 else ScaleDSSIM({w: 0.0 for w in m.per_scale})
@@ -130,7 +141,10 @@ def _within_budget_and_floor(r: Rounding, budget: float, floor: float) -> tuple[
     (on a large face each measurement is a full-resolution pyramid).
     """
     c, q, m = _within_dssim(r, budget * (1 - 2e-4))
+    c, q, capped = _within_blemish(r, c, q)
     s2 = r.ssimulacra2(q)
+    if capped and not (floor > 0 and s2 < floor):
+        return c, q, m, s2, True
     if not (floor > 0 and s2 < floor and c > 0):
         return c, q, m, s2, False
     lo, hi = 0.0, c  # lo meets the floor (c = 0 is the original), hi does not
@@ -152,6 +166,22 @@ def _within_budget_and_floor(r: Rounding, budget: float, floor: float) -> tuple[
         else:
             hi, hi_s, bisect = mid, sm, True
     return lo, best[0], m, best[1], True
+
+
+def _within_blemish(r: Rounding, c: float, q: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
+    """(c, its rounded face box, whether c was lowered) so that the largest window change is within the cap."""
+    if r.blemish_cap <= 0 or c <= 0:
+        return c, q, False
+    moved = False
+    for _ in range(6):
+        b = r.blemish(q)
+        if b <= r.blemish_cap:
+            break
+        c = c * r.blemish_cap * 0.97 / b
+        q, moved = r.levels(c), True
+    else:
+        c, q = 0.0, r.base_unit  # rounding kept it over: write the original rather than a blemish
+    return c, q, moved
 
 
 def _within_dssim(r: Rounding, limit: float) -> tuple[float, torch.Tensor, ScaleDSSIM]:
@@ -305,7 +335,13 @@ def apply_regions(image: np.ndarray, regions: list[tuple[int, int, int, int]], p
 
 
 def write_faces(
-    jobs: list[FaceJob], faces: list[FaceState], deltas: list[torch.Tensor], names: list[str | None], floor: float, dev: torch.device
+    jobs: list[FaceJob],
+    faces: list[FaceState],
+    deltas: list[torch.Tensor],
+    names: list[str | None],
+    floor: float,
+    dev: torch.device,
+    blemish_cap: float = 0.0,
 ) -> tuple[list[np.ndarray], list[FaceResult]]:
     """Each change at the photo's resolution, rounded inside the budget and floor, and measured as written."""
     out_pixels: list[np.ndarray] = []
@@ -317,9 +353,15 @@ def write_faces(
         x_region = (orig_region + lift(deltas[j], f.copy)).clamp_(0, 1)
         deltas[j] = None  # type: ignore[call-overload]
         rounded = round_within_budget(
-            x_region, orig_region, mv, f.budget, floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region)
+            x_region, orig_region, mv, f.budget, floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region), blemish_cap
         )
-        del orig_region, x_region
+        del x_region
+        written = to_unit(rounded.pixels, mv, dev)
+        orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
+        small = min(written.shape[-2:]) < 3
+        blemish = 0.0 if small else float(largest_patch_change(orig_region, written)[0])
+        blemish_jnd = 0.0 if small else float(largest_jnd_ratio(orig_region, written)[0])
+        del orig_region, written
         out_pixels.append(rounded.pixels)
         results.append(
             FaceResult(
@@ -334,6 +376,8 @@ def write_faces(
                 binding_width=rounded.scales.binding,
                 ssimulacra2=rounded.ssimulacra2,
                 kept=rounded.kept,
+                blemish=blemish,
+                blemish_jnd=blemish_jnd,
             )
         )
     return out_pixels, results

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from fawkes_engine.align import crop_window, footprint, similarity_transform, transform_scale, warp_faces, with_origin
 from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
+from fawkes_engine.cloak.constraints import FaceLimits
 from fawkes_engine.cloak.direction import choose_targets, person_anchors, person_groups
 from fawkes_engine.cloak.floor import REFINE_BELOW, floor_scale, refine_within
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
@@ -165,10 +166,10 @@ class Cloaker:
         self._optimize(faces, opt, objective, rng)
         deltas = [f.change() for f in faces]  # each face's change on its working copy, before the loop's tensors go
         for f in faces:
-            f.window = f.u = f.adv = f.d = f.best_pixels = None  # type: ignore[assignment]
+            f.window = f.u = f.adv = f.d = f.best_pixels = f.limits = None  # type: ignore[assignment]
         del opt, objective
         release_free_memory()  # the loop's freed heap stays mapped until now (fawkes_engine.memory)
-        out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.budget.floor, dev)
+        out_pixels, results = write_faces(jobs, faces, deltas, goal.names, o.budget.floor, dev, o.perception.blemish_levels)
         measure_results(self.features, self.extractors, jobs, out_pixels, results, feats, goal.features, [f.region for f in faces])
         for j, (job, r) in enumerate(zip(jobs, results)):
             r.person = job.person.key if job.person is not None else None
@@ -213,6 +214,9 @@ class Cloaker:
                 faces[j].d = self._loop_dssim(faces[j], adv)
             if o.project and step > 0:
                 self._project(faces, rows, step, exact_until)
+            for j in rows:
+                if (lim := faces[j].limits) is not None:
+                    lim.update(faces[j].adv, step)  # type: ignore[arg-type]
             diverse = o.diversity.this_step(step, rng)
             if shared:
                 loss_each, embs = self._step_loss(faces, rows, objective, False, rng)
@@ -261,7 +265,7 @@ class Cloaker:
             # step 0 is the untouched face: never a candidate (a cloak must change something);
             # a face extended to cross keeps the step nearest to crossing
             better = margins[r] > f.margin if f.phase.by_margin else float(judged[r]) < f.best_loss
-            if float(f.d) <= f.budget and better:  # type: ignore[arg-type]
+            if float(f.d) <= f.budget and better and (f.limits is None or f.limits.kept(f.adv)):  # type: ignore[arg-type]
                 f.keep(step, float(judged[r]), per_ext[:, r].tolist())
 
     def _face_state(self, job: FaceJob, target: str | None, may_extend: bool) -> FaceState:
@@ -277,6 +281,7 @@ class Cloaker:
         mats = [similarity_transform(wc.face.landmarks, template) for template, _size in templates]
         # only targeted cloaks toward a bank identity can be extended
         extend = b.max_extend if (may_extend and not o.targeting.stop_fraction and target is not None) else 0
+        limits = FaceLimits.build(win.original, b.floor_in_loop, look.blemish_levels, look.blemish_jnd)
         return FaceState(
             region,
             wc,
@@ -289,6 +294,7 @@ class Cloaker:
             judge_from(b.n_steps, o.targeting.stop_fraction),
             extend,
             len(self.extractors),
+            limits=limits,
         )
 
     def _loop_dssim(self, f: FaceState, x: torch.Tensor) -> torch.Tensor:
@@ -353,7 +359,9 @@ class Cloaker:
         d = torch.stack([faces[j].window.region_dssim(faces[j].adv) if float(faces[j].d) > faces[j].budget else faces[j].d for j in rows])  # type: ignore[arg-type,misc]
         feat_loss, embs = objective.loss(self._crops(faces, diverse, rows, rng), rows)
         limit = torch.tensor([faces[j].budget for j in rows], device=self.device)
-        return feat_loss + self.options.optimizer.penalty * torch.relu(d - limit), embs
+        zero = feat_loss.new_zeros(())
+        held = torch.stack([lim.penalty(faces[j].adv) if (lim := faces[j].limits) is not None else zero for j in rows])  # type: ignore[arg-type]
+        return feat_loss + self.options.optimizer.penalty * torch.relu(d - limit) + held, embs
 
     def _end_of_phase(self, j: int, f: FaceState, step: int, opt: torch.optim.Optimizer, objective: Objective) -> bool:
         """A face at the end of its phase: cloaked again at the ceiling, extended, or done. True if restarted."""

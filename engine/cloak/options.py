@@ -82,6 +82,9 @@ class Budget:
     # seen downscaled) is optimized again, from the shrunk change, inside the smaller DSSIM budget
     # that clears the floor, instead of only being shrunk after the loop
     floor_refine: bool = True
+    # SSIMULACRA2 held inside the loop as a constraint (fawkes_engine.cloak.constraints), on the working
+    # copy's face box; 0: none (the written face is still held to ``floor`` by the final rounding)
+    floor_in_loop: float = 0.0
 
     @property
     def rho(self) -> float:
@@ -128,6 +131,8 @@ class Budget:
             raise ValueError(f"max_budget must be in [budget, 0.5), got {self.max_budget}")
         if self.extend_steps is not None and self.extend_steps < 0:
             raise ValueError(f"extend_steps must be ≥ 0, got {self.extend_steps}")
+        if not 0 <= self.floor_in_loop < 100:
+            raise ValueError(f"floor_in_loop must be in [0, 100), got {self.floor_in_loop}")
 
 
 @dataclass(frozen=True)
@@ -173,8 +178,15 @@ class Perception:
     masking: float = 1.0  # contrast masking strength (fawkes_engine.perceptual): 0 uniform, 1 in proportion to local contrast
     chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
     eye_luma: float = 0.5  # luminance weight left at the eye centres
+    # the blemish limit (fawkes_engine.blemish): no 3×3 window of the face may change its mean luma by more
+    # than this many levels (0–255), held in the loop and on the written face; 0: no limit
+    blemish_levels: float = 0.0
+    # in the loop a window's allowance is also at most this many just-noticeable differences of the original there
+    blemish_jnd: float = 3.0
 
     def validate(self) -> None:
+        if self.blemish_levels < 0 or self.blemish_jnd <= 0:
+            raise ValueError("blemish_levels must be ≥ 0 and blemish_jnd > 0")
         if self.working_width < 112:
             raise ValueError(f"working_width must be ≥ 112 (the extractors' crop size), got {self.working_width}")
         if not 0 <= self.masking <= 1 or not 0 <= self.eye_luma <= 1 or self.chroma < 0:

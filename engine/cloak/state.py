@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fawkes_engine.cloak.constraints import FaceLimits
 from fawkes_engine.cloak.window import VisibleWindow
 from fawkes_engine.working_scale import WorkingCopy
 
@@ -72,6 +73,7 @@ class FaceState:
     floor_checked: bool = False  # its change was checked against the SSIMULACRA2 floor in the loop (floor_refine)
     adv: torch.Tensor | None = None  # this step's face-box pixels
     d: torch.Tensor | None = None  # and their DSSIM (no graph)
+    limits: FaceLimits | None = None  # the perceptual limits held in the loop, if any (fawkes_engine.cloak.constraints)
 
     def __post_init__(self) -> None:
         if not self.best_margins:

@@ -5,7 +5,7 @@ Why independent: the cloak is optimized and held to its budget by :mod:`fawkes_e
 pass its own check. This module measures the written pixels with other code for every
 step: dlib's HOG detector for the face box (grown by 20 %), Pillow's Lanczos filter for
 resampling the box to 224 and 112 px wide, scikit-image's SSIM (Gaussian window σ 1.5,
-RGB) and the ``ssimulacra2`` package. Faces HOG does not find (small faces, aligned crops)
+RGB), the ``ssimulacra2`` package, and SciPy's box filter for the largest 3×3 mean |Δluma|. Faces HOG does not find (small faces, aligned crops)
 are measured on the engine's own box grown the same way, and marked so.
 
 Needs the ``eval`` extra (dlib-bin, scikit-image).
@@ -29,6 +29,20 @@ class FaceVisibility:
     source: str  # "hog" or "engine" (HOG found no matching face)
     dssim: dict[str, float] = field(default_factory=dict)  # "native", "224", "112" → DSSIM
     ssimulacra2: float = 100.0
+    blemish: float = 0.0  # the largest 3×3 mean |Δluma| (BT.601, 0–255) in the box
+
+
+def largest_window_change(a: np.ndarray, b: np.ndarray, size: int = 3) -> float:
+    """The largest ``size``×``size`` mean of |Δluma| (BT.601 on 8-bit RGB), by SciPy's box filter (valid windows only)."""
+    from scipy.ndimage import uniform_filter
+
+    w = np.array([0.299, 0.587, 0.114])
+    d = np.abs(a.astype(np.float64) @ w - b.astype(np.float64) @ w)
+    if min(d.shape) < size:
+        return float(d.max(initial=0.0))
+    m = uniform_filter(d, size=size, mode="constant")
+    r = size // 2
+    return float(m[r : d.shape[0] - r, r : d.shape[1] - r].max())
 
 
 def _grow(box: tuple[float, float, float, float], frac: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -90,6 +104,7 @@ def measure_face(original: np.ndarray, cloaked: np.ndarray, box: tuple[int, int,
     if len(out.dssim) == 1:
         out.dssim[str(a.shape[1])] = out.dssim["native"]
     out.ssimulacra2 = ssimulacra2(a, b)
+    out.blemish = largest_window_change(a, b)
     return out
 
 
