@@ -164,6 +164,13 @@ class Queue:
     def migrate(self) -> None:
         with self._lock:
             v = self.version
+            if v > len(MIGRATIONS):
+                # a newer version's schema: its rows may mean what this version cannot know, and writing to it
+                # would break the newer version; refuse rather than guess
+                raise StateError(
+                    f"{self.path}: the queue database was written by a newer Fawkes Sync (schema {v}; this version knows "
+                    f"up to {len(MIGRATIONS)}); run the newer version, or stop the daemon and move the file aside"
+                )
             for i, sql in enumerate(MIGRATIONS[v:], start=v + 1):
                 self.db.execute("BEGIN IMMEDIATE")
                 try:

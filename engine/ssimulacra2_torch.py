@@ -84,7 +84,8 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
 def _norms(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image and plane: the mean, and the 4-norm (mean of d⁴)^¼ (its gradient kept finite at 0)."""
     one = d.mean((-2, -1))
-    four = (d**4).mean((-2, -1)).clamp_min(1e-30) ** 0.25
+    m4 = (d**4).mean((-2, -1))
+    four = torch.where(m4 > 0, m4.clamp_min(1e-30) ** 0.25, torch.zeros_like(m4))
     return one, four
 
 

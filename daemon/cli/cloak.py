@@ -92,8 +92,16 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         console.print(f"fawkes cloak: {clash}", markup=False)
         return 2
     files, missing = collect(args.paths, out_dir, int(args.max_file_mb * 2**20))
+    if not files and not missing:
+        # before the models load: an empty or mistyped folder is the user's mistake, not a success
+        console.print(f"fawkes cloak: no photos found in {', '.join(map(str, args.paths))}", markup=False)
+        return 1
     if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            console.print(f"fawkes cloak: cannot create --out {out_dir}: {e.strerror or e}", markup=False)
+            return 1
     cloaker = PhotoCloaker(options)
     people = enroll_people(cloaker, files, console) if options.targeting.people and len(files) > 1 else None
     report: list[dict] = []

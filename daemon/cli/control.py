@@ -64,14 +64,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.queue import check_database
+    from fawkes_daemon.queue_reads import PUSH_STATES
     from fawkes_daemon.schedule import WorkPolicy
+    from fawkes_daemon.ui.store import Store
 
     cfg = _config(args)
-    q = Queue(cfg.db_path)
+    # a read never writes: the read-only store opens nothing that is not there (no database is created)
+    check_database(cfg.db_path)
+    q = Store(cfg.db_path)
     counts = q.counts()
-    failed = q.rows("failed", 10)
-    held = q.rows("held", 50)
+    failed = q.in_state("failed", 10)
+    held = q.in_state("held", 50)
     data: dict[str, Any] = {
         "counts": counts,
         "throughput_per_hour": round(q.throughput(), 1),
@@ -88,9 +92,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if cfg.push is not None:
         data["push"] = {
             "remote": public_url(cfg.push.url) if cfg.push.url else cfg.push.remote,
-            "counts": q.pushes.counts(),
-            "last_error": q.pushes.last_error(),
+            "counts": q.push_counts() or {s: 0 for s in PUSH_STATES},
+            "last_error": q.last_push_error(),
         }
+    q.close()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

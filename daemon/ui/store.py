@@ -106,6 +106,13 @@ class Store:
             for r in self._all(f"SELECT {LIST_COLUMNS} FROM files WHERE state='failed' ORDER BY updated DESC LIMIT ?", (limit,))
         ]
 
+    def in_state(self, state: str, limit: int) -> list[dict]:
+        """Files in ``state``, newest first (``fawkes status``'s failed and held lists)."""
+        return [
+            decode_row(r)
+            for r in self._all(f"SELECT {LIST_COLUMNS} FROM files WHERE state=? ORDER BY updated DESC, id DESC LIMIT ?", (state, limit))
+        ]
+
     def file(self, file_id: int) -> dict | None:
         if not 0 <= file_id < 2**63:  # SQLite's integers: a larger id is no row (it raised OverflowError, a 500)
             return None

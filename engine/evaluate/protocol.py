@@ -218,7 +218,7 @@ class Evaluation:
     def cloaked_pairs(self, options: CloakOptions) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]]:
         """(original, written cloak, the engine's face box) of every training photo cloaked with ``options`` so far."""
         out = []
-        for (user, opts), cloaked in self._cloaked.items():
+        for (_user, opts), cloaked in self._cloaked.items():
             if opts == repr(options):
                 out += [(self.samples[i].rgb, px, self.samples[i].face.box) for i, px in cloaked.items()]
         return out

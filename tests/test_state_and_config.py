@@ -1,0 +1,89 @@
+"""Reliability round 4 (issue 39), small items: duplicate YAML keys (D12), a newer queue schema (D11), a status that
+creates nothing (S1), `fawkes cloak` with no photos (D14) or an --out it cannot create (D15b)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fawkes_daemon.config import ConfigError, load_config
+from fawkes_daemon.queue import MIGRATIONS, Queue, StateError
+
+
+def _config(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir(exist_ok=True)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
+    return cfg
+
+
+def _fawkes(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+def test_d12_a_key_given_twice_stops_the_config_naming_it_and_its_lines(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("sources:\n  - {path: src, name: cam}\nto_share: share\nstate_dir: state\nto_share: elsewhere\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert "'to_share' appears twice" in str(e.value) and "lines 3 and 5" in str(e.value) and str(cfg) in str(e.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("sources:\n  - {path: src, name: cam}\nto_share: share\ncloak:\n  mode: mid\n  mode: high\n")
+    with pytest.raises(ConfigError, match="'mode' appears twice"):
+        load_config(nested)
+    assert load_config(_config(tmp_path)).to_share.name == "share"  # the same keys once each load
+
+
+def test_d11_a_queue_from_a_newer_version_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "queue.sqlite3"
+    Queue(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(StateError) as e:
+        Queue(path)
+    assert "newer Fawkes Sync" in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.system
+def test_s1_status_on_a_fresh_config_creates_nothing(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    r = _fawkes("status", "--json", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert '"pending": 0' in r.stdout
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.system
+def test_d14_cloak_on_an_empty_folder_says_so_before_loading_models(tmp_path: Path) -> None:
+    empty, cache = tmp_path / "empty", tmp_path / "cache"
+    empty.mkdir()
+    cache.mkdir()
+    r = _fawkes("cloak", str(empty), env={"FAWKES_CACHE_DIR": str(cache)})
+    assert r.returncode == 1
+    assert f"no photos found in {empty}" in r.stderr
+    assert not any(cache.iterdir())  # no model was built or loaded
+
+
+@pytest.mark.system
+def test_d15b_an_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    """--out below a file (as a read-only or full disk, the folder cannot be made; this holds for root too)."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (64, 64), (120, 90, 80)).save(src / "a.png")
+    (tmp_path / "a-file").write_text("not a folder")
+    r = _fawkes("cloak", str(src), "--out", str(tmp_path / "a-file" / "out"))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and "cannot create --out" in lines[0], r.stderr
