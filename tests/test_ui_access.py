@@ -389,3 +389,20 @@ def test_a_heartbeat_without_its_time_is_not_running_not_an_error(tmp_path: Path
     assert read_state(beat)[1] is False and read_state(beat, None)[1] is True  # no staleness limit: the live pid decides
     beat.write_text("{not json")
     assert daemon_state(beat).running is False and read_state(beat) == (None, False)
+
+
+def test_d16_a_huge_post_is_refused_with_413_and_the_page_goes_on(served) -> None:
+    ui, cfg, file_id, _ = served
+    c = client(ui)
+    token = csrf_of(c)
+    big = c.post(f"/file/{file_id}/release", data={"csrf": token, "junk": "x" * (5 << 20)}, headers={"origin": ui.base.rstrip("/")})
+    assert big.status_code == 413
+
+    def chunks():  # no Content-Length: the cap holds on what is read
+        for _ in range(100):
+            yield b"x" * 65536
+
+    streamed = c.post(f"/file/{file_id}/release", content=chunks(), headers={"origin": ui.base.rstrip("/")})
+    assert streamed.status_code == 413
+    assert Queue(cfg.db_path).counts()["held"] == 1
+    assert c.get("/attention").status_code == 200

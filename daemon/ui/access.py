@@ -132,9 +132,12 @@ class TokenGate:
             response = HTMLResponse(DENIED.format(path=self.token_path), status_code=401)
         receive_next = receive
         if response is None and request.method == "POST":
-            body = await request.body()
-            response = await self._check_post(request)
-            receive_next = _replay(body)
+            body = await _bounded_body(request)
+            if body is None:
+                response = HTMLResponse(f"request body over {MAX_BODY // 1024} KiB refused", status_code=413)
+            else:
+                response = await self._check_post(Request(scope, _replay(body)))
+                receive_next = _replay(body)
         if response is not None:
             for k, v in SECURITY_HEADERS.items():
                 response.headers[k] = v
@@ -153,6 +156,24 @@ class TokenGate:
         if not isinstance(given, str) or not same_secret(given, self.csrf):
             return HTMLResponse("missing or wrong CSRF token; reload the page and try again", status_code=403)
         return None
+
+
+# the page's forms carry a CSRF token and an action: a few hundred bytes; a larger body is refused unread
+MAX_BODY = 64 * 1024
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The POST body, or None when it is (or declares itself) over :data:`MAX_BODY`: read no further than that."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _replay(body: bytes) -> Receive:
