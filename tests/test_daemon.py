@@ -17,7 +17,7 @@ from PIL import Image
 from fawkes_daemon.config import ConfigError, load_config
 from fawkes_daemon.ignore import is_ignored
 from fawkes_daemon.queue import Queue
-from tests.helpers.daemon import DaemonProc, counts, share_files, status, wait_for, write_config
+from tests.helpers.daemon import DaemonProc, counts, share_files, status, wait_for, wait_for_progress, write_config
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_sigkill_at_random_moments_never_leaks_or_duplicates(dev: Path, tmp_path
     before = log.stat().st_size
     d.start()
     try:
-        wait_for(lambda: counts(cfg)["done"] >= 100, 600, "all 100 photos")
+        wait_for_progress(lambda: counts(cfg)["done"], 100, 300, "all 100 photos")
         # the last start may find everything done already: stop it only once it is up (a SIGTERM before
         # its handlers exist ends it the default way, which systemd accepts but this test does not)
         wait_for(lambda: "watching " in log.read_bytes()[before:].decode(errors="replace"), 120, "the last start to be up")

@@ -37,10 +37,13 @@ def loaded(page, condition: str) -> None:
 
 
 @pytest.mark.system
+@pytest.mark.browser
 def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)"
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} not found: the browser tier needs Debian's Chromium: sudo apt-get install -y chromium (README, Install)"
+    )
     shots = Path(os.environ.get("FAWKES_UI_SHOTS", tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
     config = write_config(tmp_path, no_face="hold", ui={"enabled": True, "port": 0})
@@ -108,6 +111,7 @@ def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> No
         d.stop()
 
 
+@pytest.mark.browser
 def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Path) -> None:
     """The page's third action: the row is queued with the next mode up, and the worker cloaks it at that mode."""
     from fawkes_daemon.config import load_config
@@ -140,6 +144,7 @@ def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Pa
 
 
 @pytest.mark.system
+@pytest.mark.browser
 def test_r5_another_loopback_listener_never_receives_the_session(tmp_path: Path) -> None:
     """R5: the cookie was the token, scoped to ``/``; a page on another port of 127.0.0.1 received it."""
     import threading
@@ -149,7 +154,9 @@ def test_r5_another_loopback_listener_never_receives_the_session(tmp_path: Path)
 
     from tests.helpers.ui import UIProc
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)"
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} not found: the browser tier needs Debian's Chromium: sudo apt-get install -y chromium (README, Install)"
+    )
     seen: list[str] = []
 
     class Listener(BaseHTTPRequestHandler):

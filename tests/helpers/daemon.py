@@ -91,5 +91,19 @@ def wait_for(cond, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_for_progress(value, target: int, stall: float, what: str) -> None:
+    """Wait until ``value()`` reaches ``target``, for as long as it keeps rising: fail only after ``stall`` seconds
+    without progress. Why: a fixed deadline fails on a loaded machine (where users run this) although the work goes on;
+    a stall is what a hang looks like at any speed."""
+    last, since = value(), time.monotonic()
+    while last < target:
+        time.sleep(0.5)
+        now = value()
+        if now > last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"timed out waiting for {what}: {last} of {target} after {stall:.0f} s without progress")
+
+
 def share_files(tmp: Path) -> list[Path]:
     return sorted(p for p in (tmp / "share").rglob("*") if p.is_file())
