@@ -101,15 +101,18 @@ class PeopleStore:
                 self.db.execute("ROLLBACK")
                 raise
 
-    def forget_source(self, source: str, relpath: str) -> int:
-        """Delete the embeddings of every row of a source photo (it was removed by its owner)."""
-        with self.lock:
-            cur = self.db.execute(
-                "DELETE FROM face_features WHERE file_id IN (SELECT id FROM files WHERE source=? AND relpath=?)", (source, relpath)
-            )
-            return cur.rowcount
-
     def forget_all(self) -> None:
         with self.lock:
             self.db.execute("DELETE FROM face_features")
             self.db.execute("DELETE FROM people")
+
+
+def forget_people(db: sqlite3.Connection, lock: threading.RLock) -> int:
+    """`people: false` keeps none: delete a store an earlier configuration left (faces deleted; 0 if none)."""
+    with lock:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='face_features'").fetchone() is None:
+            return 0
+        n = int(db.execute("SELECT COUNT(DISTINCT file_id || ':' || face) FROM face_features").fetchone()[0])
+        db.execute("DELETE FROM face_features")
+        db.execute("DELETE FROM people")
+        return n

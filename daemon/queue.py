@@ -337,10 +337,39 @@ class Queue:
             ).fetchall()
             return [(from_db(r["output"]) or "", r["output_hash"]) for r in rows]
 
-    def outputs_for(self, source: str, relpath: str) -> list[str]:
+    # -- removals (fawkes_daemon.removals): every name through the codec, as every other query --------
+    def known_relpaths(self, source: str) -> set[str]:
         with self._lock:
-            rows = self.db.execute("SELECT output FROM files WHERE source=? AND relpath=? AND output IS NOT NULL", (source, to_db(relpath)))
-            return [from_db(r["output"]) or "" for r in rows]
+            return {from_db(r[0]) or "" for r in self.db.execute("SELECT DISTINCT relpath FROM files WHERE source=?", (source,))}
+
+    def rows_of(self, source: str, relpaths: list[str]) -> list[dict]:
+        """Every row (each version) of these files: id and safe copy."""
+        with self._lock:
+            out = []
+            for rel in relpaths:
+                q = "SELECT id, output FROM files WHERE source=? AND relpath=?"
+                out += [{"id": r["id"], "output": from_db(r["output"])} for r in self.db.execute(q, (source, to_db(rel)))]
+            return out
+
+    def forget_files(self, ids: list[int], share_relpaths: list[str]) -> int:
+        """Delete rows ``ids``, their face embeddings and the push records of their safe copies, in one
+        transaction. Returns how many embeddings went."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = 0
+                people = reads.has_table(self.db, "face_features")
+                for i in ids:
+                    if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
+                        gone += self.db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
+                    self.db.execute("DELETE FROM files WHERE id=?", (i,))
+                for rel in share_relpaths:
+                    self.db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))
+                self.db.execute("COMMIT")
+                return gone
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
 
     def counts(self) -> dict[str, int]:
         with self._lock:

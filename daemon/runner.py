@@ -5,7 +5,8 @@ optional push thread uploads safe copies. An APScheduler 3 background scheduler 
 alpha) runs the periodic jobs, each with ``coalesce`` and one instance at a time:
 
 - ``gate`` (1 s): promote files whose size and mtime have been stable;
-- ``rescan`` (``rescan_interval``): catch events the OS dropped;
+- ``removals`` (1 s): forget files that vanished under a subtree a removal event named (``removals.py``);
+- ``rescan`` (``rescan_interval``): catch events the OS dropped, and forget every file that vanished;
 - ``observers`` (10 s): restart a watcher that died (a source unmounted and came back);
 - ``policy`` (30 s): active hours and battery; work waits, watching never does;
 - ``retries`` (``schedule.retry_interval``): wake the worker and the pusher for backed-off work;
@@ -33,8 +34,10 @@ from fawkes_daemon import health
 from fawkes_daemon.config import Config
 from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.notify import notify
+from fawkes_daemon.people import forget_people
 from fawkes_daemon.push import Pusher, make_remote
 from fawkes_daemon.queue import Queue
+from fawkes_daemon.removals import Removals
 from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.watch import StabilityGate, Watcher
 from fawkes_daemon.worker import Worker
@@ -59,27 +62,18 @@ class Daemon:
                 config.push, config.to_share, self.queue, make_remote(config.push), may_run=lambda: self.pause_reason is None
             )
         self.worker = Worker(config, self.queue, on_published=self.pusher.record if self.pusher else None)
-        self.watcher = Watcher(config, self.queue, self.gate, on_removed=self._source_removed)
+        self.removals = Removals(config, self.queue)
+        self.watcher = Watcher(config, self.queue, self.gate, on_removed=self.removals.suspect)
         self.stop_event = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
         self.started = time.time()
         self.ui: UIServer | None = None
 
-    def _source_removed(self, source, path: Path) -> None:
-        try:
-            rel = path.relative_to(source.path).as_posix()
-        except ValueError:
-            return
-        # the photo's face embeddings go with it whatever the policy: they were kept only to cloak the library
-        self.worker.forget_faces(source.label, rel)
-        if self.config.on_source_removed != "delete":
-            return  # default: the safe copy stays (the user may be freeing phone space)
-        self.worker.remove_output(source.label, rel)
-
     def _rescan(self) -> None:
         n = self.watcher.rescan()
         if n:
             log.info("rescan offered %d file(s)", n)
+        self.removals.check_all()  # files that vanished: any name, any folder move, any downtime
 
     def _update_policy(self) -> None:
         reason = self.policy.reason_to_wait()
@@ -134,12 +128,15 @@ class Daemon:
     def start(self) -> None:
         for problem in health.problems(self.config):
             log.warning("health: %s", problem)
+        if not self.config.cloak.people and (gone := forget_people(self.queue.db, self.queue.lock)):
+            log.info("people: false: deleted the %d stored face embedding(s) an earlier configuration kept", gone)
         n = self.queue.requeue_interrupted()
         swept = self.worker.sweep_staging()
         if n or swept:
             log.info("re-queued %d interrupted file(s); removed %d stale staging file(s)", n, swept)
         self.watcher.start()
         self.scheduler.add_job(self.gate.check, "interval", seconds=1, id="gate")
+        self.scheduler.add_job(self.removals.check_suspects, "interval", seconds=1, id="removals")
         self.scheduler.add_job(self._rescan, "interval", seconds=self.config.rescan_interval, id="rescan")
         self.scheduler.add_job(self.watcher.ensure_alive, "interval", seconds=10, id="observers")
         self.scheduler.add_job(self._update_policy, "interval", seconds=30, id="policy")

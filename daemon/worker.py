@@ -87,10 +87,6 @@ class Worker:
         self._people_faces = stored
         return self._people
 
-    def forget_faces(self, source: str, relpath: str) -> None:
-        if self.people_store is not None and self.people_store.forget_source(source, relpath):
-            self._people = None  # reloaded without them
-
     def sweep_staging(self) -> int:
         """Remove staging files a killed process left behind (they were never in to-share)."""
         n = 0
@@ -363,9 +359,3 @@ class Worker:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-    def remove_output(self, source: str, relpath: str) -> None:
-        for out in self.queue.outputs_for(source, relpath):
-            p = Path(out)
-            if self.config.to_share in p.parents:
-                p.unlink(missing_ok=True)

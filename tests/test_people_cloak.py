@@ -96,5 +96,8 @@ def test_the_daemon_keeps_embeddings_in_its_state_only_and_forgets_them_with_the
     assert os.stat(h.config.db_path).st_mode & 0o777 == 0o600 and os.stat(h.config.state_dir).st_mode & 0o777 == 0o700
     assert not any("embedding" in m or "clean_features" in m for m in records)
     assert not any(p.suffix in (".sqlite3", ".npy", ".json") for p in h.share.rglob("*"))
-    h.worker.forget_faces("cam", "t0.jpg")  # the original was removed: its embeddings go
+    from fawkes_daemon.removals import Removals
+
+    (h.src / "t0.jpg").unlink()  # the original was removed: its embeddings go at the next check
+    assert Removals(h.config, h.queue).check_all() == 1
     assert store.face_count() == 1

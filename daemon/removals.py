@@ -1,0 +1,121 @@
+"""Photos that left their source: everything kept about them goes too (Syncthing style: an event asks, the disk answers).
+
+Why not act on the removal event itself: an event names one path (a folder moved out names
+only the folder), events are lost while the daemon is stopped, and the observer's thread is
+no place for database work. So a removal event only marks a subtree as *suspect*; the
+``removals`` job (every second) and every rescan compare what the queue knows with what is
+on disk, and for each known file that is no longer there (any name, any folder move, any
+downtime) delete, in this order:
+
+1. its safe copies in to-share, where ``on_source_removed: delete`` says so;
+2. its web page crops and thumbnails (``ui-cache/``: uncloaked faces);
+3. its rows, their face embeddings and the push records of their safe copies (one transaction).
+
+A crash between the steps leaves the rows, so the next check does the rest. A source folder
+that is missing, or empty while the queue knows files in it, is taken for an unmounted disk:
+nothing of it is forgotten, and the log says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from fawkes_daemon.config import Config, SourceConfig
+from fawkes_daemon.queue import Queue
+
+log = logging.getLogger("fawkes.removals")
+
+
+class Removals:
+    def __init__(self, config: Config, queue: Queue) -> None:
+        self.config = config
+        self.queue = queue
+        self._suspects: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self.sources = {s.label: s for s in config.sources}
+
+    def suspect(self, source: SourceConfig, path: Path) -> None:
+        """A removal or move event (watchdog's thread): remember the subtree, do nothing else here."""
+        try:
+            rel = path.relative_to(source.path).as_posix()
+        except ValueError:
+            return
+        with self._lock:
+            self._suspects.add((source.label, rel))
+
+    def check_suspects(self) -> int:
+        """The ``removals`` job: forget what vanished under the subtrees events named. Returns files forgotten."""
+        with self._lock:
+            suspects, self._suspects = self._suspects, set()
+        n = 0
+        for label, rel in sorted(suspects):
+            if label in self.sources:
+                n += self.forget_vanished(self.sources[label], rel)
+        return n
+
+    def check_all(self) -> int:
+        """Every source, every known file (the rescan at start and every ``rescan_interval``)."""
+        return sum(self.forget_vanished(s) for s in self.config.sources)
+
+    def forget_vanished(self, source: SourceConfig, under: str | None = None) -> int:
+        """Forget every known file of ``source`` (below ``under``, a relative path) that is no longer on disk."""
+        known = self.queue.known_relpaths(source.label)
+        if under is not None and under not in ("", "."):
+            known = {r for r in known if r == under or r.startswith(under.rstrip("/") + "/")}
+        if not known:
+            return 0
+        if not self._looks_mounted(source):
+            return 0
+        gone = sorted(r for r in known if not os.path.lexists(source.path / r))
+        if gone:
+            self.forget(source.label, gone)
+        return len(gone)
+
+    def _looks_mounted(self, source: SourceConfig) -> bool:
+        try:
+            mounted = source.path.is_dir() and any(os.scandir(source.path))
+        except OSError:
+            mounted = False
+        if not mounted and source.label not in self._warned:
+            self._warned.add(source.label)
+            log.warning("%s is missing or empty: taken for an unmounted disk, nothing of it is forgotten", source.path)
+        if mounted:
+            self._warned.discard(source.label)
+        return mounted
+
+    def forget(self, label: str, relpaths: list[str]) -> None:
+        """Safe copies (by policy), cached crops, then rows, embeddings and push records of these files."""
+        rows = self.queue.rows_of(label, relpaths)
+        if self.config.on_source_removed == "delete":
+            for r in rows:
+                if r["output"]:
+                    p = Path(r["output"])
+                    if self.config.to_share in p.parents:
+                        p.unlink(missing_ok=True)
+        cache = self.config.state_dir / "ui-cache"
+        if cache.is_dir():
+            ids = {str(r["id"]) for r in rows}
+            for f in cache.iterdir():
+                # names: thumb-<id>-<hash>.jpg, face-<id>-<hash>-<i>-<kind>.png (fawkes_daemon.ui.images)
+                parts = f.name.split("-")
+                if len(parts) > 2 and parts[1] in ids:
+                    f.unlink(missing_ok=True)
+        outputs = [self._share_relpath(r["output"]) for r in rows if r["output"]]
+        embeddings = self.queue.forget_files([r["id"] for r in rows], [o for o in outputs if o is not None])
+        log.info(
+            "%d file(s) removed from %s: forgot their rows and %d face embedding(s)%s",
+            len(relpaths),
+            label,
+            embeddings,
+            " and deleted their safe copies" if self.config.on_source_removed == "delete" else "",
+        )
+
+    def _share_relpath(self, output: str) -> str | None:
+        try:
+            return Path(output).resolve().relative_to(self.config.to_share.resolve()).as_posix()
+        except ValueError:
+            return None
