@@ -337,8 +337,20 @@ class Config(_Strict):
 
     @property
     def staging_dir(self) -> Path:
-        """Outputs are written here first: beside to-share (same filesystem, so the rename is atomic), never inside it."""
-        return self.to_share.parent / f".{self.to_share.name}.fawkes-staging"
+        """Outputs are written here first, on to-share's own filesystem, so that the rename into it is atomic.
+
+        Beside to-share, so that nothing partial is ever inside it; but where to-share is a mount
+        point of its own (a USB disk, a NAS or cloud-drive mount) its parent is another filesystem
+        and a rename across them fails, so there the staging folder is a hidden folder inside it
+        (``.fawkes-staging``, whose ``.part`` files cloud clients skip; sweep at every start).
+        """
+        beside = self.to_share.parent / f".{self.to_share.name}.fawkes-staging"
+        try:
+            if os.stat(self.to_share).st_dev != os.stat(self.to_share.parent).st_dev:
+                return self.to_share / STAGING_INSIDE
+        except OSError:
+            pass  # to-share does not exist yet: the worker creates it, then asks again
+        return beside
 
     @property
     def db_path(self) -> Path:
@@ -374,6 +386,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = line
         return super().construct_mapping(node, deep)
+
+
+STAGING_INSIDE = ".fawkes-staging"  # the staging folder inside a to-share that is its own mount point
 
 
 def load_config(path: str | Path) -> Config:

@@ -69,8 +69,8 @@ class Worker:
         c = config
         self.batches = BatchCloaker(c.cloak, c.device, c.metadata, c.no_face, c.weak_cloak)  # torch is imported on first use
         self.umask = current_umask()
-        config.staging_dir.mkdir(parents=True, exist_ok=True)
         config.to_share.mkdir(parents=True, exist_ok=True)
+        config.staging_dir.mkdir(parents=True, exist_ok=True)  # after to-share: where it goes depends on to-share's filesystem
         self.share_root = Path(os.path.realpath(config.to_share))
         # the library's people (one direction per person): embeddings in the state directory only
         self.people_store = PeopleStore(queue.db, queue.lock) if config.cloak.people else None
