@@ -55,3 +55,24 @@ def problems(config: Config) -> list[str]:
         except SecretError as e:
             out.append(f"push.secret: {e}")
     return out
+
+
+FULL_BELOW = 1 << 20  # free bytes under which the state directory counts as full (SQLite cannot grow its WAL)
+
+
+def state_dir_full(config: Config) -> str | None:
+    """One line when the state directory's filesystem is (about) full; None otherwise or when it cannot be told.
+
+    Why here and not in the daemon's heartbeat: on a full disk the heartbeat cannot be written
+    either, so `fawkes status` and the page look for themselves.
+    """
+    import shutil
+
+    path = config.state_dir if config.state_dir.exists() else config.state_dir.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return None
+    if free >= FULL_BELOW:
+        return None
+    return f"state directory full: {config.state_dir} has {free // 1024} KB free; new photos are not queued until space is freed (then the daemon goes on by itself)"

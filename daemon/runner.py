@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -70,10 +71,23 @@ class Daemon:
         self.ui: UIServer | None = None
 
     def _rescan(self) -> None:
-        n = self.watcher.rescan()
-        if n:
-            log.info("rescan offered %d file(s)", n)
-        self.removals.check_all()  # files that vanished: any name, any folder move, any downtime
+        try:
+            n = self.watcher.rescan()
+            if n:
+                log.info("rescan offered %d file(s)", n)
+            self.removals.check_all()  # files that vanished: any name, any folder move, any downtime
+        except sqlite3.OperationalError as e:
+            if "full" not in str(e):
+                raise
+            self.gate.full_disk(e)  # said once; the next rescan tries again
+
+    def _check_removals(self) -> None:
+        try:
+            self.removals.check_suspects()
+        except sqlite3.OperationalError as e:  # a full disk: the rescan after it frees up forgets them
+            if "full" not in str(e):
+                raise
+            self.gate.full_disk(e)
 
     def _update_policy(self) -> None:
         reason = self.policy.reason_to_wait()
@@ -136,7 +150,7 @@ class Daemon:
             log.info("re-queued %d interrupted file(s); removed %d stale staging file(s)", n, swept)
         self.watcher.start()
         self.scheduler.add_job(self.gate.check, "interval", seconds=1, id="gate")
-        self.scheduler.add_job(self.removals.check_suspects, "interval", seconds=1, id="removals")
+        self.scheduler.add_job(self._check_removals, "interval", seconds=1, id="removals")
         self.scheduler.add_job(self._rescan, "interval", seconds=self.config.rescan_interval, id="rescan")
         self.scheduler.add_job(self.watcher.ensure_alive, "interval", seconds=10, id="observers")
         self.scheduler.add_job(self._update_policy, "interval", seconds=30, id="policy")

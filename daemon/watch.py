@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class StabilityGate:
         self._pending: dict[tuple[str, str], _Seen] = {}
         self._lock = threading.Lock()
         self.wake = threading.Event()
+        self.full: str | None = None  # "state directory full" while the queue cannot grow (said once, cleared on success)
 
     def offer(self, source: SourceConfig, path: Path) -> None:
         try:
@@ -90,13 +92,28 @@ class StabilityGate:
                     self._pending[(label, rel)] = _Seen(size, mtime, now)
                 continue
             if now - seen.since >= self.config.quiet_period:
+                try:
+                    added = self.queue.add(label, rel, max(size, 0), mtime)
+                except sqlite3.OperationalError as e:
+                    if "full" not in str(e):
+                        raise
+                    self.full_disk(e)
+                    return queued  # the file stays a candidate: queued once there is space again
                 with self._lock:
                     self._pending.pop((label, rel), None)
-                if self.queue.add(label, rel, max(size, 0), mtime):
-                    queued += 1
+                if self.full is not None:
+                    log.info("state directory has space again: queueing goes on")
+                    self.full = None
+                queued += added
         if queued:
             self.wake.set()
         return queued
+
+    def full_disk(self, e: Exception) -> None:
+        """The queue cannot grow: say so once (the log, and `fawkes status` and the page from the disk itself)."""
+        if self.full is None:
+            self.full = f"state directory full: {self.config.state_dir} ({e}); new photos are not queued until space is freed"
+            log.error("%s", self.full)
 
     def waiting(self) -> int:
         with self._lock:

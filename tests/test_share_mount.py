@@ -1,29 +1,22 @@
-"""D2 (issue 39): a to-share that is its own mount point receives safe copies (staging on its filesystem)."""
+"""Disks (issue 39): a to-share that is its own mount point (D2); a state directory that fills up (D7)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from fawkes_daemon.config import STAGING_INSIDE, load_config
-from tests.helpers.daemon import DaemonProc, counts, wait_for, write_config
+from tests.helpers.daemon import DaemonProc, counts, status, wait_for, write_config
+from tests.helpers.mounts import tmpfs
 
 
 @pytest.fixture
 def mounted_share(tmp_path: Path):
-    """to-share as a tmpfs mount of its own (root, or a user allowed to mount); skipped where the machine allows neither."""
-    share = tmp_path / "share"
-    share.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(share)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): the separate-filesystem case is untested")
-    try:
+    with tmpfs(tmp_path / "share", "64m") as share:
         yield share
-    finally:
-        subprocess.run(["umount", "-l", str(share)], check=False)
 
 
 @pytest.mark.system
@@ -45,3 +38,35 @@ def test_d2_a_to_share_on_its_own_filesystem_gets_every_safe_copy(dev: Path, tmp
     assert "cross-device" not in log
     assert sorted(p.name for p in mounted_share.rglob("*.jpg") if STAGING_INSIDE not in p.parts) == sorted(p.name for p in photos)
     assert not list((mounted_share / STAGING_INSIDE).iterdir())  # nothing partial left
+
+
+@pytest.mark.system
+def test_d7_a_full_state_directory_is_said_once_shown_in_status_and_recovers(dev: Path, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "state", "3m") as state:
+        config = write_config(tmp_path, rescan_interval=2)
+        d = DaemonProc(config, tmp_path / "log")
+        d.start()
+        try:
+            wait_for(lambda: "watching " in (tmp_path / "log").read_text(errors="replace"), 120, "the daemon to be up")
+            filler = state / "filler"
+            with open(filler, "wb") as f:  # fill the state filesystem to the last block
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            for i, p in enumerate(sorted((dev / "faces" / "Tom_Hanks").glob("*.jpg"))[:2]):
+                shutil.copyfile(p, tmp_path / "src" / f"t{i}.jpg")
+            wait_for(lambda: "state directory full" in (tmp_path / "log").read_text(errors="replace"), 60, "the full disk to be said")
+            time.sleep(6)  # more gate checks and rescans against the full disk
+            log = (tmp_path / "log").read_text(errors="replace")
+            assert log.count("state directory full") == 1, log
+            assert "raised an exception" not in log
+            st = status(config)
+            assert st["problem"] and "state directory full" in st["problem"]
+            filler.unlink()
+            wait_for(lambda: counts(config)["done"] == 2, 300, "both photos once there is space")
+            assert status(config)["problem"] is None
+        finally:
+            assert d.stop() == 0

@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from fawkes_daemon.health import state_dir_full
     from fawkes_daemon.queue import check_database
     from fawkes_daemon.queue_reads import PUSH_STATES
     from fawkes_daemon.schedule import WorkPolicy
@@ -84,6 +85,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "to_share": str(cfg.to_share),
         "waiting": WorkPolicy(cfg.schedule).reason_to_wait(),
         "weak_cloak": {"policy": cfg.weak_cloak, "published_weak": q.weak_published()},
+        "problem": state_dir_full(cfg),
     }
     for key, path, stale_after in (("daemon", cfg.heartbeat_path, STALE_AFTER), ("backfill", cfg.backfill_state_path, None)):
         state, running = read_state(path, stale_after)
@@ -108,6 +110,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     c.print(f"throughput: {data['throughput_per_hour']} files/hour (last hour)")
     weak = data["weak_cloak"]
     c.print(f"weak cloaks (a face not carried across): {weak['published_weak']} published; policy weak_cloak: {weak['policy']}")
+    if data["problem"]:
+        c.print(f"[red]problem[/red]: {data['problem']}", markup=True, highlight=False)
     if data["waiting"]:
         c.print(f"[yellow]waiting[/yellow]: {data['waiting']}")
     if data.get("daemon", {}).get("ui"):

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fawkes_daemon.config import Config, public_url
+from fawkes_daemon.health import state_dir_full
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.ui.access import TokenGate, csrf_for
@@ -116,6 +117,7 @@ class Pages:
             push_error=self.store.last_push_error() if self.config.push else None,
             remote=(public_url(self.config.push.url) if self.config.push.url else self.config.push.remote) if self.config.push else None,
             errors=self.store.last_errors(),
+            problem=state_dir_full(self.config),
         )
 
     async def recent(self, request: Request) -> Response:
