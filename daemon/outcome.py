@@ -159,7 +159,7 @@ def outcomes(
     for photo, release, res, used in zip(photos, releases, results, modes):
         held = hold_reason(res, release, no_face)
         n_weak = weak_faces(res)
-        if not held and n_weak and weak == "hold":
+        if not held and n_weak and weak == "hold" and not release:  # a release publishes the best cloak it has
             held = f"{n_weak} face(s) not carried across by the cloak (weak_cloak: hold); held until `fawkes release`"
         if held:
             out.append(

@@ -60,6 +60,9 @@ def test_weak_cloak_policy(photos, detector) -> None:
     assert published[0].kind == "encoded" and published[0].weak == 1
     held = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "hold")
     assert held[0].kind == "held" and "weak_cloak: hold" in (held[0].reason or "")
+    # D1: a release publishes it with the cloak it has (it was held again, for ever, before)
+    released = outcomes(pc, tom[:1], [True], "mid", "strip-location", "pass", "hold")
+    assert released[0].kind == "encoded" and released[0].weak == 1 and released[0].data == published[0].data
     up = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "escalate", cloakers.__getitem__)
     assert up[0].kind == "encoded" and up[0].mode == "high"
     assert '"mode": "high"' in (up[0].report or "")
