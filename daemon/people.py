@@ -17,12 +17,16 @@ loaded, so deleting a face's rows removes it from its person too.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from collections import Counter
 
 import numpy as np
 
 from fawkes_engine.people import PersonDirectory
+
+log = logging.getLogger("fawkes.people")
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS people (key TEXT PRIMARY KEY, target TEXT)",
@@ -42,11 +46,29 @@ SCHEMA = (
 )
 
 
+def _expected_lengths(rows: list) -> dict[str, int]:
+    """Per extractor, the blob length most of its rows have (every healthy row has the same)."""
+    lengths: dict[str, Counter[int]] = {}
+    for _person, _file, _face, ext, blob in rows:
+        lengths.setdefault(ext, Counter())[len(blob)] += 1
+    return {ext: c.most_common(1)[0][0] for ext, c in lengths.items()}
+
+
+def _bad_embedding(blob: bytes, expected: int) -> str | None:
+    """Why a stored embedding cannot be used, or None."""
+    if not isinstance(blob, bytes) or len(blob) != expected or len(blob) % 4:
+        return f"of {len(blob) if isinstance(blob, bytes) else 0} bytes where {expected} are expected"
+    if not np.isfinite(np.frombuffer(blob, dtype=np.float32)).all():
+        return "holding NaN or infinite values"
+    return None
+
+
 class PeopleStore:
     """The people tables on the queue's own connection (serialized by the queue's lock)."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
         self.db, self.lock = db, lock
+        self._reported: set[tuple[int, int, str]] = set()  # damaged rows already logged
         with self.lock:
             for sql in SCHEMA:
                 self.db.execute(sql)
@@ -62,7 +84,20 @@ class PeopleStore:
             rows = self.db.execute("SELECT person, file_id, face, extractor, embedding FROM face_features").fetchall()
         sums: dict[str, dict[str, np.ndarray]] = {}
         faces: dict[str, set[tuple[int, int]]] = {}
+        expected = _expected_lengths(rows)
+        bad: set[tuple[int, int]] = set()
+        for _person, file_id, face, ext, blob in rows:
+            problem = _bad_embedding(blob, expected.get(ext, 0))
+            if problem:
+                # one damaged row must not stop every later batch (D5) nor split a person with NaNs (D10):
+                # the whole face is left out, once reported
+                bad.add((file_id, face))
+                if (file_id, face, ext) not in self._reported:
+                    self._reported.add((file_id, face, ext))
+                    log.error("people store: skipped face %d of file id %d (%s embedding %s)", face, file_id, ext, problem)
         for person, file_id, face, ext, blob in rows:
+            if (file_id, face) in bad:
+                continue
             v = np.frombuffer(blob, dtype=np.float32).astype(np.float64)
             per = sums.setdefault(person, {})
             per[ext] = per.get(ext, 0.0) + v

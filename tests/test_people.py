@@ -103,3 +103,25 @@ def test_readouts() -> None:
     mean, lo, hi = bootstrap_mean([0.0, 0.5, 1.0, 1.0])
     assert lo <= mean <= hi and mean == pytest.approx(0.625)
     assert bootstrap_mean([1.0] * 5)[1:] == (1.0, 1.0)
+
+
+def test_d5_d10_a_damaged_or_nan_embedding_is_skipped_and_reported_once(tmp_path, caplog) -> None:
+    q = Queue(tmp_path / "state" / "queue.sqlite3")
+    store = PeopleStore(q.db, q.lock)
+    for i in range(4):
+        assert q.add("cam", f"{i}.jpg", i + 1, i + 1)
+    ids = [j.id for j in q.claim(4)]
+    x, _ = _people(1, 4)
+    for i in range(4):
+        store.record(ids[i], [("p0", "Target_A", {"sface": x[i], "dlib": x[i]})])
+    q.db.execute("UPDATE face_features SET embedding=? WHERE file_id=? AND extractor='sface'", (b"\x00" * 10, ids[1]))
+    nan = np.full(128, np.nan, np.float32).tobytes()
+    q.db.execute("UPDATE face_features SET embedding=? WHERE file_id=? AND extractor='dlib'", (nan, ids[2]))
+    with caplog.at_level("ERROR", logger="fawkes.people"):
+        for _ in range(3):  # every later batch asks again: it must keep working, and say it once
+            (key, sums, count, _target) = next(iter(store.directory().rows()))
+            assert count == 2 and all(np.isfinite(v).all() for v in sums.values())
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert any(f"file id {ids[1]}" in m and "10 bytes where 512" in m for m in said)
+    assert any(f"file id {ids[2]}" in m and "NaN" in m for m in said)
