@@ -16,6 +16,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from fawkes_daemon.yaml_keys import UniqueKeyLoader
 from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions, Precision
 from fawkes_engine.photo_io import METADATA_POLICIES
 
@@ -367,34 +368,13 @@ class Config(_Strict):
         return self.state_dir / "backfill.json"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader that refuses a key given twice in one mapping.
-
-    Why: plain YAML keeps the last of two equal keys, so a pasted or mistyped second
-    ``to_share:`` or ``cloak:`` would silently replace the first; a setting must never change
-    without the user seeing it.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
-        seen: dict[object, int] = {}
-        for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (lines {seen[key]} and {line}); keep one", key_node.start_mark
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep)
-
-
 STAGING_INSIDE = ".fawkes-staging"  # the staging folder inside a to-share that is its own mount point
 
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or e})") from e
     except yaml.YAMLError as e:

@@ -203,6 +203,22 @@ class Queue:
             )
             return cur.rowcount == 1
 
+    def supersede(self, job_id: int, source: str, relpath: str, size: int, mtime_ns: int) -> None:
+        """A claimed version changed on disk: queue the new version and drop this row (never published, not a failure)."""
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (source, to_db(relpath), size, mtime_ns, now, now),
+                )
+                self.db.execute("DELETE FROM files WHERE id=? AND output IS NULL", (job_id,))
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+
     def known(self, source: str, relpath: str, size: int, mtime_ns: int) -> bool:
         with self._lock:
             row = self.db.execute(
@@ -336,40 +352,6 @@ class Queue:
                 (content_hash,),
             ).fetchall()
             return [(from_db(r["output"]) or "", r["output_hash"]) for r in rows]
-
-    # -- removals (fawkes_daemon.removals): every name through the codec, as every other query --------
-    def known_relpaths(self, source: str) -> set[str]:
-        with self._lock:
-            return {from_db(r[0]) or "" for r in self.db.execute("SELECT DISTINCT relpath FROM files WHERE source=?", (source,))}
-
-    def rows_of(self, source: str, relpaths: list[str]) -> list[dict]:
-        """Every row (each version) of these files: id and safe copy."""
-        with self._lock:
-            out = []
-            for rel in relpaths:
-                q = "SELECT id, output FROM files WHERE source=? AND relpath=?"
-                out += [{"id": r["id"], "output": from_db(r["output"])} for r in self.db.execute(q, (source, to_db(rel)))]
-            return out
-
-    def forget_files(self, ids: list[int], share_relpaths: list[str]) -> int:
-        """Delete rows ``ids``, their face embeddings and the push records of their safe copies, in one
-        transaction. Returns how many embeddings went."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                gone = 0
-                people = reads.has_table(self.db, "face_features")
-                for i in ids:
-                    if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
-                        gone += self.db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
-                    self.db.execute("DELETE FROM files WHERE id=?", (i,))
-                for rel in share_relpaths:
-                    self.db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))
-                self.db.execute("COMMIT")
-                return gone
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
 
     def counts(self) -> dict[str, int]:
         with self._lock:

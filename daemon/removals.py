@@ -23,8 +23,10 @@ import os
 import threading
 from pathlib import Path
 
+from fawkes_daemon import queue_reads as reads
 from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.queue import Queue
+from fawkes_daemon.queue_reads import from_db, to_db
 
 log = logging.getLogger("fawkes.removals")
 
@@ -63,7 +65,7 @@ class Removals:
 
     def forget_vanished(self, source: SourceConfig, under: str | None = None) -> int:
         """Forget every known file of ``source`` (below ``under``, a relative path) that is no longer on disk."""
-        known = self.queue.known_relpaths(source.label)
+        known = known_relpaths(self.queue, source.label)
         if under is not None and under not in ("", "."):
             known = {r for r in known if r == under or r.startswith(under.rstrip("/") + "/")}
         if not known:
@@ -89,7 +91,7 @@ class Removals:
 
     def forget(self, label: str, relpaths: list[str]) -> None:
         """Safe copies (by policy), cached crops, then rows, embeddings and push records of these files."""
-        rows = self.queue.rows_of(label, relpaths)
+        rows = rows_of(self.queue, label, relpaths)
         if self.config.on_source_removed == "delete":
             for r in rows:
                 if r["output"]:
@@ -105,7 +107,7 @@ class Removals:
                 if len(parts) > 2 and parts[1] in ids:
                     f.unlink(missing_ok=True)
         outputs = [self._share_relpath(r["output"]) for r in rows if r["output"]]
-        embeddings = self.queue.forget_files([r["id"] for r in rows], [o for o in outputs if o is not None])
+        embeddings = forget_files(self.queue, [r["id"] for r in rows], [o for o in outputs if o is not None])
         log.info(
             "%d file(s) removed from %s: forgot their rows and %d face embedding(s)%s",
             len(relpaths),
@@ -119,3 +121,40 @@ class Removals:
             return Path(output).resolve().relative_to(self.config.to_share.resolve()).as_posix()
         except ValueError:
             return None
+
+
+# -- the queue's rows of removed files: every name through the codec, as every other query --------------
+def known_relpaths(queue: Queue, source: str) -> set[str]:
+    with queue.lock:
+        return {from_db(r[0]) or "" for r in queue.db.execute("SELECT DISTINCT relpath FROM files WHERE source=?", (source,))}
+
+
+def rows_of(queue: Queue, source: str, relpaths: list[str]) -> list[dict]:
+    """Every row (each version) of these files: id and safe copy."""
+    out = []
+    with queue.lock:
+        for rel in relpaths:
+            rows = queue.db.execute("SELECT id, output FROM files WHERE source=? AND relpath=?", (source, to_db(rel)))
+            out += [{"id": r[0], "output": from_db(r[1])} for r in rows]
+    return out
+
+
+def forget_files(queue: Queue, ids: list[int], share_relpaths: list[str]) -> int:
+    """Delete rows ``ids``, their face embeddings and the push records of their safe copies, in one
+    transaction. Returns how many embeddings went."""
+    with queue.lock:
+        queue.db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = 0
+            people = reads.has_table(queue.db, "face_features")
+            for i in ids:
+                if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
+                    gone += queue.db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
+                queue.db.execute("DELETE FROM files WHERE id=?", (i,))
+            for rel in share_relpaths:
+                queue.db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))
+            queue.db.execute("COMMIT")
+            return gone
+        except Exception:
+            queue.db.execute("ROLLBACK")
+            raise

@@ -31,6 +31,10 @@ from fawkes_engine.photo_io import Photo, PhotoError, decode_photo, sniff_format
 log = logging.getLogger("fawkes.worker")
 
 
+class Superseded(Exception):
+    """The file changed after this version was queued: the new version has its own row, this one is dropped."""
+
+
 class PermanentError(Exception):
     """A file that will never work (bad data, a symlink out of the source): fail without retrying."""
 
@@ -115,6 +119,9 @@ class Worker:
         for job in jobs:
             try:
                 item = self._load(job, decode)
+            except Superseded as e:
+                log.info("%s", e)
+                continue
             except PermanentError as e:
                 log.warning("%s", e)
                 self.queue.finish(job.id, "failed", error=str(e))
@@ -148,8 +155,9 @@ class Worker:
         try:
             fd, st = open_queued(src_cfg.path, job.relpath, job.size, job.mtime_ns)
         except Changed as e:
-            self.queue.add(job.source, job.relpath, e.size, e.mtime_ns)  # the new version is its own row, decided afresh
-            raise PermanentError(str(e)) from e
+            # the new version is its own row, decided afresh; this one was never published and is not a failure
+            self.queue.supersede(job.id, job.source, job.relpath, e.size, e.mtime_ns)
+            raise Superseded(str(e)) from e
         except Refused as e:
             raise PermanentError(str(e)) from e
         except FileNotFoundError as e:

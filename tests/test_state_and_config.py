@@ -87,3 +87,24 @@ def test_d15b_an_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     r = _fawkes("cloak", str(src), "--out", str(tmp_path / "a-file" / "out"))
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "cannot create --out" in lines[0], r.stderr
+
+
+def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path: Path) -> None:
+    from fawkes_daemon.worker import Worker
+    from tests.helpers.daemon import write_config
+
+    cfg = load_config(write_config(tmp_path))
+    photo = tmp_path / "src" / "a.jpg"
+    photo.write_bytes(b"\xff\xd8 first version")
+    st = photo.stat()
+    q = Queue(cfg.db_path)
+    try:
+        q.add("cam", "a.jpg", st.st_size, st.st_mtime_ns)
+        jobs = q.claim(1)
+        photo.write_bytes(b"\xff\xd8 the second, longer version")  # changed between queueing and reading
+        assert Worker(cfg, q).load_batch(jobs) == []
+        assert q.counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
+        (row,) = q.rows()
+        assert row["size"] == photo.stat().st_size and row["id"] != jobs[0].id
+    finally:
+        q.close()
