@@ -8,7 +8,10 @@ breaks cloaking.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -51,17 +54,37 @@ def _record(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
-def verified(target: Path) -> bool:
-    """The file is there, is the one this cache built (its SHA-256 as recorded then) and passes the ONNX checker.
-
-    Why the record: sign-flipped weights pass the checker, and cloaks made with them were ten
-    times weaker against the real model; a file that is not the one built is rebuilt.
-    """
+@functools.cache
+def pinned_digests() -> dict[str, str]:
+    """The SHA-256 of every derived file as this package's build makes it (``engine/data/model_digests.json``,
+    written by ``scripts/pin_model_digests.py``): the builds are byte-identical, so the expected bytes ship with the code."""
+    if os.environ.get("FAWKES_NO_MODEL_PINS"):  # scripts/pin_model_digests.py measures the builds
+        return {}
+    path = Path(__file__).resolve().parents[1] / "data" / "model_digests.json"
     try:
-        recorded = _record(target).read_text().strip()
-    except OSError:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def verified(target: Path) -> bool:
+    """The file is there, is the one this package builds (its pinned SHA-256; the one recorded when it was built
+    for a file without a pin) and passes the ONNX checker.
+
+    Why: sign-flipped weights pass the checker, and cloaks made with them were ten times weaker
+    against the real model; a file that is not the one built is rebuilt. The record beside the
+    file lives in the same writable folder, so rewriting both would pass it: where a digest is
+    pinned in the package, only the pin counts.
+    """
+    if not target.exists():
         return False
-    return target.exists() and sha256_file(target) == recorded and onnx_is_valid(target)
+    expected = pinned_digests().get(target.name)
+    if expected is None:
+        try:
+            expected = _record(target).read_text().strip()
+        except OSError:
+            return False
+    return sha256_file(target) == expected and onnx_is_valid(target)
 
 
 def build_cached(name: str, source_sha: str, build: Callable[[Path], None]) -> Path:
@@ -70,8 +93,6 @@ def build_cached(name: str, source_sha: str, build: Callable[[Path], None]) -> P
     if verified(target):
         return target
     if target.exists():
-        import logging
-
         logging.getLogger(__name__).warning("%s: not the file this cache built (or its record is missing); rebuilding it", target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".onnx.tmp", dir=target.parent)
     os.close(fd)
@@ -79,8 +100,14 @@ def build_cached(name: str, source_sha: str, build: Callable[[Path], None]) -> P
         build(Path(tmp))
         if not onnx_is_valid(Path(tmp)):
             raise RuntimeError(f"built model {name} failed the ONNX checker")
+        digest = sha256_file(tmp)
+        pinned = pinned_digests().get(target.name)
+        if pinned is not None and digest != pinned:
+            # built just now from the package's own source, so it is used; but this platform's build differs from
+            # the pin, so the next start builds it again rather than trust a file it cannot check
+            logging.getLogger(__name__).warning("%s: this build differs from the digest pinned in the package", target.name)
         record = _record(target).with_suffix(".tmp")
-        record.write_text(sha256_file(tmp) + "\n")
+        record.write_text(digest + "\n")
         os.replace(tmp, target)
         os.replace(record, _record(target))
     finally:
