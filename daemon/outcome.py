@@ -74,7 +74,7 @@ def face_report(res: CloakedPhoto, mode: str) -> str:
             }
         )
     skipped = [{"box": [round(v, 1) for v in s.box], "reason": s.reason} for s in res.skipped]
-    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped, "weak": weak_faces(res)})
+    return json.dumps({"mode": mode, "faces": faces, "skipped": skipped, "weak": weak_faces(res), "dropped": res.photo.dropped})
 
 
 def weak_faces(res: CloakedPhoto) -> int:

@@ -173,6 +173,8 @@ class Worker:
             photo = decode_photo(data, path)
         except PhotoError as e:
             raise PermanentError(str(e)) from e
+        if photo.dropped:  # also in the photo's report (fawkes_daemon.outcome.face_report)
+            log.info("%s: %s", path, photo.dropped)
         return Loaded(job, photo, hashlib.sha256(data).hexdigest(), self._dest(job), mode)
 
     def _read_regular(self, path: Path, fd: int, st: os.stat_result) -> tuple[bytes, int]:

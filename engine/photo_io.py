@@ -70,6 +70,9 @@ class Photo:
     xmp: bytes | None = field(default=None, repr=False)
     dpi: tuple[float, float] | None = None
     source_mode: str = "RGB"
+    # what the file held besides the image that is cloaked and written (other images of a HEIC, an MPO's
+    # second picture, a TIFF's other pages, thumbnails, depth maps): dropped, never written; said here
+    dropped: str | None = None
 
     @property
     def max_value(self) -> int:
@@ -86,7 +89,7 @@ class Photo:
         return (self.rgb.astype(np.float32) / 257.0).round().astype(np.uint8)
 
     def with_pixels(self, rgb: np.ndarray) -> Photo:
-        return Photo(rgb, self.format, self.path, self.alpha, self.icc, self.exif, self.xmp, self.dpi, self.source_mode)
+        return Photo(rgb, self.format, self.path, self.alpha, self.icc, self.exif, self.xmp, self.dpi, self.source_mode, self.dropped)
 
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
@@ -173,6 +176,7 @@ def decode_photo(data: bytes, path: Path | None = None) -> Photo:
     finally:
         Image.MAX_IMAGE_PIXELS = old_max
     info = im.info
+    dropped = _dropped_parts(im, fmt)
     icc = info.get("icc_profile") or None
     exif_bytes = _exif_bytes(im)
     xmp = info.get("xmp")
@@ -185,7 +189,27 @@ def decode_photo(data: bytes, path: Path | None = None) -> Photo:
     except Exception:
         pass  # malformed orientation tag: keep pixels as stored
     rgb, alpha, icc = _to_rgb(im, icc, path)
-    return Photo(rgb, "JPEG" if fmt == "MPO" else fmt, path, alpha, icc, exif_bytes, xmp, dpi, source_mode)
+    return Photo(rgb, "JPEG" if fmt == "MPO" else fmt, path, alpha, icc, exif_bytes, xmp, dpi, source_mode, dropped)
+
+
+def _dropped_parts(im: Image.Image, fmt: str) -> str | None:
+    """What of the file is not cloaked and so not written (only the primary image is), in words; None if nothing.
+
+    Why dropped rather than carried: an image that is not cloaked (a burst's other frame, a
+    thumbnail, a stereo pair's other half) would publish the face uncloaked.
+    """
+    parts = []
+    others = getattr(im, "n_frames", 1) - 1
+    if others > 0:
+        kind = {"HEIF": "image", "MPO": "picture", "TIFF": "page"}.get(fmt, "frame")
+        parts.append(f"{others} other {kind}{'s' if others > 1 else ''}")
+    for key, what in (("thumbnails", "thumbnail"), ("depth_images", "depth map")):
+        n = len(im.info.get(key) or [])
+        if n:
+            parts.append(f"{n} {what}{'s' if n > 1 else ''}")
+    if not parts:
+        return None
+    return f"only the primary image is cloaked and written; dropped: {', '.join(parts)}"
 
 
 def _exif_bytes(im: Image.Image) -> bytes | None:

@@ -51,6 +51,7 @@ class CloakedPhoto:
             # never the clean embeddings: a report is a file the user may share
             "faces": [{k: v for k, v in asdict(f).items() if k != "clean_features"} for f in self.faces],
             "skipped_faces": [asdict(s) for s in self.skipped],
+            "dropped": self.photo.dropped,
             "seconds": round(self.seconds, 3),
         }
 

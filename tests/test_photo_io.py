@@ -171,3 +171,40 @@ def test_exif_bytes_roundtrip_without_gps() -> None:
     e = Image.Exif()
     e.load(exif)
     assert not e.get_ifd(GPS_IFD)
+
+
+def _two_image_heic(path) -> None:
+    import pillow_heif
+    from PIL import Image
+
+    h = pillow_heif.HeifFile()
+    h.add_from_pillow(Image.new("RGB", (64, 48), (200, 100, 50)))
+    h.add_from_pillow(Image.new("RGB", (32, 32), (20, 100, 250)))
+    h.save(str(path), quality=90)
+
+
+def test_d15_the_images_a_heic_drops_are_said(tmp_path) -> None:
+    from fawkes_engine.photo_io import read_photo
+
+    _two_image_heic(tmp_path / "burst.heic")
+    photo = read_photo(tmp_path / "burst.heic")
+    assert photo.dropped == "only the primary image is cloaked and written; dropped: 1 other image"
+    assert photo.with_pixels(photo.rgb).dropped == photo.dropped
+
+
+@pytest.mark.system
+def test_d15_fawkes_cloak_says_what_it_dropped_in_the_log_and_the_report(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    _two_image_heic(tmp_path / "burst.heic")
+    r = subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", "cloak", str(tmp_path / "burst.heic"), "--report", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "burst.heic: only the primary image is cloaked and written; dropped: 1 other image" in r.stderr, r.stderr
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["files"]
+    assert "1 other image" in entry["dropped"]

@@ -124,6 +124,8 @@ def cmd_cloak(args: argparse.Namespace) -> int:
             entry: dict = {"source": str(src)}
             try:
                 photo = read_photo(src)
+                if photo.dropped:
+                    console.print(f"note: {src}: {photo.dropped}", markup=False)
                 result = cloaker.cloak([photo], people=people, learn=False)[0]
                 root = next((r for r in roots if r in src.parents), None)
                 if result.unchanged_faces:
