@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from fawkes_daemon.decide import Facts, Policy, WeakPolicy, decide
 from fawkes_engine.photo_io import Photo, encode_photo, output_format
 
 if TYPE_CHECKING:  # the engine's real types on the seam, without importing torch at start
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # the engine's real types on the seam, without importing torc
     from fawkes_engine.pipeline import CloakedPhoto, PhotoCloaker
 
 Kind = Literal["held", "unchanged", "encoded", "encode_failed", "bad"]
-WeakPolicy = Literal["publish", "escalate", "hold"]
 NEXT_MODE = {"low": "mid", "mid": "high"}
 
 
@@ -83,20 +83,9 @@ def weak_faces(res: CloakedPhoto) -> int:
     return sum(1 for f in res.faces if f.weak)
 
 
-def hold_reason(res: CloakedPhoto, release: bool, no_face: str) -> str | None:
-    """Why a photo must wait for `fawkes release` instead of being published, or None.
-
-    A face too small to cloak is still a face: a photo that has one is held whatever
-    ``no_face`` says, because publishing it would publish that face uncloaked.
-    """
-    if release:
-        return None
-    if res.skipped:
-        reasons = "; ".join(sk.reason for sk in res.skipped[:3])
-        return f"{len(res.skipped)} face(s) too small to cloak ({reasons}); held until `fawkes release`"
-    if not res.faces and no_face == "hold":
-        return "no face found; held (no_face: hold) until `fawkes release`"
-    return None
+def facts_of(res: CloakedPhoto, mode: str) -> Facts:
+    """The plain facts :func:`fawkes_daemon.decide.decide` reads, from one cloaked photo."""
+    return Facts(len(res.faces), weak_faces(res), res.unchanged_faces, [sk.reason for sk in res.skipped], mode in NEXT_MODE)
 
 
 class BatchCloaker:
@@ -146,10 +135,11 @@ def outcomes(
     """
     results = cloaker.cloak(photos, people=people)
     modes = [mode] * len(photos)
+    policy = Policy(no_face=no_face, weak=weak)  # type: ignore[arg-type]
     if weak == "escalate" and cloaker_for is not None:
         at, current = list(range(len(photos))), mode
         while current in NEXT_MODE:
-            at = [i for i in at if weak_faces(results[i]) and not hold_reason(results[i], releases[i], no_face)]
+            at = [i for i in at if decide(facts_of(results[i], current), releases[i], policy).verdict == "escalate"]
             if not at:
                 break
             current = NEXT_MODE[current]
@@ -157,17 +147,17 @@ def outcomes(
                 results[i], modes[i] = r, current
     out: list[Outcome] = []
     for photo, release, res, used in zip(photos, releases, results, modes):
-        held = hold_reason(res, release, no_face)
         n_weak = weak_faces(res)
-        if not held and n_weak and weak == "hold" and not release:  # a release publishes the best cloak it has
-            held = f"{n_weak} face(s) not carried across by the cloak (weak_cloak: hold); held until `fawkes release`"
-        if held:
+        d = decide(facts_of(res, used), release, policy)
+        if d.verdict == "escalate":  # at the top mode, or without a cloaker for the next: published weak
+            d = decide(facts_of(res, used), release, Policy(no_face=no_face, weak="publish"))  # type: ignore[arg-type]
+        if d.verdict == "hold":
             out.append(
-                Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=held, report=face_report(res, used), weak=n_weak)
+                Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=d.reason, report=face_report(res, used), weak=n_weak)
             )
             continue
-        if res.unchanged_faces:  # a face the optimizer left untouched must never be published as "cloaked"
-            out.append(Outcome("unchanged", reason="a face could not be cloaked (no change within budget)"))
+        if d.verdict == "refuse":
+            out.append(Outcome("unchanged", reason=d.reason))
             continue
         safe = res.photo if res.faces else photo
         try:  # encoding is deterministic: a failure here fails the same way every time

@@ -21,6 +21,8 @@ from rich.table import Table
 
 from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
 from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
+from fawkes_daemon.decide import ONE_SHOT, decide
+from fawkes_daemon.outcome import facts_of
 from fawkes_daemon.readiness import device_problem, opt_in_problem
 from fawkes_engine.cloak import CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
@@ -128,8 +130,11 @@ def cmd_cloak(args: argparse.Namespace) -> int:
                     console.print(f"note: {src}: {photo.dropped}", markup=False)
                 result = cloaker.cloak([photo], people=people, learn=False)[0]
                 root = next((r for r in roots if r in src.parents), None)
-                if result.unchanged_faces:
-                    raise PhotoError(f"{src}: a face could not be cloaked (no change within the budget); nothing written")
+                # the one-shot policy (fawkes_daemon.decide.ONE_SHOT): too-small faces are written and reported, weak
+                # cloaks written; what it shares with the daemon: an untouched face is never written as cloaked
+                verdict = decide(facts_of(result, options.budget.mode), False, ONE_SHOT)
+                if verdict.verdict == "refuse":
+                    raise PhotoError(f"{src}: {verdict.reason}; nothing written")
                 if result.has_faces:
                     dst = output_path(src, out_dir, output_format(photo), root)
                     dst.parent.mkdir(parents=True, exist_ok=True)
