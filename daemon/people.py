@@ -24,26 +24,10 @@ from collections import Counter
 
 import numpy as np
 
+from fawkes_daemon.queue import write_transaction
 from fawkes_engine.people import PersonDirectory
 
 log = logging.getLogger("fawkes.people")
-
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS people (key TEXT PRIMARY KEY, target TEXT)",
-    """CREATE TABLE IF NOT EXISTS face_features (
-        file_id INTEGER NOT NULL,
-        face INTEGER NOT NULL,
-        person TEXT NOT NULL,
-        extractor TEXT NOT NULL,
-        embedding BLOB NOT NULL,
-        PRIMARY KEY (file_id, face, extractor)
-    )""",
-    "CREATE INDEX IF NOT EXISTS face_features_person ON face_features (person)",
-    """CREATE TRIGGER IF NOT EXISTS files_forget_faces AFTER DELETE ON files
-    BEGIN
-        DELETE FROM face_features WHERE file_id = old.id;
-    END""",
-)
 
 
 def _expected_lengths(rows: list) -> dict[str, int]:
@@ -69,9 +53,6 @@ class PeopleStore:
     def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
         self.db, self.lock = db, lock
         self._reported: set[tuple[int, int, str]] = set()  # damaged rows already logged
-        with self.lock:
-            for sql in SCHEMA:
-                self.db.execute(sql)
 
     def face_count(self) -> int:
         with self.lock:
@@ -116,25 +97,19 @@ class PeopleStore:
 
     def record(self, file_id: int, faces: list[tuple[str, str | None, dict[str, np.ndarray]]]) -> None:
         """A cloaked photo's faces: (person key, pinned target, clean embedding per extractor), in face order."""
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute("DELETE FROM face_features WHERE file_id=?", (file_id,))
-                for i, (person, target, feats) in enumerate(faces):
-                    if target is not None:
-                        self.db.execute(
-                            "INSERT INTO people (key, target) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET target=COALESCE(people.target, excluded.target)",
-                            (person, target),
-                        )
-                    for ext, v in feats.items():
-                        self.db.execute(
-                            "INSERT INTO face_features (file_id, face, person, extractor, embedding) VALUES (?, ?, ?, ?, ?)",
-                            (file_id, i, person, ext, np.asarray(v, np.float32).tobytes()),
-                        )
-                self.db.execute("COMMIT")
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
+        with write_transaction(self.db, self.lock):
+            self.db.execute("DELETE FROM face_features WHERE file_id=?", (file_id,))
+            for i, (person, target, feats) in enumerate(faces):
+                if target is not None:
+                    self.db.execute(
+                        "INSERT INTO people (key, target) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET target=COALESCE(people.target, excluded.target)",
+                        (person, target),
+                    )
+                for ext, v in feats.items():
+                    self.db.execute(
+                        "INSERT INTO face_features (file_id, face, person, extractor, embedding) VALUES (?, ?, ?, ?, ?)",
+                        (file_id, i, person, ext, np.asarray(v, np.float32).tobytes()),
+                    )
 
     def forget_all(self) -> None:
         with self.lock:

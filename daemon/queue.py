@@ -14,79 +14,36 @@ the same ``str`` Python's ``os`` functions use (surrogateescape).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fawkes_daemon import queue_reads as reads
 from fawkes_daemon.pushes import PushStore
 from fawkes_daemon.queue_reads import STATES, TEXT_COLUMNS, decode_row, from_db, to_db
+from fawkes_daemon.schema import MIGRATIONS, statements
 
-MIGRATIONS: list[str] = [
-    # v1
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
+    """One write transaction under the lock: committed when the block ends, rolled back if it raises.
+
+    Every multi-statement write of the state database goes through this (the queue's, the
+    people store's and the removals'), so none can leave half a change.
     """
-    CREATE TABLE files (
-        id INTEGER PRIMARY KEY,
-        source TEXT NOT NULL,
-        relpath TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        content_hash TEXT,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'working', 'done', 'failed', 'held')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt REAL NOT NULL DEFAULT 0,
-        release INTEGER NOT NULL DEFAULT 0,
-        output TEXT,
-        faces INTEGER,
-        dssim REAL,
-        seconds REAL,
-        error TEXT,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        UNIQUE (source, relpath, size, mtime_ns)
-    );
-    CREATE INDEX files_state ON files (state, next_attempt);
-    CREATE INDEX files_hash ON files (content_hash);
-    CREATE INDEX files_path ON files (source, relpath);
-    """,
-    # v2: pushes of safe copies to a remote, one row per (to-share path, content)
-    """
-    CREATE TABLE pushes (
-        id INTEGER PRIMARY KEY,
-        relpath TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'superseded', 'gone')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt REAL NOT NULL DEFAULT 0,
-        error TEXT,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        UNIQUE (relpath, sha256)
-    );
-    CREATE INDEX pushes_state ON pushes (state, next_attempt);
-    """,
-    # v3: the perceptual figure beside DSSIM (the photo's worst face); dssim is now the face box's worst scale
-    """
-    ALTER TABLE files ADD COLUMN ssimulacra2 REAL;
-    """,
-    # v4: the SHA-256 of the safe copy as written (deduplication copies an output only while the file
-    # still holds exactly those bytes), and the faces detected but too small to cloak
-    """
-    ALTER TABLE files ADD COLUMN output_hash TEXT;
-    ALTER TABLE files ADD COLUMN skipped INTEGER;
-    """,
-    # v5: the per-face report of a cloaked photo (JSON, for the web page's before/after view), a mode the
-    # user asked for one file (cloak again at a higher mode), and an index for "recent" and throughput
-    """
-    ALTER TABLE files ADD COLUMN report TEXT;
-    ALTER TABLE files ADD COLUMN mode TEXT;
-    CREATE INDEX files_updated ON files (state, updated);
-    """,
-]
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 @dataclass
@@ -172,15 +129,13 @@ class Queue:
                     f"up to {len(MIGRATIONS)}); run the newer version, or stop the daemon and move the file aside"
                 )
             for i, sql in enumerate(MIGRATIONS[v:], start=v + 1):
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in [s for s in sql.split(";") if s.strip()]:
+                with self.transaction():
+                    for stmt in statements(sql):
                         self.db.execute(stmt)
                     self.db.execute(f"PRAGMA user_version={i}")
-                    self.db.execute("COMMIT")
-                except Exception:
-                    self.db.execute("ROLLBACK")
-                    raise
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self.db, self._lock)
 
     def close(self) -> None:
         with self._lock:
@@ -207,17 +162,12 @@ class Queue:
         """A claimed version changed on disk: queue the new version and drop this row (never published, not a failure)."""
         now = time.time()
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 self.db.execute(
                     "INSERT OR IGNORE INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
                     (source, to_db(relpath), size, mtime_ns, now, now),
                 )
                 self.db.execute("DELETE FROM files WHERE id=? AND output IS NULL", (job_id,))
-                self.db.execute("COMMIT")
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
 
     def known(self, source: str, relpath: str, size: int, mtime_ns: int) -> bool:
         with self._lock:
@@ -230,18 +180,13 @@ class Queue:
         """Move up to ``n`` due pending rows to ``working`` and return them (oldest first)."""
         now = time.time()
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 rows = self.db.execute(
                     "SELECT id, source, relpath, size, mtime_ns, attempts, release, mode FROM files "
                     "WHERE state='pending' AND next_attempt<=? ORDER BY id LIMIT ?",
                     (now, n),
                 ).fetchall()
                 self.db.executemany("UPDATE files SET state='working', updated=? WHERE id=?", [(now, r["id"]) for r in rows])
-                self.db.execute("COMMIT")
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
         return [
             Job(r["id"], r["source"], from_db(r["relpath"]) or "", r["size"], r["mtime_ns"], r["attempts"], bool(r["release"]), r["mode"])
             for r in rows
@@ -254,18 +199,13 @@ class Queue:
         cols = ["state=?", "updated=?"] + [f"{k}=?" for k in fields]
         values = [to_db(v) if k in TEXT_COLUMNS else v for k, v in fields.items()]
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.transaction():
                 self.db.execute(f"UPDATE files SET {', '.join(cols)} WHERE id=?", (state, time.time(), *values, job_id))
                 if state == "done":
                     self.db.execute(
                         "DELETE FROM files WHERE id<? AND state IN ('failed', 'held') AND (source, relpath) IN (SELECT source, relpath FROM files WHERE id=?)",
                         (job_id, job_id),
                     )
-                self.db.execute("COMMIT")
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
 
     def retry_later(self, job_id: int, error: str, max_attempts: int, base_delay: float = 30.0) -> str:
         """A transient failure: back off exponentially, or give up after ``max_attempts``."""

@@ -149,7 +149,7 @@ class RayBackfill:
             if not jobs:
                 return
             self.progress.total += len(jobs)
-            loaded = self.worker.load_batch(jobs, decode=False)
+            loaded = self.worker.publish_duplicates(self.worker.load_batch(jobs, decode=False))
             self.progress.finished += len(jobs) - len(loaded)  # failed to read, or copied from identical content
             for mode in dict.fromkeys(i.job.mode for i in loaded):
                 self._send([i for i in loaded if i.job.mode == mode])

@@ -142,19 +142,13 @@ def rows_of(queue: Queue, source: str, relpaths: list[str]) -> list[dict]:
 def forget_files(queue: Queue, ids: list[int], share_relpaths: list[str]) -> int:
     """Delete rows ``ids``, their face embeddings and the push records of their safe copies, in one
     transaction. Returns how many embeddings went."""
-    with queue.lock:
-        queue.db.execute("BEGIN IMMEDIATE")
-        try:
-            gone = 0
-            people = reads.has_table(queue.db, "face_features")
-            for i in ids:
-                if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
-                    gone += queue.db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
-                queue.db.execute("DELETE FROM files WHERE id=?", (i,))
-            for rel in share_relpaths:
-                queue.db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))
-            queue.db.execute("COMMIT")
-            return gone
-        except Exception:
-            queue.db.execute("ROLLBACK")
-            raise
+    with queue.transaction() as db:
+        gone = 0
+        people = reads.has_table(db, "face_features")
+        for i in ids:
+            if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
+                gone += db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
+            db.execute("DELETE FROM files WHERE id=?", (i,))
+        for rel in share_relpaths:
+            db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))
+    return gone

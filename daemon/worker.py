@@ -105,15 +105,15 @@ class Worker:
         jobs = self.queue.claim(self.config.batch_size)
         if not jobs:
             return 0
-        loaded = self.load_batch(jobs)
+        loaded = self.publish_duplicates(self.load_batch(jobs))
         for mode in dict.fromkeys(i.job.mode for i in loaded):  # one optimization batch per mode, in queue order
             self._cloak_and_write([i for i in loaded if i.job.mode == mode])
         return len(jobs)
 
     def load_batch(self, jobs: list[Job], decode: bool = True) -> list[Loaded]:
-        """Read the claimed files; fail or back off the ones that cannot be read; publish identical content at once.
+        """Read the claimed files; fail or back off the ones that cannot be read. Writes nothing to to-share.
 
-        What is left is the batch to cloak, in queue order: the same composition whatever backend cloaks it.
+        What is left is in queue order: the same composition whatever backend cloaks it.
         """
         loaded: list[Loaded] = []
         for job in jobs:
@@ -130,14 +130,21 @@ class Worker:
                 state = self.queue.retry_later(job.id, f"{self.src_path(job)}: {e}", self.config.max_attempts)
                 log.warning("%s: %s (%s)", self.src_path(job), e, state)
                 continue
+            loaded.append(item)
+        return loaded
+
+    def publish_duplicates(self, loaded: list[Loaded]) -> list[Loaded]:
+        """The publish stage for content already cloaked: place that safe copy; returns the rest, to cloak."""
+        rest = []
+        for item in loaded:
             try:
                 copied = self._reuse_identical(item)
             except Exception as e:  # the copy could not be placed: cloak it afresh instead
-                log.warning("%s: reusing an identical safe copy failed (%s); cloaking it", self.src_path(job), e)
+                log.warning("%s: reusing an identical safe copy failed (%s); cloaking it", self.src_path(item.job), e)
                 copied = False
             if not copied:
-                loaded.append(item)
-        return loaded
+                rest.append(item)
+        return rest
 
     def src_path(self, job: Job) -> Path:
         return self.sources[job.source].path / job.relpath

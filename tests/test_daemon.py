@@ -56,7 +56,7 @@ def test_sync_tool_temporaries_are_ignored() -> None:
 def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     import sqlite3
 
-    from fawkes_daemon.queue import MIGRATIONS
+    from fawkes_daemon.schema import MIGRATIONS
 
     # a database written by the first schema version, with a row in it
     old = sqlite3.connect(tmp_path / "old.sqlite3")
@@ -65,7 +65,8 @@ def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     old.commit()
     old.close()
     migrated = Queue(tmp_path / "old.sqlite3")
-    assert migrated.version == len(MIGRATIONS) == 5
+    assert migrated.version == len(MIGRATIONS) == 6
+    assert {"people", "face_features"} <= {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
     assert migrated.counts()["done"] == 1 and migrated.pushes.counts()["pending"] == 0
     assert {"ssimulacra2", "output_hash", "skipped"} <= {r[1] for r in migrated.db.execute("PRAGMA table_info(files)")}
     migrated.close()

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from fawkes_daemon.config import ConfigError, load_config
-from fawkes_daemon.queue import MIGRATIONS, Queue, StateError
+from fawkes_daemon.queue import Queue, StateError
+from fawkes_daemon.schema import MIGRATIONS
 
 
 def _config(tmp_path: Path) -> Path:
