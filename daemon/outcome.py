@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from fawkes_daemon.decide import Facts, Policy, WeakPolicy, decide
+from fawkes_engine.cloak.options import next_mode
 from fawkes_engine.photo_io import Photo, encode_photo, output_format
 
 if TYPE_CHECKING:  # the engine's real types on the seam, without importing torch at start
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # the engine's real types on the seam, without importing torc
     from fawkes_engine.pipeline import CloakedPhoto, PhotoCloaker
 
 Kind = Literal["held", "unchanged", "encoded", "encode_failed", "bad"]
-NEXT_MODE = {"low": "mid", "mid": "high"}
 
 
 @dataclass
@@ -85,7 +85,7 @@ def weak_faces(res: CloakedPhoto) -> int:
 
 def facts_of(res: CloakedPhoto, mode: str) -> Facts:
     """The plain facts :func:`fawkes_daemon.decide.decide` reads, from one cloaked photo."""
-    return Facts(len(res.faces), weak_faces(res), res.unchanged_faces, [sk.reason for sk in res.skipped], mode in NEXT_MODE)
+    return Facts(len(res.faces), weak_faces(res), res.unchanged_faces, [sk.reason for sk in res.skipped], next_mode(mode) is not None)
 
 
 class BatchCloaker:
@@ -138,11 +138,11 @@ def outcomes(
     policy = Policy(no_face=no_face, weak=weak)  # type: ignore[arg-type]
     if weak == "escalate" and cloaker_for is not None:
         at, current = list(range(len(photos))), mode
-        while current in NEXT_MODE:
+        while (higher := next_mode(current)) is not None:
             at = [i for i in at if decide(facts_of(results[i], current), releases[i], policy).verdict == "escalate"]
             if not at:
                 break
-            current = NEXT_MODE[current]
+            current = higher
             for i, r in zip(at, cloaker_for(current).cloak([photos[i] for i in at], people=people, learn=False)):
                 results[i], modes[i] = r, current
     out: list[Outcome] = []

@@ -29,7 +29,7 @@ from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.ui.access import TokenGate, csrf_for
 from fawkes_daemon.ui.images import ImageCache, NotServed
 from fawkes_daemon.ui.store import Store, daemon_state
-from fawkes_engine.cloak.options import MODES
+from fawkes_engine.cloak.options import next_mode
 
 PAGE_SIZE = 48
 ATTENTION_PAGE = 100  # held and failed rows per page (with 44,000 of them, every one is reachable page by page)
@@ -38,9 +38,6 @@ ATTENTION_PAGE = 100  # held and failed rows per page (with 44,000 of them, ever
 def page_number(request: Request) -> int:
     raw = request.query_params.get("page", "0") or "0"
     return min(int(raw), 10**9) if raw.isascii() and raw.isdigit() else 0  # ?page=abc is the first page, not a 500
-
-
-MODE_ORDER = ("low", "mid", "high")
 
 
 def _when(ts: float | None) -> str:
@@ -63,10 +60,7 @@ def higher_mode(row: dict, config: Config) -> str | None:
     if not (row.get("state") == "failed" or (row.get("state") == "done" and row.get("faces"))):
         return None
     report = row.get("report_data") or {}
-    current = row.get("mode") or report.get("mode") or config.cloak.mode
-    order = [m for m in MODE_ORDER if m in MODES]
-    i = order.index(current) if current in order else -1
-    return order[i + 1] if 0 <= i < len(order) - 1 else None
+    return next_mode(row.get("mode") or report.get("mode") or config.cloak.mode)
 
 
 def settings_yaml(config: Config) -> str:

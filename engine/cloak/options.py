@@ -51,6 +51,15 @@ MODES: dict[str, ModeSettings] = {
     "high": ModeSettings(0.012, 60, 30, 0.012, 65.0),
 }
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("sface", "dlib")
+
+
+def next_mode(mode: str) -> str | None:
+    """The mode above ``mode`` (MODES is written weakest first), None at the top or for a custom budget."""
+    order = list(MODES)
+    i = order.index(mode) if mode in order else -1
+    return order[i + 1] if 0 <= i < len(order) - 1 else None
+
+
 THOROUGH_STEPS = 3  # `thorough`: this many times the mode's steps
 # the extractors that ship with the package (fawkes_engine.models registers exactly these; a test checks)
 BUILTIN_EXTRACTORS: tuple[str, ...] = ("sface", "dlib", "sface-robust", "dlib-robust", "faceres", "mobileface")
