@@ -16,9 +16,10 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from fawkes_daemon.decide import NoFacePolicy, WeakPolicy
 from fawkes_daemon.yaml_keys import UniqueKeyLoader
 from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions, Precision
-from fawkes_engine.photo_io import METADATA_POLICIES
+from fawkes_engine.photo_io import MetadataPolicy
 
 APP = "fawkes-sync"
 
@@ -275,11 +276,11 @@ class Config(_Strict):
     to_share: Path
     cloak: CloakConfig = Field(default_factory=CloakConfig)
     device: str = "auto"
-    metadata: str = "strip-location"
-    no_face: Literal["pass", "hold"] = "pass"
+    metadata: MetadataPolicy = "strip-location"
+    no_face: NoFacePolicy = "pass"
     # a face the cloak did not carry across under every extractor: publish it, cloak it again at the next
     # mode's budget, or hold the photo until `fawkes release` (docs/decisions.md: what the figures support)
-    weak_cloak: Literal["publish", "escalate", "hold"] = "publish"
+    weak_cloak: WeakPolicy = "publish"
     on_source_removed: Literal["keep", "delete"] = "keep"
     quiet_period: float = Field(default=5.0, ge=0)
     batch_size: int = Field(default=8, ge=1)
@@ -299,13 +300,6 @@ class Config(_Strict):
 
         if not DEVICE.match(v):
             raise ValueError(f"{v!r} is not a device: auto, cpu, cuda, cuda:N or mps")
-        return v
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, v: str) -> str:
-        if v not in METADATA_POLICIES:
-            raise ValueError(f"must be one of {', '.join(METADATA_POLICIES)}")
         return v
 
     @field_validator("to_share", "state_dir")

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from fawkes_daemon.decide import Facts, Policy, WeakPolicy, decide
+from fawkes_daemon.decide import Facts, NoFacePolicy, Policy, WeakPolicy, decide
 from fawkes_engine.cloak.options import next_mode
-from fawkes_engine.photo_io import Photo, encode_photo, output_format
+from fawkes_engine.photo_io import MetadataPolicy, Photo, encode_photo, output_format
 
 if TYPE_CHECKING:  # the engine's real types on the seam, without importing torch at start
     import numpy as np
@@ -95,7 +95,9 @@ class BatchCloaker:
     imported then, not at start); they share one face detector.
     """
 
-    def __init__(self, cloak: CloakConfig, device: str, metadata: str, no_face: str, weak: WeakPolicy = "publish") -> None:
+    def __init__(
+        self, cloak: CloakConfig, device: str, metadata: MetadataPolicy, no_face: NoFacePolicy, weak: WeakPolicy = "publish"
+    ) -> None:
         self.cloak, self.device, self.metadata, self.no_face, self.weak = cloak, device, metadata, no_face, weak
         self._cloakers: dict[str, PhotoCloaker] = {}
 
@@ -121,8 +123,8 @@ def outcomes(
     photos: list[Photo],
     releases: list[bool],
     mode: str,
-    metadata: str,
-    no_face: str,
+    metadata: MetadataPolicy,
+    no_face: NoFacePolicy,
     weak: WeakPolicy = "publish",
     cloaker_for: Callable[[str], PhotoCloaker] | None = None,
     people: PersonDirectory | None = None,
@@ -135,7 +137,7 @@ def outcomes(
     """
     results = cloaker.cloak(photos, people=people)
     modes = [mode] * len(photos)
-    policy = Policy(no_face=no_face, weak=weak)  # type: ignore[arg-type]
+    policy = Policy(no_face=no_face, weak=weak)
     if weak == "escalate" and cloaker_for is not None:
         at, current = list(range(len(photos))), mode
         while (higher := next_mode(current)) is not None:
@@ -150,7 +152,7 @@ def outcomes(
         n_weak = weak_faces(res)
         d = decide(facts_of(res, used), release, policy)
         if d.verdict == "escalate":  # at the top mode, or without a cloaker for the next: published weak
-            d = decide(facts_of(res, used), release, Policy(no_face=no_face, weak="publish"))  # type: ignore[arg-type]
+            d = decide(facts_of(res, used), release, Policy(no_face=no_face, weak="publish"))
         if d.verdict == "hold":
             out.append(
                 Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=d.reason, report=face_report(res, used), weak=n_weak)
@@ -161,7 +163,7 @@ def outcomes(
             continue
         safe = res.photo if res.faces else photo
         try:  # encoding is deterministic: a failure here fails the same way every time
-            data = encode_photo(safe, metadata, fmt=output_format(safe))  # type: ignore[arg-type]
+            data = encode_photo(safe, metadata, fmt=output_format(safe))
         except Exception as e:
             out.append(Outcome("encode_failed", reason=f"the safe copy cannot be encoded ({type(e).__name__}: {e})"))
             continue

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fawkes_daemon.config import Config
+from fawkes_daemon.decide import NoFacePolicy, WeakPolicy
 from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.outcome import BatchCloaker, Outcome
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.worker import Loaded, Worker
+from fawkes_engine.photo_io import MetadataPolicy
 
 log = logging.getLogger("fawkes.ray")
 MAX_RESENDS = 3  # a batch that kills this many actors is given back to the queue's own backoff
@@ -31,7 +33,9 @@ MAX_RESENDS = 3  # a batch that kills this many actors is given back to the queu
 class CloakActor:
     """One model-holding worker process (Ray makes it remote; plain Python here, so it can be tested)."""
 
-    def __init__(self, cloak_json: str, device: str, metadata: str, no_face: str, threads: int, weak: str = "publish") -> None:
+    def __init__(
+        self, cloak_json: str, device: str, metadata: MetadataPolicy, no_face: NoFacePolicy, threads: int, weak: WeakPolicy = "publish"
+    ) -> None:
         import torch
 
         from fawkes_daemon.config import CloakConfig
@@ -39,7 +43,7 @@ class CloakActor:
         if threads > 0:
             torch.set_num_threads(threads)
         # the batch's people are grouped within the batch (no library store on an actor)
-        self.batches = BatchCloaker(CloakConfig.model_validate_json(cloak_json), device, metadata, no_face, weak)  # type: ignore[arg-type]
+        self.batches = BatchCloaker(CloakConfig.model_validate_json(cloak_json), device, metadata, no_face, weak)
 
     def run(self, batch: list[tuple[str, bytes, bool]], mode: str | None) -> list[Outcome]:
         """Decode, cloak (one optimization batch, as the plain worker would), encode."""
