@@ -101,6 +101,15 @@ class BatchCloaker:
         self.cloak, self.device, self.metadata, self.no_face, self.weak = cloak, device, metadata, no_face, weak
         self._cloakers: dict[str, PhotoCloaker] = {}
 
+    def use(self, mode: str, cloaker: PhotoCloaker) -> None:
+        """Cloak ``mode`` with this photo cloaker (one already built, e.g. shared with another component)."""
+        self._cloakers[mode] = cloaker
+
+    @property
+    def modes_loaded(self) -> set[str]:
+        """The modes whose cloakers were built so far (each loads the models once)."""
+        return set(self._cloakers)
+
     def cloaker(self, mode: str | None = None) -> PhotoCloaker:
         """The photo cloaker for a mode (the configured one by default), made once."""
         mode = mode or self.cloak.mode

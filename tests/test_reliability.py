@@ -60,7 +60,7 @@ class Harness:
         self.config = load_config(config_file(tmp, **extra))
         self.queue = Queue(self.config.db_path)
         self.worker = Worker(self.config, self.queue)
-        self.worker.batches._cloakers[self.config.cloak.mode] = cloaker
+        self.worker.batches.use(self.config.cloak.mode, cloaker)
         self.src = tmp / "src"
         self.share = tmp / "share" / "cam"
 
@@ -310,7 +310,7 @@ def test_d12_the_journald_log_gives_the_reason_of_a_failed_batch(
         def cloak(self, photos, **kw):
             raise RuntimeError("CUDA error: no kernel image is available")
 
-    h.worker.batches._cloakers[h.config.cloak.mode] = Broken()
+    h.worker.batches.use(h.config.cloak.mode, Broken())  # type: ignore[arg-type]
     with caplog.at_level("ERROR"):
         h.worker.run_batch()
     assert any("no kernel image" in r.getMessage() for r in caplog.records)

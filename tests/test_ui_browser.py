@@ -137,7 +137,7 @@ def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Pa
     row = store.file(1)
     assert row is not None and row["state"] == "done" and row["report_data"]["mode"] == "mid" and row["mode"] == "mid"
     assert (cfg.to_share / "cam" / "lady.jpg").read_bytes() != first
-    assert set(worker.batches._cloakers) == {"low", "mid"}
+    assert worker.batches.modes_loaded == {"low", "mid"}
     assert higher_mode(row, cfg) == "high"
     store.close()
     q.close()
