@@ -137,6 +137,11 @@ def register(value: str) -> None:
         _install_filter()
 
 
+def forget(value: str) -> None:
+    """Stop redacting ``value`` (a secret that was replaced; tests that registered one)."""
+    _known.discard(value)
+
+
 def redact(text: str) -> str:
     for v in _known:
         text = text.replace(v, "***")
