@@ -122,6 +122,12 @@ class CloakConfig(_Strict):
         default="fp32", description="the optimization's extractor passes in bf16/fp16 (faster on a GPU); goals and checks stay fp32"
     )
     compile: bool = Field(default=False, description="torch.compile the optimization's extractor passes (pays on a GPU, after a warm-up)")
+    blemish_levels: float = Field(
+        default=0.0,
+        ge=0,
+        le=255,
+        description="no 3x3 patch of a face may change its mean luma by more than this many levels (0: no limit; costs protection)",
+    )
     # embeddings are kept only in the state directory
     people: bool = Field(default=True, description="group faces by person (clean embeddings): one direction per person")
 
