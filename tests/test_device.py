@@ -79,6 +79,7 @@ def test_the_config_accepts_exactly_these_devices(tmp_path) -> None:
                 load_config(cfg)
 
 
+@pytest.mark.system  # a CLI subprocess
 def test_fawkes_cloak_refuses_an_accelerator_this_machine_lacks_in_one_line(tmp_path) -> None:
     """No GPU and no Mac here: `--device mps` (and `cuda`) must stop at start with one line, exit 2, no traceback."""
     import subprocess

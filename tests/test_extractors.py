@@ -144,6 +144,7 @@ def test_input_grad_prelu_matches_torch_prelu() -> None:
     assert torch.allclose(x.grad, torch.where(x > 0, 1.0, -0.3).detach())
 
 
+@pytest.mark.integration  # builds a model
 def test_r7_a_tampered_cached_model_is_rebuilt_not_used(tmp_path, monkeypatch) -> None:
     """R7: sign-flipped weights pass the ONNX checker; the cache records each file's SHA-256 when built and rebuilds a file that differs."""
     import onnx

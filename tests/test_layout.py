@@ -155,6 +155,7 @@ def test_no_arrow_climbs_back_up() -> None:
         assert not bad, (op, bad)
 
 
+@pytest.mark.integration  # loads the registry's models
 def test_builtin_extractor_names_match_the_registry(tmp_path: Path) -> None:
     """The config validates against a torch-free list; it must be exactly what engine.models registers at import.
 

@@ -173,6 +173,7 @@ def test_r2_a_folder_swapped_for_a_symlink_publishes_nothing_from_outside(dev: P
     assert not any(h.share.rglob("*")) if h.share.exists() else True
 
 
+@pytest.mark.integration  # a real cloaker
 def test_r4_release_acts_on_the_version_it_was_asked_for(tmp_path: Path) -> None:
     """R4: a held file replaced before its release is not published under that release; the new version is decided afresh."""
     from tests.helpers.ui import landscape
