@@ -83,9 +83,11 @@ def weak_faces(res: CloakedPhoto) -> int:
     return sum(1 for f in res.faces if f.weak)
 
 
-def facts_of(res: CloakedPhoto, mode: str) -> Facts:
-    """The plain facts :func:`fawkes_daemon.decide.decide` reads, from one cloaked photo."""
-    return Facts(len(res.faces), weak_faces(res), res.unchanged_faces, [sk.reason for sk in res.skipped], next_mode(mode) is not None)
+def facts_of(res: CloakedPhoto, mode: str, can_escalate: bool = True) -> Facts:
+    """The plain facts :func:`fawkes_daemon.decide.decide` reads, from one cloaked photo; ``can_escalate``: a cloaker
+    for a higher mode is at hand (and there is a higher mode)."""
+    escalate = can_escalate and next_mode(mode) is not None
+    return Facts(len(res.faces), weak_faces(res), res.unchanged_faces, [sk.reason for sk in res.skipped], escalate)
 
 
 class BatchCloaker:
@@ -147,6 +149,7 @@ def outcomes(
     results = cloaker.cloak(photos, people=people)
     modes = [mode] * len(photos)
     policy = Policy(no_face=no_face, weak=weak)
+    up = cloaker_for is not None  # without a cloaker for the next mode a weak photo is published as it is
     if weak == "escalate" and cloaker_for is not None:
         at, current = list(range(len(photos))), mode
         while (higher := next_mode(current)) is not None:
@@ -159,9 +162,8 @@ def outcomes(
     out: list[Outcome] = []
     for photo, release, res, used in zip(photos, releases, results, modes):
         n_weak = weak_faces(res)
-        d = decide(facts_of(res, used), release, policy)
-        if d.verdict == "escalate":  # at the top mode, or without a cloaker for the next: published weak
-            d = decide(facts_of(res, used), release, Policy(no_face=no_face, weak="publish"))
+        d = decide(facts_of(res, used, up), release, policy)
+        assert d.verdict != "escalate"  # the loop above took every photo as high as a weak one could go
         if d.verdict == "hold":
             out.append(
                 Outcome("held", faces=len(res.faces), skipped=len(res.skipped), reason=d.reason, report=face_report(res, used), weak=n_weak)

@@ -111,18 +111,10 @@ class PeopleStore:
                         (file_id, i, person, ext, np.asarray(v, np.float32).tobytes()),
                     )
 
-    def forget_all(self) -> None:
-        with self.lock:
+    def forget_all(self) -> int:
+        """Delete every stored face and person (`people: false` keeps none); returns how many faces went."""
+        with write_transaction(self.db, self.lock):
+            n = self.face_count()
             self.db.execute("DELETE FROM face_features")
             self.db.execute("DELETE FROM people")
-
-
-def forget_people(db: sqlite3.Connection, lock: threading.RLock) -> int:
-    """`people: false` keeps none: delete a store an earlier configuration left (faces deleted; 0 if none)."""
-    with lock:
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='face_features'").fetchone() is None:
-            return 0
-        n = int(db.execute("SELECT COUNT(DISTINCT file_id || ':' || face) FROM face_features").fetchone()[0])
-        db.execute("DELETE FROM face_features")
-        db.execute("DELETE FROM people")
         return n

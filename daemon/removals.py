@@ -8,10 +8,12 @@ on disk, and for each known file that is no longer there (any name, any folder m
 downtime) delete, in this order:
 
 1. its safe copies in to-share, where ``on_source_removed: delete`` says so;
-2. its web page crops and thumbnails (``ui-cache/``: uncloaked faces);
-3. its rows, their face embeddings and the push records of their safe copies (one transaction).
+2. its rows, their face embeddings and the push records of their safe copies (one transaction);
+3. the web page's crops and thumbnails (``ui-cache/``: uncloaked faces) of every row that no
+   longer exists, whatever removed the row.
 
-A crash between the steps leaves the rows, so the next check does the rest. A source folder
+A crash after step 1 leaves the rows, so the next check does the rest; one after step 2 leaves
+crops without a row, which every rescan prunes. A source folder
 that is missing, or empty while the queue knows files in it, is taken for an unmounted disk:
 nothing of it is forgotten, and the log says so once.
 """
@@ -23,7 +25,6 @@ import os
 import threading
 from pathlib import Path
 
-from fawkes_daemon import queue_reads as reads
 from fawkes_daemon.config import Config, SourceConfig
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.queue_reads import from_db, to_db
@@ -61,7 +62,29 @@ class Removals:
 
     def check_all(self) -> int:
         """Every source, every known file (the rescan at start and every ``rescan_interval``)."""
-        return sum(self.forget_vanished(s) for s in self.config.sources)
+        n = sum(self.forget_vanished(s) for s in self.config.sources)
+        self.prune_cache()  # also rows deleted by other routes (a superseded version) and a crash before the last prune
+        return n
+
+    def prune_cache(self) -> int:
+        """Delete the web page's crops and thumbnails of every row that no longer exists (they show uncloaked faces).
+
+        One rule for every way a row goes (removed, superseded by a new version, a done version
+        replacing an older failed one), rather than a deletion beside each of them.
+        """
+        cache = self.config.state_dir / "ui-cache"
+        if not cache.is_dir():
+            return 0
+        with self.queue.lock:
+            ids = {str(r[0]) for r in self.queue.db.execute("SELECT id FROM files")}
+        n = 0
+        for f in cache.iterdir():
+            # names: thumb-<id>-<hash>.jpg, face-<id>-<hash>-<i>-<kind>.png (fawkes_daemon.ui.images)
+            parts = f.name.split("-")
+            if len(parts) > 2 and parts[1] not in ids:
+                f.unlink(missing_ok=True)
+                n += 1
+        return n
 
     def forget_vanished(self, source: SourceConfig, under: str | None = None) -> int:
         """Forget every known file of ``source`` (below ``under``, a relative path) that is no longer on disk."""
@@ -98,16 +121,9 @@ class Removals:
                     p = Path(r["output"])
                     if self.config.to_share in p.parents:
                         p.unlink(missing_ok=True)
-        cache = self.config.state_dir / "ui-cache"
-        if cache.is_dir():
-            ids = {str(r["id"]) for r in rows}
-            for f in cache.iterdir():
-                # names: thumb-<id>-<hash>.jpg, face-<id>-<hash>-<i>-<kind>.png (fawkes_daemon.ui.images)
-                parts = f.name.split("-")
-                if len(parts) > 2 and parts[1] in ids:
-                    f.unlink(missing_ok=True)
         outputs = [self._share_relpath(r["output"]) for r in rows if r["output"]]
         embeddings = forget_files(self.queue, [r["id"] for r in rows], [o for o in outputs if o is not None])
+        self.prune_cache()
         log.info(
             "%d file(s) removed from %s: forgot their rows and %d face embedding(s)%s",
             len(relpaths),
@@ -144,10 +160,9 @@ def forget_files(queue: Queue, ids: list[int], share_relpaths: list[str]) -> int
     transaction. Returns how many embeddings went."""
     with queue.transaction() as db:
         gone = 0
-        people = reads.has_table(db, "face_features")
         for i in ids:
-            if people:  # with `people` off the trigger may not exist: delete them here, whatever the config
-                gone += db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
+            # the schema's trigger would delete them with the row; deleted here first to count them
+            gone += db.execute("DELETE FROM face_features WHERE file_id=?", (i,)).rowcount
             db.execute("DELETE FROM files WHERE id=?", (i,))
         for rel in share_relpaths:
             db.execute("DELETE FROM pushes WHERE relpath=?", (to_db(rel),))

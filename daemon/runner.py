@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from fawkes_daemon import health
 from fawkes_daemon.config import Config
 from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.notify import notify
-from fawkes_daemon.people import forget_people
+from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.push import Pusher, make_remote
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.removals import Removals
@@ -71,23 +70,15 @@ class Daemon:
         self.ui: UIServer | None = None
 
     def _rescan(self) -> None:
-        try:
+        with self.gate.when_full_say_so():  # the next rescan tries again
             n = self.watcher.rescan()
             if n:
                 log.info("rescan offered %d file(s)", n)
             self.removals.check_all()  # files that vanished: any name, any folder move, any downtime
-        except sqlite3.OperationalError as e:
-            if "full" not in str(e):
-                raise
-            self.gate.full_disk(e)  # said once; the next rescan tries again
 
     def _check_removals(self) -> None:
-        try:
+        with self.gate.when_full_say_so():  # the rescan after space is freed forgets them
             self.removals.check_suspects()
-        except sqlite3.OperationalError as e:  # a full disk: the rescan after it frees up forgets them
-            if "full" not in str(e):
-                raise
-            self.gate.full_disk(e)
 
     def _update_policy(self) -> None:
         reason = self.policy.reason_to_wait()
@@ -142,7 +133,7 @@ class Daemon:
     def start(self) -> None:
         for problem in health.problems(self.config):
             log.warning("health: %s", problem)
-        if not self.config.cloak.people and (gone := forget_people(self.queue.db, self.queue.lock)):
+        if not self.config.cloak.people and (gone := PeopleStore(self.queue.db, self.queue.lock).forget_all()):
             log.info("people: false: deleted the %d stored face embedding(s) an earlier configuration kept", gone)
         n = self.queue.requeue_interrupted()
         swept = self.worker.sweep_staging()

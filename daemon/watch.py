@@ -9,12 +9,14 @@ nothing missed by the observer (overflow, downtime, network shares) is lost.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,13 +94,11 @@ class StabilityGate:
                     self._pending[(label, rel)] = _Seen(size, mtime, now)
                 continue
             if now - seen.since >= self.config.quiet_period:
-                try:
+                added = None
+                with self.when_full_say_so():
                     added = self.queue.add(label, rel, max(size, 0), mtime)
-                except sqlite3.OperationalError as e:
-                    if "full" not in str(e):
-                        raise
-                    self.full_disk(e)
-                    return queued  # the file stays a candidate: queued once there is space again
+                if added is None:
+                    return queued  # the disk is full: the file stays a candidate, queued once there is space again
                 with self._lock:
                     self._pending.pop((label, rel), None)
                 if self.full is not None:
@@ -109,7 +109,17 @@ class StabilityGate:
             self.wake.set()
         return queued
 
-    def full_disk(self, e: Exception) -> None:
+    @contextlib.contextmanager
+    def when_full_say_so(self) -> Iterator[None]:
+        """Run a block of queue writes; a full state disk ends it quietly, said once (any other error is raised)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if "full" not in str(e):
+                raise
+            self._full_disk(e)
+
+    def _full_disk(self, e: Exception) -> None:
         """The queue cannot grow: say so once (the log, and `fawkes status` and the page from the disk itself)."""
         if self.full is None:
             self.full = f"state directory full: {self.config.state_dir} ({e}); new photos are not queued until space is freed"

@@ -127,6 +127,7 @@ class PhotoCloaker:
                         r = results[j]
                         r.dssim, r.dssim_scales, r.binding_width = m.scales.worst, m.scales.per_scale, m.scales.binding
                         r.ssimulacra2, r.kept = m.ssimulacra2, r.kept * m.kept
+                        r.blemish, r.blemish_jnd = m.blemish, m.blemish_jnd  # its neighbours' change is in its box too
                 new = photo.with_pixels(rgb)
             else:
                 new = photo

@@ -24,6 +24,7 @@ from fawkes_daemon.config import ConfigError, load_config
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.worker import Worker
 from tests.helpers.daemon import FAST, DaemonProc, wait_for
+from tests.helpers.mounts import fill, tmpfs
 
 FACE = "faces/Tom_Hanks/1.jpg"
 OTHER = "faces/Will_Smith/1.jpg"
@@ -437,20 +438,10 @@ def test_fawkes_cloak_prints_no_opencv_warning(dev: Path, tmp_path: Path) -> Non
 @pytest.mark.system
 def test_a_full_disk_loses_nothing_and_publishes_nothing_partial(dev: Path, tmp_path: Path) -> None:
     """to-share on a real 2 MB tmpfs, filled up: writes fail with ENOSPC, then succeed once space is back."""
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(vol)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()})")
-    try:
+    with tmpfs(tmp_path / "vol", "2M") as vol:
         cfg = config_file(tmp_path, to_share=str(vol / "share"), schedule={"retry_interval": 1})
         filler = vol / "filler"
-        with open(filler, "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass
+        fill(filler)
         names = ["a.jpg", "b.jpg", "c.jpg"]
         for n, person in zip(names, ["Tom_Hanks", "Will_Smith", "Angelina_Jolie"]):
             shutil.copyfile(dev / "faces" / person / "1.jpg", tmp_path / "src" / n)
@@ -471,5 +462,3 @@ def test_a_full_disk_loses_nothing_and_publishes_nothing_partial(dev: Path, tmp_
             assert (share / n).read_bytes() != (tmp_path / "src" / n).read_bytes()
         staging = [p for p in vol.iterdir() if p.name.endswith("fawkes-staging")]
         assert all(not list(s.iterdir()) for s in staging)
-    finally:
-        subprocess.run(["umount", "-l", str(vol)], capture_output=True)

@@ -10,7 +10,7 @@ import pytest
 
 from fawkes_daemon.config import STAGING_INSIDE, load_config
 from tests.helpers.daemon import DaemonProc, counts, status, wait_for, write_config
-from tests.helpers.mounts import tmpfs
+from tests.helpers.mounts import fill, tmpfs
 
 
 @pytest.fixture
@@ -49,13 +49,7 @@ def test_d7_a_full_state_directory_is_said_once_shown_in_status_and_recovers(dev
         try:
             wait_for(lambda: "watching " in (tmp_path / "log").read_text(errors="replace"), 120, "the daemon to be up")
             filler = state / "filler"
-            with open(filler, "wb") as f:  # fill the state filesystem to the last block
-                try:
-                    while True:
-                        f.write(b"\0" * 65536)
-                        f.flush()
-                except OSError:
-                    pass
+            fill(filler)  # the state filesystem to the last block
             for i, p in enumerate(sorted((dev / "faces" / "Tom_Hanks").glob("*.jpg"))[:2]):
                 shutil.copyfile(p, tmp_path / "src" / f"t{i}.jpg")
             wait_for(lambda: "state directory full" in (tmp_path / "log").read_text(errors="replace"), 60, "the full disk to be said")

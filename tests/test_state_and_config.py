@@ -109,3 +109,26 @@ def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path
         assert row["size"] == photo.stat().st_size and row["id"] != jobs[0].id
     finally:
         q.close()
+
+
+def test_the_pages_crops_of_a_row_gone_by_any_route_are_pruned(tmp_path: Path) -> None:
+    """A superseded version's row (D8) goes without a removal event: its uncloaked crops go at the next check."""
+    from fawkes_daemon.removals import Removals
+    from tests.helpers.daemon import write_config
+
+    cfg = load_config(write_config(tmp_path))
+    q = Queue(cfg.db_path)
+    try:
+        q.add("cam", "a.jpg", 1, 1)
+        q.add("cam", "b.jpg", 2, 2)
+        a, b = q.claim(2)
+        q.supersede(a.id, "cam", "a.jpg", 3, 3)  # a's row is gone, a new one queued
+        cache = cfg.state_dir / "ui-cache"
+        cache.mkdir()
+        for i in (a.id, b.id):
+            (cache / f"thumb-{i}-0123abcd.jpg").write_bytes(b"crop")
+            (cache / f"face-{i}-0123abcd-0-original.png").write_bytes(b"crop")
+        assert Removals(cfg, q).check_all() == 0  # nothing vanished from disk: only the orphaned crops go
+        assert sorted(p.name for p in cache.iterdir()) == sorted([f"thumb-{b.id}-0123abcd.jpg", f"face-{b.id}-0123abcd-0-original.png"])
+    finally:
+        q.close()

@@ -36,6 +36,8 @@ class Rounded:
     scales: ScaleDSSIM  # its exact DSSIM per scale
     ssimulacra2: float
     kept: float  # c: the share of the optimized change that was written
+    blemish: float = 0.0  # the largest 3×3 mean |Δluma| of what is written (levels)
+    blemish_jnd: float = 0.0  # the same windows in JNDs of the original
 
 
 class Rounding:
@@ -84,6 +86,10 @@ class Rounding:
         """The largest 3×3 mean |Δluma| of rounded face box ``q``, in 0–255 levels."""
         return float(largest_patch_change(self.base_unit, q)[0]) if min(q.shape[-2:]) >= 3 else 0.0
 
+    def blemish_jnd(self, q: torch.Tensor) -> float:
+        """The same windows of ``q`` in just-noticeable differences of the original."""
+        return float(largest_jnd_ratio(self.base_unit, q)[0]) if min(q.shape[-2:]) >= 3 else 0.0
+
     def ssimulacra2(self, q: torch.Tensor) -> float:
         if self.reference is None:  # the original's side, once for every scale c searched
             self.reference = Ssimulacra2Reference(to_rgb8(self.original))
@@ -123,9 +129,9 @@ def round_within_budget(
     """
     r = Rounding(x, orig, max_value, original, core, blemish_cap)
     c, q, m, s2, moved = _within_budget_and_floor(r, budget, floor)
-    if moved:  # the floor moved c: the DSSIM of what is written, measured once (none for the original)
+    if moved:  # the floor or the blemish cap moved c: the DSSIM of what is written, measured once (none for the original)
         m = r.measure(q) if c > 0 else ScaleDSSIM({w: 0.0 for w in m.per_scale})
-    return Rounded(r.array(q), m, s2, c)
+    return Rounded(r.array(q), m, s2, c, r.blemish(q), r.blemish_jnd(q))
 
 
 @torch.no_grad()
@@ -143,10 +149,8 @@ def _within_budget_and_floor(r: Rounding, budget: float, floor: float) -> tuple[
     c, q, m = _within_dssim(r, budget * (1 - 2e-4))
     c, q, capped = _within_blemish(r, c, q)
     s2 = r.ssimulacra2(q)
-    if capped and not (floor > 0 and s2 < floor):
-        return c, q, m, s2, True
     if not (floor > 0 and s2 < floor and c > 0):
-        return c, q, m, s2, False
+        return c, q, m, s2, capped
     lo, hi = 0.0, c  # lo meets the floor (c = 0 is the original), hi does not
     lo_s, hi_s = 100.0, s2
     best = (r.base_unit, 100.0)
@@ -244,7 +248,15 @@ def _measure_box(image: np.ndarray, composed: np.ndarray, region: Box, core: Box
     x0, y0, x1, y1 = region
     a, b = image[y0:y1, x0:x1], composed[y0:y1, x0:x1]
     ta, tb = to_unit(a, mv, torch.device("cpu")), to_unit(b, mv, torch.device("cpu"))
-    return Rounded(b, measure_scales(tb, ta, core=core), Ssimulacra2Reference(to_rgb8(a)).score(to_rgb8(b)), scale)
+    small = min(a.shape[:2]) < 3
+    return Rounded(
+        b,
+        measure_scales(tb, ta, core=core),
+        Ssimulacra2Reference(to_rgb8(a)).score(to_rgb8(b)),
+        scale,
+        0.0 if small else float(largest_patch_change(ta, tb)[0]),
+        0.0 if small else float(largest_jnd_ratio(ta, tb)[0]),
+    )
 
 
 def compose_within_budget(
@@ -355,13 +367,7 @@ def write_faces(
         rounded = round_within_budget(
             x_region, orig_region, mv, f.budget, floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region), blemish_cap
         )
-        del x_region
-        written = to_unit(rounded.pixels, mv, dev)
-        orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
-        small = min(written.shape[-2:]) < 3
-        blemish = 0.0 if small else float(largest_patch_change(orig_region, written)[0])
-        blemish_jnd = 0.0 if small else float(largest_jnd_ratio(orig_region, written)[0])
-        del orig_region, written
+        del orig_region, x_region
         out_pixels.append(rounded.pixels)
         results.append(
             FaceResult(
@@ -376,8 +382,8 @@ def write_faces(
                 binding_width=rounded.scales.binding,
                 ssimulacra2=rounded.ssimulacra2,
                 kept=rounded.kept,
-                blemish=blemish,
-                blemish_jnd=blemish_jnd,
+                blemish=rounded.blemish,
+                blemish_jnd=rounded.blemish_jnd,
             )
         )
     return out_pixels, results

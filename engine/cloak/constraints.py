@@ -40,7 +40,6 @@ class FaceLimits:
     mu_floor: float = START[0]
     mu_blemish: float = START[1]
     last_s2: float = 100.0
-    last_ratio: float = 0.0
     measured_at: int = -MEASURE_EVERY
 
     @classmethod
@@ -72,8 +71,8 @@ class FaceLimits:
                 self.measured_at = step
             self.mu_floor = self.mu_floor * GROWTH if self.last_s2 < self.floor else max(START[0], self.mu_floor / GROWTH)
         if self.allowance is not None:
-            self.last_ratio = float(worst_window_ratio(self.original, x, self.allowance)[0])
-            self.mu_blemish = self.mu_blemish * GROWTH if self.last_ratio > 1.0 else max(START[1], self.mu_blemish / GROWTH)
+            over = float(worst_window_ratio(self.original, x, self.allowance)[0]) > 1.0
+            self.mu_blemish = self.mu_blemish * GROWTH if over else max(START[1], self.mu_blemish / GROWTH)
 
     @torch.no_grad()
     def kept(self, x: torch.Tensor) -> bool:
