@@ -108,7 +108,7 @@ class CloakConfig(_Strict):
         default=None, ge=0, le=100, description="SSIMULACRA2 each face must keep (default: the mode's; none with dssim_budget; 0: none)"
     )
     extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"], description="the models cloaked against, comma list")
-    target_mode: Literal["farthest", "average", "fixed", "untargeted"] = Field(
+    target_mode: Literal["farthest", "average", "reachable", "fixed", "untargeted"] = Field(
         default="farthest", description="average: a target at typical distance (paper §8 mitigation against two-cluster detection)"
     )
     target_identity: str | None = Field(default=None, description="the target identity for target_mode fixed")

@@ -79,14 +79,22 @@ def target_scores(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.
     return score
 
 
+# where a ranking's preferred identities sit among the bank's scores (0: nearest, 1: farthest)
+RANK_QUANTILE = {"farthest": 1.0, "average": 0.5, "reachable": 0.25}
+
+
 def rank_targets(bank: TargetBank, user_features: dict[str, np.ndarray], rank: str = "farthest") -> np.ndarray:
     """Identity indices, best first. ``farthest``: the paper's eq. 3. ``average``: nearest to the
     median score, the §8 mitigation against target-closeness and two-cluster detection (a
-    cloaked class that sits unusually far from, or near to, everything stands out)."""
+    cloaked class that sits unusually far from, or near to, everything stands out).
+    ``reachable``: nearest to the lower quartile, an identity that is clearly someone else but
+    that a small budget can move the features toward (the farthest one may be out of reach)."""
+    if rank not in RANK_QUANTILE:
+        raise ValueError(f"unknown target ranking {rank!r}: one of {', '.join(RANK_QUANTILE)}")
     score = target_scores(bank, user_features)
-    if rank == "average":
-        return np.argsort(np.abs(score - np.median(score)))
-    return np.argsort(-score)
+    if rank == "farthest":
+        return np.argsort(-score)
+    return np.argsort(np.abs(score - np.quantile(score, RANK_QUANTILE[rank])))
 
 
 def select_target(

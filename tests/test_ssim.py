@@ -154,3 +154,36 @@ def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     assert measure_scales(q, orig).per_scale == pytest.approx(floored.scales.per_scale, rel=1e-4)
     # and the share the floor check inside the loop reads is the same c, found without building the result
     assert kept_within_budget(Rounding(x.clone(), orig.clone(), 255, original), budget, r.ssimulacra2 + 5) == floored.kept
+
+
+def test_guided_lift_follows_the_photos_edges_and_keeps_the_copys_view() -> None:
+    """A guided lift puts a change that tracks the copy's luma onto the photo's sharp edge; downscaled it is the copy's change."""
+    import cv2
+
+    from fawkes_engine.faces import Face
+    from fawkes_engine.working_scale import Upsampling, lift, working_copy
+
+    image = np.full((900, 800, 3), 60, dtype=np.uint8)
+    image[:, 401:] = 200  # one sharp vertical edge through the face, off the copy's pixel grid
+    lm = np.array([[330.0, 380.0], [470.0, 380.0], [400.0, 450.0], [345.0, 520.0], [455.0, 520.0]])
+    face = Face((280.0, 280.0, 240.0, 300.0), lm)
+    region = face.region(image.shape, 0.1)
+    context = (200, 180, 640, 700)
+    plain = working_copy(image, face, region, context, 112)
+    guided = working_copy(image, face, region, context, 112, Upsampling("guided"))
+    cx0, cy0, cx1, cy1 = guided.copy_region
+    low = torch.from_numpy(guided.image[cy0:cy1, cx0:cx1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    delta = 0.05 * low  # brighter pixels change more: a change that follows the copy's luma
+    orig = torch.from_numpy(image[region[1] : region[3], region[0] : region[2]].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    sharp, smooth = lift(delta, guided, orig), lift(delta, plain, orig)
+    col = 401 - region[0]  # the edge in the face box
+    rows = slice(60, -60)
+    step = lambda d: float((d[0, 0, rows, col] - d[0, 0, rows, col - 1]).mean())  # noqa: E731
+    assert step(sharp) > 0.8 * 0.05 * 140 / 255  # the change jumps where the photo does
+    assert step(smooth) < 0.5 * step(sharp)  # a bilinear lift spreads it over several photo pixels
+    # what an extractor sees (the face box brought back down) is the copy's change, within a few percent
+    back = cv2.resize(sharp[0].permute(1, 2, 0).numpy(), (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_AREA)
+    ref = delta[0].permute(1, 2, 0).numpy()
+    assert np.abs(back[4:-4, 4:-4] - ref[4:-4, 4:-4]).mean() < 0.03 * np.abs(ref).mean()
+    flat = lift(torch.full_like(delta, 0.02), guided, orig)  # a change that does not track luma stays a plain lift
+    assert torch.allclose(flat[..., 40:-40, 40:-40], torch.tensor(0.02), atol=1e-4)

@@ -132,6 +132,11 @@ def test_average_target_and_stop_fraction(dev: Path) -> None:
     far = rank_targets(bank, feats, "farthest")[0]
     assert scores[far] == scores.max()
     assert abs(scores[avg] - np.median(scores)) <= np.abs(scores - np.median(scores)).min() + 1e-9
+    near = rank_targets(bank, feats, "reachable")[0]  # the lower quartile: clearly someone else, nearer than the median
+    assert scores[near] < scores[avg] < scores[far]
+    assert abs(scores[near] - np.quantile(scores, 0.25)) <= np.abs(scores - np.quantile(scores, 0.25)).min() + 1e-9
+    with pytest.raises(ValueError, match="unknown target ranking"):
+        rank_targets(bank, feats, "nearest")
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
     full = PhotoCloaker(CloakOptions.of(mode="high", steps=20)).cloak([photo])[0].faces[0]
     part = PhotoCloaker(CloakOptions.of(mode="high", steps=20, stop_fraction=0.04)).cloak([photo])[0].faces[0]

@@ -362,7 +362,7 @@ def write_faces(
         mv = max_value(job.image)
         rx0, ry0, rx1, ry1 = f.region
         orig_region = to_unit(job.image[ry0:ry1, rx0:rx1], mv, dev)
-        x_region = (orig_region + lift(deltas[j], f.copy)).clamp_(0, 1)
+        x_region = (orig_region + lift(deltas[j], f.copy, orig_region)).clamp_(0, 1)
         deltas[j] = None  # type: ignore[call-overload]
         rounded = round_within_budget(
             x_region, orig_region, mv, f.budget, floor, job.image[ry0:ry1, rx0:rx1], core_of(job.face.box, f.region), blemish_cap

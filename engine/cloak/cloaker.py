@@ -57,7 +57,7 @@ from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
 from fawkes_engine.photo_io import max_value
 from fawkes_engine.targets import TargetBank, identity_index, select_target
-from fawkes_engine.working_scale import working_copy
+from fawkes_engine.working_scale import Upsampling, working_copy
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,7 @@ class Cloaker:
             return identity_index(self.bank, t.target_identity or "")
         if t.consistent_target:
             seed = self.options.runtime.seed
-        return select_target(
-            self.bank, feats, t.top_k, seed, rank="average" if t.target_mode == "average" else "farthest", stable=t.consistent_target
-        )
+        return select_target(self.bank, feats, t.top_k, seed, rank=t.target_mode, stable=t.consistent_target)
 
     # -- the optimization ------------------------------------------------------------
     def cloak_faces(
@@ -275,7 +273,7 @@ class Cloaker:
         templates = [(e.spec.template, e.spec.input_size) for e in self.extractors]
         region = job.face.region(job.image.shape, look.region_margin)
         context = crop_window(job.face.landmarks, job.image.shape, templates, 1.0 / max(o.optimizer.diversity.smallest_scale, 0.5))
-        wc = working_copy(job.image, job.face, region, context, look.working_width)
+        wc = working_copy(job.image, job.face, region, context, look.working_width, Upsampling(look.upsampling))
         win = VisibleWindow.build(wc, self.device, look)
         u = torch.zeros((1, 3) + tuple(win.original.shape[-2:]), device=self.device, requires_grad=True)
         mats = [similarity_transform(wc.face.landmarks, template) for template, _size in templates]

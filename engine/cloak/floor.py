@@ -36,7 +36,7 @@ def floor_scale(job: FaceJob, f: FaceState, floor: float, dev: torch.device) -> 
     rx0, ry0, rx1, ry1 = f.region
     original = job.image[ry0:ry1, rx0:rx1]
     orig = to_unit(original, mv, dev)
-    x = (orig + lift(pixels - f.window.original, f.copy)).clamp_(0, 1)
+    x = (orig + lift(pixels - f.window.original, f.copy, orig)).clamp_(0, 1)
     return kept_within_budget(Rounding(x, orig.clone(), mv, original, core_of(job.face.box, f.region)), f.budget, floor)
 
 

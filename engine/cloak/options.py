@@ -19,7 +19,7 @@ FACE_MARGIN = (
     0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
 )
 
-TargetMode = Literal["farthest", "average", "fixed", "untargeted"]
+TargetMode = Literal["farthest", "average", "reachable", "fixed", "untargeted"]
 # what the α term pushes a face away from: its own clean features (the paper), or its person's
 # clean centroid (what a tracker's class for that person is built around)
 Leave = Literal["own", "person"]
@@ -192,8 +192,12 @@ class Perception:
     blemish_levels: float = 0.0
     # in the loop a window's allowance is also at most this many just-noticeable differences of the original there
     blemish_jnd: float = 3.0
+    # how a large face's change is carried up from the working copy (fawkes_engine.working_scale.Upsampling)
+    upsampling: Literal["bilinear", "guided"] = "bilinear"
 
     def validate(self) -> None:
+        if self.upsampling not in ("bilinear", "guided"):
+            raise ValueError(f"upsampling is bilinear or guided, got {self.upsampling!r}")
         if self.blemish_levels < 0 or self.blemish_jnd <= 0:
             raise ValueError("blemish_levels must be ≥ 0 and blemish_jnd > 0")
         if self.working_width < 112:
