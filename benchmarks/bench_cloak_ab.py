@@ -59,14 +59,18 @@ print(int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group
 
 def _run(tree: Path, code: str, *args: str) -> str:
     """The last line ``code`` prints, run on ``tree``'s code (its first line says which code ran)."""
-    # the install maps fawkes_engine to this checkout's engine/ folder, so another tree's code is
-    # reached through links of the import names to its folders, ahead of the install on the path
-    links = Path(tempfile.gettempdir()) / f"fawkes-ab-{hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:12]}"
-    links.mkdir(exist_ok=True)
-    for name, folder in (("fawkes_engine", "engine"), ("fawkes_daemon", "daemon")):
-        if not (links / name).exists():
-            (links / name).symlink_to(tree / folder)
-    env = {**os.environ, "PYTHONPATH": f"{links}{os.pathsep}{tree}", "FAWKES_SHARED": str(SHARED.parent)}
+    # another tree's code is reached by putting its package folders ahead of the install on the path
+    # (a tree from before the packages moved under engine/ and daemon/ gets links of the import names)
+    if (tree / "engine" / "fawkes_engine").is_dir():
+        path = [tree / "engine", tree / "daemon"]
+    else:
+        links = Path(tempfile.gettempdir()) / f"fawkes-ab-{hashlib.sha256(str(tree.resolve()).encode()).hexdigest()[:12]}"
+        links.mkdir(exist_ok=True)
+        for name, folder in (("fawkes_engine", "engine"), ("fawkes_daemon", "daemon")):
+            if not (links / name).exists():
+                (links / name).symlink_to(tree / folder)
+        path = [links]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*path, tree])), "FAWKES_SHARED": str(SHARED.parent)}
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, capture_output=True, text=True, check=True)
     lines = out.stdout.strip().splitlines()
     if not Path(lines[0]).resolve().is_relative_to((tree / "engine").resolve()):

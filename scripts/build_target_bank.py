@@ -1,4 +1,4 @@
-"""Build engine/data/target_bank.npz from ../shared/datasets/targets (run after changing extractors).
+"""Build engine/fawkes_engine/data/target_bank.npz from ../shared/datasets/targets (run after changing extractors).
 
 python scripts/build_target_bank.py [--root ../shared/datasets/targets/faces] [--extractors sface dlib]
 python scripts/build_target_bank.py --add faceres mobileface   # add extractors, every stored array kept bit for bit
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--root", default=str(root.parent / "shared" / "datasets" / "targets" / "faces"))
     ap.add_argument("--extractors", nargs="+", default=["sface", "dlib"])
     ap.add_argument("--add", nargs="+", help="add these extractors to the existing bank")
-    ap.add_argument("--out", default=str(root / "engine" / "data" / BANK_FILE))
+    ap.add_argument("--out", default=str(root / "engine" / "fawkes_engine" / "data" / BANK_FILE))
     args = ap.parse_args()
     if args.add:
         add_to_bank(Path(args.out), Path(args.root), args.add)

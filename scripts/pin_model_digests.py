@@ -1,4 +1,4 @@
-"""Build every derived model file twice in fresh caches and pin their SHA-256 in engine/data/model_digests.json.
+"""Build every derived model file twice in fresh caches and pin their SHA-256 in engine/fawkes_engine/data/model_digests.json.
 
     python scripts/pin_model_digests.py
 
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "engine" / "data" / "model_digests.json"
+OUT = Path(__file__).resolve().parents[1] / "engine" / "fawkes_engine" / "data" / "model_digests.json"
 BUILD = """
 from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, OPT_IN_EXTRACTORS
 from fawkes_engine.models import get_extractor

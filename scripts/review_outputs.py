@@ -2,8 +2,9 @@
 
     python scripts/review_outputs.py                      # this checkout
     python scripts/review_outputs.py people=false         # this checkout, with cloak keys set (keys an older checkout lacks)
-    PYTHONPATH=/tmp/old-links python scripts/review_outputs.py   # another checkout: links fawkes_engine, fawkes_daemon
-                                                                 # to its engine/ and daemon/ folders
+    PYTHONPATH=/tmp/old/engine:/tmp/old/daemon python scripts/review_outputs.py   # another checkout
+    PYTHONPATH=/tmp/old-links python scripts/review_outputs.py   # a checkout from before engine/fawkes_engine:
+                                                                 # links fawkes_engine, fawkes_daemon to its engine/, daemon/
 
 Runs the real worker (queue, batches of 4, default mid cloak, seed 0) on 6 dev photos and 2
 face photos; the lines must be identical before and after a change that claims not to alter output.

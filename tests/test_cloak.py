@@ -160,7 +160,7 @@ def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Pa
 
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
-    # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/__init__.py)
+    # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/fawkes_engine/__init__.py)
     # (on CUDA too: the crops are made on the CPU there, engine.cloak._view)
     runs = [PhotoCloaker(CloakOptions.of(mode="mid", steps=5, seed=7)).cloak([photo])[0].photo.rgb for _ in range(5)]
     for r in runs[1:]:

@@ -56,7 +56,7 @@ def _record(target: Path) -> Path:
 
 @functools.cache
 def pinned_digests() -> dict[str, str]:
-    """The SHA-256 of every derived file as this package's build makes it (``engine/data/model_digests.json``,
+    """The SHA-256 of every derived file as this package's build makes it (``engine/fawkes_engine/data/model_digests.json``,
     written by ``scripts/pin_model_digests.py``): the builds are byte-identical, so the expected bytes ship with the code."""
     if os.environ.get("FAWKES_NO_MODEL_PINS"):  # scripts/pin_model_digests.py measures the builds
         return {}

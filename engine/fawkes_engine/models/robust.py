@@ -4,7 +4,7 @@ Why ship them: cloaks computed on a model that small perturbations cannot easily
 tend to change features other models rely on too, so they are candidates for the
 cloaking set. They were trained by ``scripts/train_robust.py`` (recipe, data, command and
 seed are stored inside each ONNX file and shown by ``fawkes models``) and ship as int8
-ONNX in ``engine/data/models``; the differentiable path dequantizes once into the cache.
+ONNX in ``engine/fawkes_engine/data/models``; the differentiable path dequantizes once into the cache.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class RobustExtractor(Extractor):
             family=base.model_family,
             license=f"{base.license}; fine-tuned by Fawkes Sync on LFW photos (research use of the data, weights shippable)",
             source=(
-                f"engine/data/models/{name}.onnx (int8 weights): {base.name} fine-tuned; recipe: {recipe}; "
+                f"engine/fawkes_engine/data/models/{name}.onnx (int8 weights): {base.name} fine-tuned; recipe: {recipe}; "
                 f"data: {prov.get('training_data', '?')}; command: {prov.get('command', '?')}; seed {prov.get('seed', '?')}"
             ),
             description=f"{base.name}, adversarially fine-tuned (label-free robust distillation)",
