@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAWKES_SHARED", ROOT.parent / "shared")) / "datasets"
 DEV = SHARED / "dev"
 LFW_DEV = SHARED / "lfw-dev"
-NEEDS_DATA_OR_MODELS = {"dev", "lfw_dev", "detector", "cloaker"}
 TIERS = ("unit", "integration", "system")
+DATA_OR_MODELS = {"dev", "lfw_dev", "detector", "cloaker"}  # fixtures a unit test may not use
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,11 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.get_closest_marker(t) for t in TIERS):
-            continue
-        tier = "integration" if NEEDS_DATA_OR_MODELS & set(getattr(item, "fixturenames", ())) else "unit"
-        item.add_marker(getattr(pytest.mark, tier))
+    """Every test names its tier (unit: no datasets, no models; integration; system): a test that does not is an error."""
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
+    if unmarked:
+        raise pytest.UsageError(f"tests without a tier mark ({', '.join(TIERS)}): {', '.join(unmarked)}")
+    heavy = [i.nodeid for i in items if i.get_closest_marker("unit") and DATA_OR_MODELS & set(getattr(i, "fixturenames", ()))]
+    if heavy:
+        raise pytest.UsageError(f"unit tests that use datasets or models: {', '.join(heavy)}")
 
 
 def _shared(path: Path) -> Path:
@@ -63,3 +65,11 @@ def detector():
     from fawkes_engine.faces import FaceDetector
 
     return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def cloaker():
+    """One fast cloaker for the whole session (tests.helpers.worker.fast_cloaker)."""
+    from tests.helpers.worker import fast_cloaker
+
+    return fast_cloaker()

@@ -17,6 +17,8 @@ from fawkes_engine.blemish import (
 from fawkes_engine.cloak.budget import round_within_budget
 from fawkes_engine.evaluate.visibility_check import largest_window_change
 
+pytestmark = pytest.mark.unit
+
 
 def _unit(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32))[None] / 255.0

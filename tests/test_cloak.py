@@ -33,6 +33,7 @@ def cloaker_by_mode(detector):
     return {m: PhotoCloaker(CloakOptions.of(mode=m), detector=detector) for m in MODES}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("source", ["photos/lady.jpg", "faces/Tom_Hanks/5.jpg"])
 def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, dev: Path, tmp_path: Path, cloaker_by_mode, detector) -> None:
@@ -68,6 +69,7 @@ def test_cloak_meets_budget_and_moves_faces_to_target(mode: str, source: str, de
         )
 
 
+@pytest.mark.integration
 def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None:
     photo = read_photo(dev / "photos" / "nikon_d700_two_faces.jpg")
     result = PhotoCloaker(CloakOptions.of(mode="low", steps=4)).cloak([photo])[0]
@@ -76,6 +78,7 @@ def test_pixels_outside_face_regions_unchanged_in_group_photo(dev: Path) -> None
     assert not np.array_equal(photo.rgb, result.photo.rgb)
 
 
+@pytest.mark.integration
 def test_few_step_cloaks_in_a_batch_keep_a_change(dev: Path) -> None:
     """The daemon's test configuration (low, 2 steps, batches of 4) on the batches where a cloak was lost.
 
@@ -95,6 +98,7 @@ def test_few_step_cloaks_in_a_batch_keep_a_change(dev: Path) -> None:
         assert len(dssims) == 4 and all(0 < d <= 0.004 for d in dssims), dssims
 
 
+@pytest.mark.integration
 def test_faces_short_of_their_target_are_extended_in_rounds(dev: Path) -> None:
     """A face not yet nearer its target than itself after its steps goes on, in rounds of half the steps.
 
@@ -111,6 +115,7 @@ def test_faces_short_of_their_target_are_extended_in_rounds(dev: Path) -> None:
     assert CloakOptions.of(mode="mid").budget.max_extend == 60 and CloakOptions.of(mode="mid", steps=40).budget.max_extend == 0
 
 
+@pytest.mark.integration
 def test_extension_rounds_lean_on_the_extractor_a_face_lags_under(dev: Path, tmp_path: Path, cloaker_by_mode, detector) -> None:
     """The dev crop that needs the most help gets nearer crossing from its extension rounds, and more so with
     the lagging extractor weighed more.
@@ -142,6 +147,7 @@ def test_extension_rounds_lean_on_the_extractor_a_face_lags_under(dev: Path, tmp
         CloakOptions.of(lag_weight=0).validate()
 
 
+@pytest.mark.integration
 def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Path) -> None:
     """Low's ρ is a preference: a face still short of its target after its steps is cloaked again from
     its original at the ceiling (mid's ρ), paid from its extension allowance; a custom budget is a hard limit."""
@@ -158,6 +164,7 @@ def test_low_mode_cloaks_a_face_short_of_its_target_again_at_the_ceiling(dev: Pa
         CloakOptions.of(mode="mid", max_budget=0.005).validate()
 
 
+@pytest.mark.integration
 def test_seeded_cloaks_are_reproducible(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Keanu_Reeves" / "2.jpg")
     # several runs: MKL's alignment-dependent kernels made about 1 run in 5 differ (engine/fawkes_engine/__init__.py)
@@ -175,6 +182,7 @@ def _toy_bank() -> TargetBank:
     return TargetBank(["a", "b", "c", "d"], np.repeat(np.arange(4), 3), {"x": emb.astype(np.float32)}, {})
 
 
+@pytest.mark.unit
 def test_target_is_farthest_centroid_with_seeded_choice() -> None:
     bank = _toy_bank()
     user = {"x": np.array([[0.9, 0.1, 0.6, 0, 0, 0, 0, 0.0]])}  # near a and c, far from d, then b
@@ -186,6 +194,7 @@ def test_target_is_farthest_centroid_with_seeded_choice() -> None:
     assert select_target(bank, user, top_k=2, seed=3) == select_target(bank, user, top_k=2, seed=3)
 
 
+@pytest.mark.integration
 def test_shipped_bank_has_provenance_and_no_evaluation_identities(dev: Path, lfw_dev: Path) -> None:
     bank = TargetBank.load()
     assert set(bank.embeddings) >= {"sface", "dlib"}
@@ -194,6 +203,7 @@ def test_shipped_bank_has_provenance_and_no_evaluation_identities(dev: Path, lfw
     assert not evaluation & set(bank.identities)
 
 
+@pytest.mark.integration
 def test_untargeted_and_fixed_modes(dev: Path) -> None:
     photo = read_photo(dev / "faces" / "Will_Smith" / "3.jpg")
     un = PhotoCloaker(CloakOptions.of(mode="mid", steps=8, target_mode="untargeted")).cloak([photo])[0]

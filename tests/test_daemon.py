@@ -20,6 +20,7 @@ from fawkes_daemon.queue import Queue
 from tests.helpers.daemon import DaemonProc, counts, share_files, status, wait_for, wait_for_progress, write_config
 
 
+@pytest.mark.unit
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "c.yaml"
     bad.write_text(f"sources: [{{path: {tmp_path}}}]\nto_share: {tmp_path}/share\ncloak: {{mode: extreme}}\nquiet_perod: 3\n")
@@ -34,6 +35,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     assert cfg.cloak.mode == "mid" and cfg.no_face == "pass"
 
 
+@pytest.mark.unit
 def test_sync_tool_temporaries_are_ignored() -> None:
     for name in [
         ".syncthing.a.jpg.tmp",
@@ -53,6 +55,7 @@ def test_sync_tool_temporaries_are_ignored() -> None:
     assert not is_ignored("2024/holiday/a.jpg")
 
 
+@pytest.mark.unit
 def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     import sqlite3
 

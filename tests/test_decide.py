@@ -6,6 +6,8 @@ import pytest
 
 from fawkes_daemon.decide import ONE_SHOT, Facts, Policy, decide
 
+pytestmark = pytest.mark.unit
+
 CLEAN = Facts(faces=2)
 WEAK = Facts(faces=2, weak=1, can_escalate=True)
 WEAK_AT_TOP = Facts(faces=2, weak=1, can_escalate=False)

@@ -13,11 +13,13 @@ import pytest
 from fawkes_engine.evaluate.trackers import UNKNOWN, LinearTracker, SimilarityTracker, accuracy, protection_rate
 
 
+@pytest.mark.unit
 def test_tracker_that_always_answers_user_gives_zero_protection() -> None:
     assert protection_rate(["U"] * 7, "U") == 0.0
     assert protection_rate(["A", "U", UNKNOWN, "B"], "U") == 0.75
 
 
+@pytest.mark.unit
 def test_untouched_baseline_gives_expected_accuracy() -> None:
     rng = np.random.default_rng(0)
     centres = np.eye(5, 16) * 3
@@ -122,6 +124,7 @@ def test_small_real_eval_run(dev: Path, tmp_path: Path) -> None:
     assert "transfer (leave one model out)" in proc.stdout
 
 
+@pytest.mark.unit
 def test_transfer_variants_parse_every_cloak_option_and_families_group_models() -> None:
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.cloak.variant import parse_variant, variant_label

@@ -20,6 +20,7 @@ def _lfw_photos(lfw_dev: Path, n: int) -> list[Path]:
     return [sorted(p.glob("*.jpg"))[0] for p in people[:n]]
 
 
+@pytest.mark.integration
 def test_dlib_matches_dlib_bin_on_same_chips(lfw_dev: Path) -> None:
     import dlib  # dlib-bin: in the [test] extra
 
@@ -43,6 +44,7 @@ def test_dlib_matches_dlib_bin_on_same_chips(lfw_dev: Path) -> None:
     assert np.abs(ours_onnx - ref).max() <= 1e-4
 
 
+@pytest.mark.integration
 def test_sface_matches_opencv_on_real_aligned_faces(lfw_dev: Path, detector) -> None:
     """Reference: OpenCV's own alignCrop, then its DNN on the shipped int8 file with FaceRecognizerSF's preprocessing."""
     src = str(sface_source())
@@ -69,6 +71,7 @@ def test_sface_matches_opencv_on_real_aligned_faces(lfw_dev: Path, detector) -> 
     assert min(cosines) >= 0.999
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["sface", "dlib"])
 def test_torch_and_onnx_agree(name: str, dev: Path) -> None:
     ext = get_extractor(name)
@@ -95,6 +98,7 @@ def test_cache_is_keyed_by_source_hash_and_rebuilt_when_corrupt() -> None:
     assert ext.onnx_path().exists()
 
 
+@pytest.mark.unit
 def test_dat_reader_refuses_other_files(tmp_path: Path) -> None:
     from fawkes_engine.models.dlib_dat import DatFormatError, read_dlib_network
 
@@ -104,6 +108,7 @@ def test_dat_reader_refuses_other_files(tmp_path: Path) -> None:
         read_dlib_network(bad)
 
 
+@pytest.mark.unit
 def test_frozen_modules_do_not_share_weights_with_fresh_builds() -> None:
     """Two modules built from the same weights must not alias memory (a trained copy must not move a frozen one)."""
     import torch
@@ -118,6 +123,7 @@ def test_frozen_modules_do_not_share_weights_with_fresh_builds() -> None:
     assert torch.equal(next(frozen.parameters()), before)
 
 
+@pytest.mark.unit
 def test_input_grad_prelu_matches_torch_prelu() -> None:
     """The cheaper PReLU (input gradient only, from prelu(sign(x))) gives F.prelu's values and input gradients,
     with negative slopes, after its slope changes in place and for a single shared slope."""

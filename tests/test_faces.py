@@ -32,6 +32,7 @@ WITH_FACES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", WITH_FACES)
 def test_faces_found_in_photos_with_faces(name: str, dev: Path, detector) -> None:
     photo = read_photo(dev / "photos" / name)
@@ -43,6 +44,7 @@ def test_faces_found_in_photos_with_faces(name: str, dev: Path, detector) -> Non
         assert 0 <= cx <= w and 0 <= cy <= h
 
 
+@pytest.mark.integration
 def test_no_faces_in_noface_photos(dev: Path, detector) -> None:
     files = sorted((dev / "photos").glob("*noface*"))
     assert len(files) >= 4
@@ -50,12 +52,14 @@ def test_no_faces_in_noface_photos(dev: Path, detector) -> None:
         assert detector.detect(read_photo(f).rgb8()).faces == [], f.name
 
 
+@pytest.mark.integration
 def test_heic_photos_open(dev: Path) -> None:
     for f in sorted((dev / "photos").glob("*.heic")):
         photo = read_photo(f)
         assert photo.format == "HEIF" and photo.rgb.ndim == 3 and photo.rgb.shape[2] == 3
 
 
+@pytest.mark.integration
 def test_small_faces_are_reported_with_a_reason(dev: Path) -> None:
     from fawkes_engine.faces import FaceDetector
 
@@ -63,6 +67,7 @@ def test_small_faces_are_reported_with_a_reason(dev: Path) -> None:
     assert det.skipped and all("minimum" in s.reason or "too small" in s.reason for s in det.skipped)
 
 
+@pytest.mark.integration
 def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
     rgb = read_photo(dev / "photos" / "lady.jpg").rgb8()
     from fawkes_engine.faces import FaceDetector
@@ -92,6 +97,7 @@ def test_warp_matches_opencv_and_is_differentiable(dev: Path) -> None:
     assert float(g[:, :5].sum()) == 0.0  # pixels far from the face get none
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("subset", ["dev", "lfw-dev"])
 def test_leave_one_out_identification(subset: str, dev: Path, lfw_dev: Path) -> None:
     root = (dev if subset == "dev" else lfw_dev) / "faces"
@@ -108,6 +114,7 @@ def test_leave_one_out_identification(subset: str, dev: Path, lfw_dev: Path) -> 
         assert abs(acc_onnx - acc_torch) <= 0.002
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shape", [(826, 764, 240, 222), (300, 300, 112, 112), (157, 149, 112, 106)])
 def test_downscale_gradient_is_close_to_the_exact_adjoint(shape: tuple[int, int, int, int]) -> None:
     """The optimizer's resize: exact forward pass, approximate (fast) backward pass, same direction."""
@@ -129,6 +136,7 @@ def test_downscale_gradient_is_close_to_the_exact_adjoint(shape: tuple[int, int,
     assert (exact[inner] - ours[inner]).norm() / exact[inner].norm() < 0.05
 
 
+@pytest.mark.integration
 def test_r3_a_small_face_in_a_12_mp_photo_is_found(dev, detector, tmp_path: Path) -> None:
     """R3: detection on a copy shrunk to 1,024 px never found faces under ~50 px in a 12 MP photo (published uncloaked)."""
     from PIL import Image

@@ -19,6 +19,7 @@ def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.unit
 def test_installs_beside_python_daemon(tmp_path: Path) -> None:
     """`daemon` is python-daemon's import name; ours are fawkes_daemon and fawkes_engine."""
     out = _run("import daemon, fawkes_daemon.config, fawkes_engine.photo_io; print(daemon.DaemonContext.__module__)", tmp_path)
@@ -26,6 +27,7 @@ def test_installs_beside_python_daemon(tmp_path: Path) -> None:
     assert out.stdout.strip() == "daemon.daemon"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "argv",
     [
@@ -50,6 +52,7 @@ def test_light_commands_never_import_torch(tmp_path: Path, argv: list[str]) -> N
     assert "no torch" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.unit
 def test_no_module_is_over_400_lines() -> None:
     long = {
         p.relative_to(ROOT).as_posix(): n
@@ -137,15 +140,18 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@pytest.mark.unit
 def test_the_import_graph_has_no_cycles() -> None:
     assert cycles(import_graph()) == []
 
 
+@pytest.mark.unit
 def test_a_known_cycle_is_found() -> None:
     """The cycle finder itself: two modules that import each other, one through a lazy import."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+@pytest.mark.unit
 def test_no_arrow_climbs_back_up() -> None:
     """The engine never imports the daemon; the ops import neither the cloak nor the detector's faces."""
     graph = import_graph()
@@ -169,6 +175,7 @@ def test_builtin_extractor_names_match_the_registry(tmp_path: Path) -> None:
     assert tuple(out.stdout.strip().split(",")) == BUILTIN_EXTRACTORS
 
 
+@pytest.mark.unit
 def test_thorough_triples_the_modes_steps_and_leaves_explicit_steps_alone() -> None:
     from fawkes_daemon.config import CloakConfig
     from fawkes_engine.cloak.options import MODES, THOROUGH_STEPS, CloakOptions
@@ -179,6 +186,7 @@ def test_thorough_triples_the_modes_steps_and_leaves_explicit_steps_alone() -> N
     assert CloakOptions().budget.n_steps == MODES["mid"].steps
 
 
+@pytest.mark.unit
 def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
     """One table of user-facing cloak keys: the configuration model; `fawkes cloak`'s flags are derived from it."""
     import argparse
@@ -201,6 +209,7 @@ def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
     assert cloak_config(p.parse_args([])).to_options() == CloakOptions(), "a flag-less command must build the engine's defaults"
 
 
+@pytest.mark.unit
 def test_cloak_options_come_in_parts_each_consumer_reads_only_its_own() -> None:
     """Every option has one flat name and one part; the window, the objective and the goal are given a part, not the whole."""
     import inspect
@@ -222,6 +231,7 @@ def test_cloak_options_come_in_parts_each_consumer_reads_only_its_own() -> None:
     assert inspect.signature(Goal.targets).parameters["o"].annotation in (Targeting, "Targeting")
 
 
+@pytest.mark.unit
 def test_import_names_are_the_folders_they_live_in() -> None:
     """An import name is a real path (no mapping for mypy, the layout test or a structure tool to know)."""
     import sys

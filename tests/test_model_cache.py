@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from fawkes_engine.models import cache
+
+pytestmark = pytest.mark.unit
 
 
 def _tiny_onnx(path: Path, value: float) -> None:

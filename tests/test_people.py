@@ -17,6 +17,8 @@ from fawkes_engine.evaluate.readouts import bootstrap_mean, r_self
 from fawkes_engine.faces import Face
 from fawkes_engine.people import Person, PersonDirectory, group_centroids
 
+pytestmark = pytest.mark.unit
+
 
 def _people(n: int, per: int, dim: int = 128, spread: float = 0.35, seed: int = 0) -> tuple[np.ndarray, list[int]]:
     """``n`` people, ``per`` faces each: unit vectors around random unit centres (same-person cosine ≈ 0.9)."""

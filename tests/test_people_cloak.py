@@ -14,6 +14,8 @@ from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import read_photo
 from fawkes_engine.pipeline import PhotoCloaker
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def photos(dev: Path):
@@ -75,10 +77,9 @@ def test_the_daemon_keeps_embeddings_in_its_state_only_and_forgets_them_with_the
     import os
     import shutil
 
-    from tests.test_reliability import Harness
-    from tests.test_reliability_round3 import _fast_cloaker
+    from tests.helpers.worker import Harness, fast_cloaker
 
-    h = Harness(tmp_path, _fast_cloaker())
+    h = Harness(tmp_path, fast_cloaker())
     tom = sorted((dev / "faces" / "Tom_Hanks").glob("*.jpg"))[:2]
     for i, p in enumerate(tom):
         shutil.copyfile(p, h.src / f"t{i}.jpg")

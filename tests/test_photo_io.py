@@ -38,6 +38,7 @@ XMP = (
 )
 
 
+@pytest.mark.integration
 def test_exif_orientation_applied_and_reset(dev: Path, tmp_path: Path) -> None:
     im = _face_photo(dev)
     stored = im.transpose(Image.Transpose.ROTATE_90)  # what a camera stores for orientation 6 (rotate 270 to view)
@@ -51,6 +52,7 @@ def test_exif_orientation_applied_and_reset(dev: Path, tmp_path: Path) -> None:
     assert back.size == (im.width, im.height)
 
 
+@pytest.mark.integration
 def test_icc_profile_kept(dev: Path, tmp_path: Path) -> None:
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = tmp_path / "icc.png"
@@ -59,6 +61,7 @@ def test_icc_profile_kept(dev: Path, tmp_path: Path) -> None:
     assert Image.open(out).info.get("icc_profile") == icc
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("policy", ["strip-location", "keep", "strip-all"])
 def test_metadata_policy(policy: str, dev: Path, tmp_path: Path) -> None:
     src = tmp_path / "gps.jpg"
@@ -76,6 +79,7 @@ def test_metadata_policy(policy: str, dev: Path, tmp_path: Path) -> None:
         assert not exif and not xmp
 
 
+@pytest.mark.integration
 def test_jpeg_written_at_high_quality_444(dev: Path, tmp_path: Path) -> None:
     from PIL import JpegImagePlugin
 
@@ -88,6 +92,7 @@ def test_jpeg_written_at_high_quality_444(dev: Path, tmp_path: Path) -> None:
     assert all(a <= b for a, b in zip(back.quantization[0], q95[0]))  # at least quality 95
 
 
+@pytest.mark.integration
 def test_heic_round_trip(dev: Path, tmp_path: Path) -> None:
     photo = read_photo(dev / "photos" / "nokia_bothie_selfie.heic")
     out = write_photo(photo, tmp_path / "o.heic")
@@ -96,6 +101,7 @@ def test_heic_round_trip(dev: Path, tmp_path: Path) -> None:
     assert np.abs(back.rgb.astype(int) - photo.rgb.astype(int)).mean() < 3
 
 
+@pytest.mark.integration
 def test_modes_come_out_right(dev: Path, tmp_path: Path) -> None:
     base = _face_photo(dev).resize((200, 215))
     # grayscale, palette, alpha, CMYK, 16-bit
@@ -149,6 +155,7 @@ def bad_inputs(dev: Path, folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.integration
 def test_bad_inputs_give_one_line_errors(dev: Path, tmp_path: Path) -> None:
     expected = bad_inputs(dev, tmp_path)
     for name, words in expected.items():
@@ -158,11 +165,13 @@ def test_bad_inputs_give_one_line_errors(dev: Path, tmp_path: Path) -> None:
         assert "\n" not in msg and name in msg and words in msg, msg
 
 
+@pytest.mark.unit
 def test_metadata_policy_rejects_unknown() -> None:
     with pytest.raises(ValueError):
         apply_metadata_policy(None, None, "sometimes")  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 def test_exif_bytes_roundtrip_without_gps() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "JPEG", exif=_exif_with_gps().tobytes())
@@ -183,6 +192,7 @@ def _two_image_heic(path) -> None:
     h.save(str(path), quality=90)
 
 
+@pytest.mark.unit
 def test_d15_the_images_a_heic_drops_are_said(tmp_path) -> None:
     from fawkes_engine.photo_io import read_photo
 

@@ -18,11 +18,13 @@ def _net() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 16)).eval()
 
 
+@pytest.mark.unit
 def test_the_default_is_the_module_itself() -> None:
     net = _net()
     assert loop_module(net, "fp32", False, torch.device("cpu")) is net
 
 
+@pytest.mark.unit
 def test_bf16_runs_the_network_in_bf16_and_hands_back_float32_with_a_gradient() -> None:
     net = _net()
     seen: list[torch.dtype] = []
@@ -40,6 +42,7 @@ def test_bf16_runs_the_network_in_bf16_and_hands_back_float32_with_a_gradient() 
     assert x.grad is not None and x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
 
 
+@pytest.mark.unit
 def test_an_unknown_precision_is_refused_by_the_options_and_the_config() -> None:
     from fawkes_daemon.config import CloakConfig
 
@@ -52,6 +55,7 @@ def test_an_unknown_precision_is_refused_by_the_options_and_the_config() -> None
     assert CloakConfig(precision="bf16", compile=True).to_options().runtime.precision == "bf16"
 
 
+@pytest.mark.integration
 def test_a_bf16_loop_keeps_the_budget_and_the_change_of_the_fp32_loop(lfw_dev: Path) -> None:
     """Four LFW faces at mid: the budget is held by the fp32 measurement whatever the loop ran in, and the
     features move about as far (the independent SSIMULACRA2 of the written pixels, not the loop's)."""

@@ -148,6 +148,7 @@ def test_missing_push_secret_stops_the_daemon_with_the_fix(tmp_path: Path) -> No
     assert "secret 'webdav' not found: run `fawkes secret set webdav`" in r.stderr
 
 
+@pytest.mark.unit
 def test_rclone_gets_its_password_from_the_environment_and_only_to_share_files(tmp_path: Path) -> None:
     """rclone's cloud cannot run here: a stand-in `rclone` records its argv and environment and copies locally."""
     fake = tmp_path / "rclone"

@@ -123,6 +123,7 @@ def test_ray_backfill_survives_a_killed_actor_and_equals_the_plain_worker(tmp_pa
     assert not (tmp_path / "ray" / "state" / "backfill.json").exists()
 
 
+@pytest.mark.unit
 def test_the_daemon_and_a_backfill_never_write_one_state_dir_together(tmp_path: Path) -> None:
     from fawkes_daemon.writer_lock import WriterBusy, hold_writer_lock
 

@@ -24,6 +24,7 @@ def dev_crops(dev: Path) -> np.ndarray:
     return np.stack([a for a in imgs if a.shape == (112, 112, 3)][:12])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name,base", [("dlib-robust", "dlib"), ("sface-robust", "sface")])
 def test_shipped_robust_extractor(name: str, base: str, dev_crops: np.ndarray, dev: Path) -> None:
     """Small int8 file with provenance; ONNX and torch paths agree; a fine-tuned copy, not a new model."""
@@ -51,6 +52,7 @@ def test_shipped_robust_extractor(name: str, base: str, dev_crops: np.ndarray, d
     assert cos.mean() < 0.9999
 
 
+@pytest.mark.unit
 def test_int8_quantization_round_trip(tmp_path: Path) -> None:
     """Per-channel int8 ONNX runs in onnxruntime and folds back to the same fp32 numbers for torch."""
     import onnxruntime as ort
@@ -136,6 +138,7 @@ def test_training_script_checkpoints_resumes_and_exports(tmp_path: Path) -> None
     assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
 
 
+@pytest.mark.integration
 def test_transfer_options_keep_the_budget_and_reach_the_target(dev: Path) -> None:
     from fawkes_engine.cloak import CloakOptions, Diversity
     from fawkes_engine.photo_io import read_photo

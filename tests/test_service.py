@@ -38,6 +38,7 @@ def file_keyring_env(tmp: Path) -> dict[str, str]:
 
 
 # -- units ------------------------------------------------------------------------------------
+@pytest.mark.unit
 def test_repository_unit_files_are_the_rendered_ones() -> None:
     unit = render_systemd_unit(
         exec_args(Path("/home/you/.config/fawkes-sync/config.yaml"), "/home/you/.local/share/fawkes-sync/venv/bin/python")
@@ -52,6 +53,7 @@ def test_repository_unit_files_are_the_rendered_ones() -> None:
     assert (ROOT / "systemd" / "org.fawkes-sync.daemon.plist").read_bytes() == plist
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     cfg = tmp_path / "my config.yaml"  # a space and a quote-worthy path
@@ -131,6 +133,7 @@ def test_service_install_status_uninstall_in_a_temporary_home(tmp_path: Path) ->
     assert "systemctl --user disable --now fawkes-sync.service" in r.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
 def test_health_names_an_unreadable_source(tmp_path: Path) -> None:
     from fawkes_daemon import health
@@ -192,6 +195,7 @@ def test_daemon_notifies_ready_status_and_stopping_and_waits_outside_active_hour
         d.stop()
 
 
+@pytest.mark.unit
 def test_windows_over_midnight_and_battery_policy() -> None:
     assert in_window(time(23, 30), time(22), time(7)) and in_window(time(6, 59), time(22), time(7))
     assert not in_window(time(7), time(22), time(7)) and not in_window(time(12), time(22), time(7))
@@ -205,6 +209,7 @@ def test_windows_over_midnight_and_battery_policy() -> None:
     assert WorkPolicy(ScheduleConfig(), battery=lambda: True).reason_to_wait(noon) is None  # not asked to pause
 
 
+@pytest.mark.unit
 def test_schedule_and_push_config_errors_name_the_key(tmp_path: Path) -> None:
     for extra, key in [
         ({"schedule": {"active_hours": ["25:00-07:00"]}}, "schedule.active_hours"),
@@ -219,6 +224,7 @@ def test_schedule_and_push_config_errors_name_the_key(tmp_path: Path) -> None:
         assert key in str(e.value), str(e.value)
 
 
+@pytest.mark.unit
 def test_maintenance_checks_and_truncates(tmp_path: Path) -> None:
     q = Queue(tmp_path / "q.sqlite3")
     q.add("cam", "a.jpg", 1, 1)
@@ -230,6 +236,7 @@ def test_maintenance_checks_and_truncates(tmp_path: Path) -> None:
 
 
 # -- secrets ---------------------------------------------------------------------------------------------
+@pytest.mark.unit
 def test_secret_set_check_delete_with_a_file_keyring(tmp_path: Path) -> None:
     env = file_keyring_env(tmp_path)
     r = fawkes("secret", "set", "webdav", env=env, stdin="s3cret-app-pw\n")
@@ -240,6 +247,7 @@ def test_secret_set_check_delete_with_a_file_keyring(tmp_path: Path) -> None:
     assert fawkes("secret", "check", "webdav", env=env).returncode == 1
 
 
+@pytest.mark.unit
 def test_no_keyring_backend_names_the_fix_and_fallbacks_work(tmp_path: Path) -> None:
     env = {**file_keyring_env(tmp_path), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     r = fawkes("secret", "set", "webdav", env=env, stdin="pw-1234\n")

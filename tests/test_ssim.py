@@ -10,6 +10,8 @@ from fawkes_engine.cloak.window import VisibleWindow as _VisibleWindow
 from fawkes_engine.ssim import SSIMReference, dssim
 from fawkes_engine.visibility import FacePyramid, measure_scales, pyramid_widths
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("h", "w", "stride"), [(60, 80, 1), (300, 400, 2), (1200, 1000, 3)])
 def test_reference_statistics_give_the_same_dssim_and_gradient(h: int, w: int, stride: int) -> None:

@@ -20,6 +20,7 @@ def _face_like(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (131, 97), (257, 300), (9, 40), (5, 30)])
 def test_score_equals_the_package_bit_for_bit(h: int, w: int) -> None:
     """Odd sizes too: the package averages the ragged edge of each 2× downsampling separately."""
@@ -33,6 +34,7 @@ def test_score_equals_the_package_bit_for_bit(h: int, w: int) -> None:
         assert (got == want) or (np.isnan(got) and np.isnan(want)), (sigma, got, want)
 
 
+@pytest.mark.unit
 def test_one_reference_rates_many_candidates_and_refuses_another_shape() -> None:
     original = _face_like(80, 60, 2)
     ref = Ssimulacra2Reference(original)
@@ -44,6 +46,7 @@ def test_one_reference_rates_many_candidates_and_refuses_another_shape() -> None
         Ssimulacra2Reference(original.astype(np.uint16))
 
 
+@pytest.mark.integration
 def test_a_real_face_scores_as_the_package_scores_it(dev: Path) -> None:
     from PIL import Image
 
@@ -55,6 +58,7 @@ def test_a_real_face_scores_as_the_package_scores_it(dev: Path) -> None:
     assert ref.score(cand) == ssimulacra2(face, cand)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shape", [(8, 8, 3), (11, 40, 3), (257, 300, 3)])
 def test_the_blur_without_padding_equals_the_packages_padded_blur(shape: tuple[int, int, int]) -> None:
     """A zero edge on the rows stands for the package's five zero rows because its kernel's radius is five too."""
@@ -66,6 +70,7 @@ def test_the_blur_without_padding_equals_the_packages_padded_blur(shape: tuple[i
     assert np.array_equal(_blur(image, np.empty(shape)), package.blur_image(image))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shape", [(37, 23, 3), (301, 157, 3)])
 def test_the_colour_conversion_equals_the_packages(shape: tuple[int, int, int]) -> None:
     """Bit for bit, on linear values across the whole range, on sides that differ, whole and split

@@ -32,6 +32,7 @@ def _distort(a: np.ndarray, rng: np.random.Generator, amp: int) -> np.ndarray:
     return np.clip(a.astype(np.float64) + shade[..., None] + noise, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shape", [(9, 13), (31, 40), (65, 64), (130, 97), (300, 257)])
 def test_equals_the_package_on_random_images_of_every_pyramid_depth(shape: tuple[int, int], tmp_path: Path) -> None:
     rng = np.random.default_rng(sum(shape))
@@ -43,10 +44,12 @@ def test_equals_the_package_on_random_images_of_every_pyramid_depth(shape: tuple
     assert float(ssimulacra2(_t(a, torch.float32), _t(b, torch.float32))[0]) == pytest.approx(ref, abs=0.5)
 
 
+@pytest.mark.unit
 def test_scale_count_follows_the_package() -> None:
     assert scale_count(7, 100) == 0 and scale_count(8, 8) == 1 and scale_count(250, 250) == 6 and scale_count(60, 60) == 4
 
 
+@pytest.mark.unit
 def test_identical_images_score_100_with_a_finite_gradient() -> None:
     a = torch.rand(1, 3, 40, 36, dtype=torch.float64)
     x = a.clone().requires_grad_()
@@ -56,6 +59,7 @@ def test_identical_images_score_100_with_a_finite_gradient() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+@pytest.mark.unit
 def test_the_gradient_raises_the_score() -> None:
     torch.manual_seed(0)
     a = torch.rand(1, 3, 48, 48)
@@ -70,6 +74,7 @@ def test_the_gradient_raises_the_score() -> None:
     assert float(ref.score(x)) > before + 5
 
 
+@pytest.mark.integration
 def test_within_half_a_point_of_the_package_on_real_faces(dev: Path, lfw_dev: Path, tmp_path: Path) -> None:
     """Real face crops (dev and lfw-dev) in float32, the loop's precision; the full sweep is scripts/check_ssimulacra2_torch.py."""
     rng = np.random.default_rng(0)

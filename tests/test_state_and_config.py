@@ -30,6 +30,7 @@ def _fawkes(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.unit
 def test_d12_a_key_given_twice_stops_the_config_naming_it_and_its_lines(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     cfg = tmp_path / "config.yaml"
@@ -44,6 +45,7 @@ def test_d12_a_key_given_twice_stops_the_config_naming_it_and_its_lines(tmp_path
     assert load_config(_config(tmp_path)).to_share.name == "share"  # the same keys once each load
 
 
+@pytest.mark.unit
 def test_d11_a_queue_from_a_newer_version_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "state" / "queue.sqlite3"
     Queue(path).close()
@@ -90,6 +92,7 @@ def test_d15b_an_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 1 and len(lines) == 1 and "cannot create --out" in lines[0], r.stderr
 
 
+@pytest.mark.unit
 def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path: Path) -> None:
     from fawkes_daemon.worker import Worker
     from tests.helpers.daemon import write_config
@@ -111,6 +114,7 @@ def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path
         q.close()
 
 
+@pytest.mark.unit
 def test_the_pages_crops_of_a_row_gone_by_any_route_are_pruned(tmp_path: Path) -> None:
     """A superseded version's row (D8) goes without a removal event: its uncloaked crops go at the next check."""
     from fawkes_daemon.removals import Removals

@@ -29,6 +29,7 @@ def _emb(name: str, rgb: np.ndarray, detector) -> np.ndarray:
     return e / np.linalg.norm(e)
 
 
+@pytest.mark.integration
 def test_sybil_photo_ends_nearer_the_user_than_its_own_original(dev: Path, tmp_path: Path, detector) -> None:
     faces = dev / "faces"
     user = [read_photo(faces / "Tom_Hanks" / "3.jpg")]
@@ -56,6 +57,7 @@ def test_sybil_photo_ends_nearer_the_user_than_its_own_original(dev: Path, tmp_p
     assert any(crossed), "no Sybil photo ended nearer the user than its own original under both extractors"
 
 
+@pytest.mark.unit
 def test_candidates_nearest_first_and_spread_before_reuse() -> None:
     u = {"e": np.array([[1.0, 0.0], [0.0, 1.0]])}
     c = {"e": np.array([[0.9, 0.1], [0.8, 0.3], [0.1, 0.9]])}
@@ -104,6 +106,7 @@ def _sphere(n: int, d: int, seed: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+@pytest.mark.unit
 def test_closeness_flags_a_class_sitting_on_another() -> None:
     normal = _sphere(60, 32, 0)
     rng = np.random.default_rng(1)
@@ -115,6 +118,7 @@ def test_closeness_flags_a_class_sitting_on_another() -> None:
     assert fp.shape == (60,) and detection_rate(list(fp), 2) < 0.15
 
 
+@pytest.mark.unit
 def test_two_cluster_score_separates_mixed_from_single_classes() -> None:
     rng = np.random.default_rng(0)
     a, b = _sphere(1, 32, 4)[0], _sphere(1, 32, 5)[0]
@@ -124,6 +128,7 @@ def test_two_cluster_score_separates_mixed_from_single_classes() -> None:
     assert np.isnan(two_cluster_score(single[:3]))
 
 
+@pytest.mark.integration
 def test_average_target_and_stop_fraction(dev: Path) -> None:
     bank = TargetBank.load()
     feats = {"sface": np.random.default_rng(0).normal(size=(3, 128)).astype(np.float32)}

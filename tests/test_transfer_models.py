@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.integration
+
 TFJS = Path(os.environ.get("FAWKES_TFJS_NODE_MODULES", Path.home() / ".cache" / "fawkes-sync-ci-tfjs" / "node_modules"))
 REFERENCE_JS = """
 const tf = require('@tensorflow/tfjs'); const fs = require('fs'); const path = require('path');

@@ -22,6 +22,8 @@ from fawkes_daemon.queue import Queue
 from tests.helpers.daemon import write_config
 from tests.helpers.ui import UIProc, landscape
 
+pytestmark = pytest.mark.unit
+
 SECRET = "s3cr3t-app-password-that-must-never-show"
 
 

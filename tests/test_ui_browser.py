@@ -111,6 +111,7 @@ def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> No
         d.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.browser
 def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Path) -> None:
     """The page's third action: the row is queued with the next mode up, and the worker cloaks it at that mode."""

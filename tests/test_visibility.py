@@ -36,6 +36,7 @@ def _photos(dev: Path) -> list[Path]:
     return sorted(p for p in (dev / "photos").iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".heic"})
 
 
+@pytest.mark.integration
 def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes(
     dev: Path, tmp_path: Path, mid_cloaker: PhotoCloaker
 ) -> None:
@@ -63,6 +64,7 @@ def test_every_dev_face_is_within_budget_at_every_scale_and_nothing_else_changes
     assert faces >= 80  # the dev photos hold 83 cloakable faces (most of them 14-40 px wide, in crowds)
 
 
+@pytest.mark.unit
 def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
     """The independent check must be able to fail: smooth blotches (what a warp-shaped cloak makes) that a
     full-resolution SSIM window barely sees, on an 800 px face, read several times ρ at 224 and 112 px."""
@@ -80,6 +82,7 @@ def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
     assert m.dssim["224"] > rho and m.dssim["112"] > 2 * rho  # plain at the scales a face is seen at
 
 
+@pytest.mark.unit
 def test_overlapping_faces_are_each_held_to_their_budget_once_composed() -> None:
     """In a crowd one face's box holds part of its neighbour's change: the composed photo is measured per box."""
     from fawkes_engine.cloak.budget import compose_within_budget
