@@ -32,22 +32,21 @@ import json, sys, time
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.walk import backlog, queue_backlog
-from fawkes_daemon.worker import Worker
+from fawkes_daemon.pipeline.driver import Pipeline
 cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
 queue_backlog(q, backlog(cfg))
-t0 = time.perf_counter(); w = Worker(cfg, q); stamps = []
+t0 = time.perf_counter(); w = Pipeline(cfg, q); stamps = []
 if sys.argv[2] == "plain":
     import torch
     torch.set_num_threads(int(sys.argv[3]))
     while (n := w.run_batch()):
         stamps += [time.perf_counter() - t0] * n
 else:
-    from fawkes_daemon.ray_backfill import RayBackfill
-    b = RayBackfill(cfg, q, w, "local", int(sys.argv[3]))
-    while q.due_pending() or b.inflight:
-        n = b.pump()
+    w.compute_on_ray("local", int(sys.argv[3]))
+    while q.due_pending() or w.compute.busy():
+        n = w.pump()
         stamps += [time.perf_counter() - t0] * n
-    b.close()
+    w.close()
 print(json.dumps({"total": time.perf_counter() - t0, "stamps": stamps, "counts": q.counts()}))
 """
 

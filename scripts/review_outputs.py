@@ -24,7 +24,11 @@ import fawkes_daemon
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.walk import backlog, queue_backlog
-from fawkes_daemon.worker import Worker
+
+try:  # the pipeline package (issue 40); an older checkout has the worker
+    from fawkes_daemon.pipeline.driver import Pipeline as Worker
+except ImportError:
+    from fawkes_daemon.worker import Worker  # type: ignore[no-redef]
 
 PHOTOS = ["lady.jpg", "couple.jpg", "group_2.jpg", "park_noface.jpg", "nokia_bothie_selfie.heic", "nikon_d700_two_faces.jpg"]
 

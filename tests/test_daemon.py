@@ -241,7 +241,7 @@ def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Pat
     assert "anim.gif" not in rows
     assert rows["link.jpg"]["state"] == "failed" and "outside the source" in rows["link.jpg"]["error"]
     assert rows["x.jpg"]["state"] == "failed" and "directory" in rows["x.jpg"]["error"]
-    assert "gone.jpg" not in rows  # deleted before it was read: forgotten, like any vanished file (fawkes_daemon.removals)
+    assert "gone.jpg" not in rows  # deleted before it was read: forgotten, like any vanished file (fawkes_daemon.pipeline.removals)
     if os.geteuid() != 0:  # root reads a mode-000 file anyway
         assert rows["unreadable.jpg"]["state"] == "failed" and "permission" in rows["unreadable.jpg"]["error"]
     # CMYK and 16-bit inputs are not failures: they come out cloaked

@@ -1,10 +1,10 @@
-"""The fate of a cloaked photo, for every policy, without models (fawkes_daemon.decide)."""
+"""The fate of a cloaked photo, for every policy, without models (fawkes_daemon.pipeline.decide)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fawkes_daemon.decide import ONE_SHOT, Facts, Policy, decide
+from fawkes_daemon.pipeline.decide import ONE_SHOT, Facts, Policy, decide
 
 pytestmark = pytest.mark.unit
 

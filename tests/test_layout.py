@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,10 +197,10 @@ def test_every_cloak_key_is_one_flag_of_the_same_name() -> None:
 
     p = argparse.ArgumentParser()
     add_cloak_flags(p)
-    flags = {a.dest: a.option_strings for a in p._actions if a.dest != "help"}
-    assert set(flags) == set(CloakConfig.model_fields)
-    for key, opts in flags.items():
-        assert "--" + key.replace("_", "-") in opts, (key, opts)
+    assert set(vars(p.parse_args([]))) == set(CloakConfig.model_fields)
+    shown = set(re.findall(r"--[\w-]+", p.format_help()))
+    for key in CloakConfig.model_fields:
+        assert "--" + key.replace("_", "-") in shown, key
     args = p.parse_args(["--dssim-budget", "0.01", "--extractors", "sface,dlib", "--no-people", "--mode", "high"])
     c = cloak_config(args)
     assert (c.dssim_budget, c.extractors, c.people, c.mode, c.seed) == (0.01, ["sface", "dlib"], False, "high", 0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fawkes_daemon.people import PeopleStore
+from fawkes_daemon.pipeline.removals import forget_files
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.removals import forget_files
 from fawkes_engine.cloak.direction import person_anchors, person_groups
 from fawkes_engine.cloak.jobs import FaceJob
 from fawkes_engine.evaluate.readouts import bootstrap_mean, r_self
@@ -90,7 +90,7 @@ def test_store_keeps_embeddings_private_and_forgets_them_with_the_row(tmp_path) 
     q.db.execute("DELETE FROM files WHERE id=?", (ids[0],))
     assert store.face_count() == 1
     assert next(iter(store.directory().rows()))[2] == 1
-    assert forget_files(q, [ids[1]], []) == 1 and len(store.directory()) == 0  # the removal path (fawkes_daemon.removals)
+    assert forget_files(q, [ids[1]], []) == 1 and len(store.directory()) == 0  # the removal path (fawkes_daemon.pipeline.removals)
     # the database that holds them is readable by its owner only
     assert oct(os.stat(q.path).st_mode & 0o777) == "0o600"
     assert oct(os.stat(q.path.parent).st_mode & 0o777) == "0o700"  # R6: the state folder is the owner's alone

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fawkes_daemon.outcome import outcomes, weak_faces
+from fawkes_daemon.config import CloakConfig
+from fawkes_daemon.pipeline.compute import BatchCloaker, weak_faces
+from fawkes_daemon.pipeline.decide import WeakPolicy
 from fawkes_engine.cloak import CloakOptions
 from fawkes_engine.cloak.jobs import FaceJob
 from fawkes_engine.people import PersonDirectory
@@ -58,14 +60,21 @@ def test_weak_cloak_policy(photos, detector) -> None:
     weak_opts = CloakOptions.of(steps=1, extend_steps=0)  # one step: a cloak that carries no face across
     cloakers = {m: PhotoCloaker(CloakOptions.of(mode=m, steps=1, extend_steps=0), detector=detector) for m in ("mid", "high")}
     pc = PhotoCloaker(weak_opts, detector=detector)
-    published = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "publish")
+
+    def batches(weak: WeakPolicy) -> BatchCloaker:
+        b = BatchCloaker(CloakConfig(), "cpu", "strip-location", "pass", weak)
+        b.use("mid", pc)
+        b.use("high", cloakers["high"])
+        return b
+
+    published = batches("publish").run(tom[:1], [False], "mid")
     assert published[0].kind == "encoded" and published[0].weak == 1
-    held = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "hold")
+    held = batches("hold").run(tom[:1], [False], "mid")
     assert held[0].kind == "held" and "weak_cloak: hold" in (held[0].reason or "")
     # D1: a release publishes it with the cloak it has (it was held again, for ever, before)
-    released = outcomes(pc, tom[:1], [True], "mid", "strip-location", "pass", "hold")
+    released = batches("hold").run(tom[:1], [True], "mid")
     assert released[0].kind == "encoded" and released[0].weak == 1 and released[0].data == published[0].data
-    up = outcomes(pc, tom[:1], [False], "mid", "strip-location", "pass", "escalate", cloakers.__getitem__)
+    up = batches("escalate").run(tom[:1], [False], "mid")
     assert up[0].kind == "encoded" and up[0].mode == "high"
     assert '"mode": "high"' in (up[0].report or "")
     assert weak_faces(pc.cloak(tom[:1])[0]) == 1
@@ -93,15 +102,16 @@ def test_the_daemon_keeps_embeddings_in_its_state_only_and_forgets_them_with_the
     finally:
         logging.getLogger().removeHandler(handler)
     assert h.queue.counts()["done"] == 2
-    store = h.worker.people_store
-    assert store is not None and store.face_count() == 2
+    assert h.pipeline.library is not None
+    store = h.pipeline.library.store
+    assert store and store.face_count() == 2
     (person,) = [row for row in store.directory().rows()]  # one person, two faces, one pinned target
     assert person[2] == 2 and person[3] is not None
     assert os.stat(h.config.db_path).st_mode & 0o777 == 0o600 and os.stat(h.config.state_dir).st_mode & 0o777 == 0o700
     assert not any("embedding" in m or "clean_features" in m for m in records)
     assert not any(p.suffix in (".sqlite3", ".npy", ".json") for p in h.share.rglob("*"))
-    from fawkes_daemon.removals import Removals
+    from fawkes_daemon.pipeline.removals import Removals
 
     (h.src / "t0.jpg").unlink()  # the original was removed: its embeddings go at the next check
-    assert Removals(h.config, h.queue).check_all() == 1
+    assert Removals(h.config, h.queue, h.pipeline.publisher).check_all() == 1
     assert store.face_count() == 1

@@ -26,10 +26,10 @@ torch.set_num_threads(1)  # an actor's thread count (compute.cpus_per_actor): on
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.walk import backlog, queue_backlog
-from fawkes_daemon.worker import Worker
+from fawkes_daemon.pipeline.driver import Pipeline
 cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
 queue_backlog(q, backlog(cfg))
-w = Worker(cfg, q)
+w = Pipeline(cfg, q)
 while w.run_batch():
     pass
 """

@@ -94,7 +94,7 @@ def test_d15b_an_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path: Path) -> None:
-    from fawkes_daemon.worker import Worker
+    from fawkes_daemon.pipeline.driver import Pipeline
     from tests.helpers.daemon import write_config
 
     cfg = load_config(write_config(tmp_path))
@@ -106,7 +106,7 @@ def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path
         q.add("cam", "a.jpg", st.st_size, st.st_mtime_ns)
         jobs = q.claim(1)
         photo.write_bytes(b"\xff\xd8 the second, longer version")  # changed between queueing and reading
-        assert Worker(cfg, q).load_batch(jobs) == []
+        assert Pipeline(cfg, q).intake.read(jobs) == []
         assert q.counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
         (row,) = q.rows()
         assert row["size"] == photo.stat().st_size and row["id"] != jobs[0].id
@@ -117,7 +117,8 @@ def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path
 @pytest.mark.unit
 def test_the_pages_crops_of_a_row_gone_by_any_route_are_pruned(tmp_path: Path) -> None:
     """A superseded version's row (D8) goes without a removal event: its uncloaked crops go at the next check."""
-    from fawkes_daemon.removals import Removals
+    from fawkes_daemon.pipeline.driver import Pipeline
+    from fawkes_daemon.pipeline.removals import Removals
     from tests.helpers.daemon import write_config
 
     cfg = load_config(write_config(tmp_path))
@@ -132,7 +133,7 @@ def test_the_pages_crops_of_a_row_gone_by_any_route_are_pruned(tmp_path: Path) -
         for i in (a.id, b.id):
             (cache / f"thumb-{i}-0123abcd.jpg").write_bytes(b"crop")
             (cache / f"face-{i}-0123abcd-0-original.png").write_bytes(b"crop")
-        assert Removals(cfg, q).check_all() == 0  # nothing vanished from disk: only the orphaned crops go
+        assert Removals(cfg, q, Pipeline(cfg, q).publisher).check_all() == 0  # nothing vanished from disk: only the orphaned crops go
         assert sorted(p.name for p in cache.iterdir()) == sorted([f"thumb-{b.id}-0123abcd.jpg", f"face-{b.id}-0123abcd-0-original.png"])
     finally:
         q.close()

@@ -116,29 +116,29 @@ def test_before_after_and_release_from_the_page(tmp_path: Path, dev: Path) -> No
 def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Path) -> None:
     """The page's third action: the row is queued with the next mode up, and the worker cloaks it at that mode."""
     from fawkes_daemon.config import load_config
+    from fawkes_daemon.pipeline.driver import Pipeline
     from fawkes_daemon.queue import Queue
     from fawkes_daemon.ui.app import higher_mode
     from fawkes_daemon.ui.store import Store
-    from fawkes_daemon.worker import Worker
 
     cfg = load_config(write_config(tmp_path))
     shutil.copyfile(dev / FACE, tmp_path / "src" / "lady.jpg")
     q = Queue(cfg.db_path)
     st = os.stat(tmp_path / "src" / "lady.jpg")
     q.add("cam", "lady.jpg", st.st_size, st.st_mtime_ns)
-    worker = Worker(cfg, q)
-    worker.run_batch()
+    pipeline = Pipeline(cfg, q)
+    pipeline.run_batch()
     store = Store(cfg.db_path)
     row = store.file(1)
     assert row is not None and row["state"] == "done" and row["report_data"]["mode"] == "low"
     first = (cfg.to_share / "cam" / "lady.jpg").read_bytes()
     assert higher_mode(row, cfg) == "mid"
     assert q.recloak_id(1, "mid") == 1
-    worker.run_batch()  # not a copy of the earlier safe copy of the same bytes: a new cloak
+    pipeline.run_batch()  # not a copy of the earlier safe copy of the same bytes: a new cloak
     row = store.file(1)
     assert row is not None and row["state"] == "done" and row["report_data"]["mode"] == "mid" and row["mode"] == "mid"
     assert (cfg.to_share / "cam" / "lady.jpg").read_bytes() != first
-    assert worker.batches.modes_loaded == {"low", "mid"}
+    assert pipeline.local is not None and pipeline.local.batches.modes_loaded == {"low", "mid"}
     assert higher_mode(row, cfg) == "high"
     store.close()
     q.close()

@@ -44,9 +44,9 @@ def test_the_journald_log_gives_the_reason_of_a_failed_batch(tmp_path: Path, clo
         def cloak(self, photos, **kw):
             raise RuntimeError("CUDA error: no kernel image is available")
 
-    h.worker.batches.use(h.config.cloak.mode, Broken())  # type: ignore[arg-type]
+    h.pipeline.use(h.config.cloak.mode, Broken())  # type: ignore[arg-type]
     with caplog.at_level("ERROR"):
-        h.worker.run_batch()
+        h.pipeline.run_batch()
     assert any("no kernel image" in r.getMessage() for r in caplog.records)
     assert "no kernel image" in h.row("a.jpg")["error"]
 

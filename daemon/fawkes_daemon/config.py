@@ -16,7 +16,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fawkes_daemon.decide import NoFacePolicy, WeakPolicy
+from fawkes_daemon.pipeline.decide import NoFacePolicy, WeakPolicy
 from fawkes_daemon.yaml_keys import UniqueKeyLoader
 from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions, Precision
 from fawkes_engine.photo_io import MetadataPolicy

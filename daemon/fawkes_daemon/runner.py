@@ -1,11 +1,12 @@
 """`fawkes run`: the foreground daemon loop (systemd and launchd run exactly this).
 
-Threads: watchdog observers feed the stability gate; the main thread runs the worker; an
-optional push thread uploads safe copies. An APScheduler 3 background scheduler (4.x is
-alpha) runs the periodic jobs, each with ``coalesce`` and one instance at a time:
+Threads: watchdog observers feed the stability gate; the main thread runs the pipeline
+(:mod:`fawkes_daemon.pipeline`); an optional push thread uploads safe copies. An APScheduler 3
+background scheduler (4.x is alpha) runs the periodic jobs, each with ``coalesce`` and one
+instance at a time:
 
 - ``gate`` (1 s): promote files whose size and mtime have been stable;
-- ``removals`` (1 s): forget files that vanished under a subtree a removal event named (``removals.py``);
+- ``removals`` (1 s): forget files that vanished under a subtree a removal event named (``pipeline/removals.py``);
 - ``rescan`` (``rescan_interval``): catch events the OS dropped, and forget every file that vanished;
 - ``observers`` (10 s): restart a watcher that died (a source unmounted and came back);
 - ``policy`` (30 s): active hours and battery; work waits, watching never does;
@@ -35,12 +36,12 @@ from fawkes_daemon.config import Config
 from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.notify import notify
 from fawkes_daemon.people import PeopleStore
+from fawkes_daemon.pipeline.driver import Pipeline
+from fawkes_daemon.pipeline.removals import Removals
 from fawkes_daemon.push import Pusher, make_remote
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.removals import Removals
 from fawkes_daemon.schedule import WorkPolicy
 from fawkes_daemon.watch import StabilityGate, Watcher
-from fawkes_daemon.worker import Worker
 
 if TYPE_CHECKING:
     from fawkes_daemon.ui.server import UIServer
@@ -61,8 +62,8 @@ class Daemon:
             self.pusher = Pusher(
                 config.push, config.to_share, self.queue, make_remote(config.push), may_run=lambda: self.pause_reason is None
             )
-        self.worker = Worker(config, self.queue, on_published=self.pusher.record if self.pusher else None)
-        self.removals = Removals(config, self.queue)
+        self.pipeline = Pipeline(config, self.queue, on_published=self.pusher.record if self.pusher else None)
+        self.removals = Removals(config, self.queue, self.pipeline.publisher)
         self.watcher = Watcher(config, self.queue, self.gate, on_removed=self.removals.suspect)
         self.stop_event = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
@@ -136,7 +137,7 @@ class Daemon:
         if not self.config.cloak.people and (gone := PeopleStore(self.queue.db, self.queue.lock).forget_all()):
             log.info("people: false: deleted the %d stored face embedding(s) an earlier configuration kept", gone)
         n = self.queue.requeue_interrupted()
-        swept = self.worker.sweep_staging()
+        swept = self.pipeline.publisher.sweep_staging()
         if n or swept:
             log.info("re-queued %d interrupted file(s); removed %d stale staging file(s)", n, swept)
         self.watcher.start()
@@ -168,27 +169,18 @@ class Daemon:
     def run_forever(self) -> None:
         self.start()
         log.info("watching %s → %s", ", ".join(str(s.path) for s in self.config.sources), self.config.to_share)
-        backend = None
         if self.config.compute.ray:  # the backlog goes to a Ray cluster; this process stays the only writer
-            from fawkes_daemon.ray_backfill import RayBackfill
-
-            backend = RayBackfill(self.config, self.queue, self.worker, self.config.compute.ray)
+            self.pipeline.compute_on_ray(self.config.compute.ray)
         try:
             while not self.stop_event.is_set():
-                if self.pause_reason is not None:
-                    done = 0
-                elif backend is not None:
-                    done = backend.pump()
-                    if backend.inflight:
-                        continue  # pump waited for a result already
-                else:
-                    done = self.worker.run_batch()
+                done = 0 if self.pause_reason is not None else self.pipeline.pump()
+                if self.pause_reason is None and self.pipeline.compute.busy():
+                    continue  # pump waited for a result already
                 if not done:
                     self.gate.wake.wait(timeout=1.0)
                     self.gate.wake.clear()
         finally:
-            if backend is not None:
-                backend.close()
+            self.pipeline.close()
             self.shutdown()
 
     def shutdown(self) -> None:

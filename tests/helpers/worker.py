@@ -1,4 +1,4 @@
-"""The worker over a real queue file, and small photos: what the intake, publish and worker tests share."""
+"""The daemon's pipeline over a real queue file, and small photos: what the intake, publish and worker tests share."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import yaml
 from PIL import Image
 
 from fawkes_daemon.config import load_config
+from fawkes_daemon.pipeline.driver import Pipeline
 from fawkes_daemon.queue import Queue
-from fawkes_daemon.worker import Worker
 from tests.helpers.daemon import FAST
 
 
@@ -44,14 +44,14 @@ def config_file(tmp: Path, **extra) -> Path:
 
 
 class Harness:
-    """A worker over a real queue file; ``add`` queues a file as the stability gate would."""
+    """The pipeline over a real queue file; ``add`` queues a file as the stability gate would."""
 
     def __init__(self, tmp: Path, cloaker, **extra) -> None:
         self.tmp = tmp
         self.config = load_config(config_file(tmp, **extra))
         self.queue = Queue(self.config.db_path)
-        self.worker = Worker(self.config, self.queue)
-        self.worker.batches.use(self.config.cloak.mode, cloaker)
+        self.pipeline = Pipeline(self.config, self.queue)
+        self.pipeline.use(self.config.cloak.mode, cloaker)
         self.src = tmp / "src"
         self.share = tmp / "share" / "cam"
 
@@ -64,7 +64,7 @@ class Harness:
         done = threading.Event()
 
         def work() -> None:
-            while self.worker.run_batch():
+            while self.pipeline.run_batch():
                 pass
             done.set()
 

@@ -22,29 +22,29 @@ def run_on_ray(cfg: Config, queue: Queue, address: str, actors: int | None, verb
         print(f"fawkes: {e} (or set `compute: {{ray: {address}}}` in the config: the daemon then uses Ray itself)", file=sys.stderr)
         return 2
     try:
-        from fawkes_daemon.ray_backfill import RayBackfill
+        import ray  # noqa: F401
     except ImportError:
         print("fawkes: Ray is not installed: pip install 'fawkes-sync[ray]'", file=sys.stderr)
         return 2
-    from fawkes_daemon.worker import Worker
+    from fawkes_daemon.pipeline.driver import Pipeline
 
     journald_logging(verbose)
     logging.getLogger("fawkes.worker").setLevel(logging.WARNING if not verbose else logging.INFO)
     queue.requeue_interrupted()
-    worker = Worker(cfg, queue)
-    worker.sweep_staging()
     pending = queue.due_pending()
     columns = [TextColumn("cloaking on Ray"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("ray", total=pending)
-        backend = RayBackfill(cfg, queue, worker, address, actors, on_progress=lambda p: bar.update(task, completed=p.finished))
+        pipeline = Pipeline(cfg, queue, on_progress=lambda p: bar.update(task, completed=p.finished))
+        pipeline.publisher.sweep_staging()
+        pipeline.compute_on_ray(address, actors)
         try:
-            backend.drain()
+            pipeline.drain()
         except KeyboardInterrupt:
             print("interrupted: what was in flight goes back to the queue", file=sys.stderr)
             return 130
         finally:
-            backend.close()
+            pipeline.close()
     c = queue.counts()
     print(f"backfill on Ray done: {c['done']} done, {c['held']} held, {c['failed']} failed, {c['pending']} pending (backing off)")
     return 0

@@ -21,8 +21,8 @@ from rich.table import Table
 
 from fawkes_daemon.cli.cloak_flags import add_cloak_flags, cloak_config
 from fawkes_daemon.cli.cloak_paths import CLOAKED_SUFFIX, as_private_as, collect, out_inside_input, unique
-from fawkes_daemon.decide import ONE_SHOT, decide
-from fawkes_daemon.outcome import facts_of
+from fawkes_daemon.pipeline.compute import facts_of
+from fawkes_daemon.pipeline.decide import ONE_SHOT, decide
 from fawkes_daemon.readiness import device_problem, opt_in_problem
 from fawkes_engine.cloak import CloakOptions
 from fawkes_engine.photo_io import METADATA_POLICIES, PhotoError, extension_for, output_format, read_photo, write_photo
@@ -69,24 +69,43 @@ def enroll_people(cloaker: PhotoCloaker, files: list[Path], console: Console) ->
     return people
 
 
-def cmd_cloak(args: argparse.Namespace) -> int:
-    from fawkes_engine.pipeline import PhotoCloaker, diff_image
-
-    console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
+def _options(args: argparse.Namespace, console: Console) -> CloakOptions | None:
+    """The engine's options from the flags, or None after saying in one line why they cannot be used."""
     try:
         options = cloak_config(args).to_options(args.device)
     except ValidationError as e:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
         console.print(f"fawkes cloak: {problems}", markup=False)
-        return 2
+        return None
     problem = opt_in_problem(options.targeting.extractors) or device_problem(args.device)
     if problem:
         console.print(f"fawkes cloak: {problem}", markup=False)
-        return 2
+        return None
     try:
         options.validate()
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
+        return None
+    return options
+
+
+def _table() -> Table:
+    table = Table(title="fawkes cloak")
+    # DSSIM: the face box's worst scale, with the face width that binds (px); SSIMULACRA2: 90 ≈ visually lossless
+    for col in ("file", "status", "faces", "DSSIM per face (binding width)", "SSIMULACRA2", "feature shift", "seconds"):
+        table.add_column(col)
+    return table
+
+
+def cmd_cloak(args: argparse.Namespace) -> int:
+    """The stages of the daemon's pipeline, for files named on the command line: intake (collect, read),
+    compute (cloak, then :func:`fawkes_daemon.pipeline.decide.decide` with the one-shot policy), publish
+    (write beside the input or under --out)."""
+    from fawkes_engine.pipeline import PhotoCloaker
+
+    console = Console(stderr=True, soft_wrap=True)  # one error per line, never wrapped
+    options = _options(args, console)
+    if options is None:
         return 2
     out_dir = Path(args.out) if args.out else None
     clash = out_inside_input(out_dir, args.paths) if out_dir is not None else None
@@ -112,84 +131,107 @@ def cmd_cloak(args: argparse.Namespace) -> int:
         console.print(f"[red]failed[/red] {p}: {reason}")
         report.append({"source": str(p), "status": "failed", "error": reason})
         failures += 1
-    roots = {Path(r) for r in args.paths if Path(r).is_dir()}
-    table = Table(title="fawkes cloak")
-    # DSSIM: the face box's worst scale, with the face width that binds (px); SSIMULACRA2: 90 ≈ visually lossless
-    for col in ("file", "status", "faces", "DSSIM per face (binding width)", "SSIMULACRA2", "feature shift", "seconds"):
-        table.add_column(col)
+    run = OneShot(args, options, cloaker, people, out_dir, {Path(r) for r in args.paths if Path(r).is_dir()}, console)
+    table = _table()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
         task = progress.add_task("cloaking", total=len(files))
         for src in files:
             progress.update(task, description=f"cloaking {src.name}")
-            entry: dict = {"source": str(src)}
-            try:
-                photo = read_photo(src)
-                if photo.dropped:
-                    console.print(f"note: {src}: {photo.dropped}", markup=False)
-                result = cloaker.cloak([photo], people=people, learn=False)[0]
-                root = next((r for r in roots if r in src.parents), None)
-                # the one-shot policy (fawkes_daemon.decide.ONE_SHOT): too-small faces are written and reported, weak
-                # cloaks written; what it shares with the daemon: an untouched face is never written as cloaked
-                verdict = decide(facts_of(result, options.budget.mode), False, ONE_SHOT)
-                if verdict.verdict == "refuse":
-                    raise PhotoError(f"{src}: {verdict.reason}; nothing written")
-                if result.has_faces:
-                    dst = output_path(src, out_dir, output_format(photo), root)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    write_photo(result.photo, dst, args.metadata)
-                    as_private_as(dst, src)
-                    entry.update(status="cloaked", output=str(dst))
-                    if args.diff_image:
-                        diff = diff_image(photo, result, unique(dst.with_name(dst.stem + "_diff.png")))
-                        as_private_as(diff, src)  # it shows the uncloaked original
-                        entry["diff_image"] = str(diff)
-                elif out_dir is not None:
-                    dst = output_path(src, out_dir, output_format(photo), root)
-                    dst = unique(dst.with_name(dst.name.replace(CLOAKED_SUFFIX, "", 1)))  # never over an existing file
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    if args.metadata == "keep":
-                        shutil.copy2(src, dst)
-                    else:
-                        write_photo(photo, dst, args.metadata)
-                    as_private_as(dst, src)
-                    entry.update(status="no-face", output=str(dst))
-                else:
-                    entry.update(status="no-face", output=None)
-                entry.update(result.summary())
-                shifts = [min(f.feature_shift.values()) for f in result.faces]
-                table.add_row(
-                    src.name,
-                    entry["status"],
-                    str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
-                    # a face cloaked again at a higher budget to cross its target says so
-                    ", ".join(
-                        f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget.rho else "")
-                        for f in result.faces
-                    )
-                    or "-",
-                    ", ".join(f"{f.ssimulacra2:.0f}" for f in result.faces) or "-",
-                    ", ".join(f"{s:.2f}" for s in shifts) or "-",
-                    f"{result.seconds:.1f}",
-                )
-            except PhotoError as e:
-                failures += 1
-                entry.update(status="failed", error=str(e))
-                console.print(f"[red]failed[/red] {e}")
-                table.add_row(src.name, "failed", "-", "-", "-", "-", "-")
-            except Exception as e:  # one bad file must not stop the rest
-                failures += 1
-                entry.update(status="failed", error=f"{src}: {type(e).__name__}: {e}")
-                console.print(f"[red]failed[/red] {src}: {type(e).__name__}: {e}")
-                log.debug("cloak failed", exc_info=True)
-                table.add_row(src.name, "failed", "-", "-", "-", "-", "-")
+            entry, row = run.one(src)
+            failures += entry["status"] == "failed"
+            table.add_row(*row)
             report.append(entry)
             progress.advance(task)
     Console().print(table)
     if args.report:
         Path(args.report).write_text(json.dumps({"options": _options_dict(options), "files": report}, indent=2, default=str))
     return 1 if failures else 0
+
+
+class OneShot:
+    """One photo through the stages: read, cloak and decide, write. Failures are the photo's own, never the run's."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        options: CloakOptions,
+        cloaker: PhotoCloaker,
+        people: PersonDirectory | None,
+        out_dir: Path | None,
+        roots: set[Path],
+        console: Console,
+    ) -> None:
+        self.args, self.options, self.cloaker, self.people = args, options, cloaker, people
+        self.out_dir, self.roots, self.console = out_dir, roots, console
+
+    def one(self, src: Path) -> tuple[dict, list[str]]:
+        """The report entry and the table row of one file."""
+        entry: dict = {"source": str(src)}
+        try:
+            return entry, self._cloak(src, entry)
+        except PhotoError as e:
+            entry.update(status="failed", error=str(e))
+            self.console.print(f"[red]failed[/red] {e}")
+        except Exception as e:  # one bad file must not stop the rest
+            entry.update(status="failed", error=f"{src}: {type(e).__name__}: {e}")
+            self.console.print(f"[red]failed[/red] {src}: {type(e).__name__}: {e}")
+            log.debug("cloak failed", exc_info=True)
+        return entry, [src.name, "failed", "-", "-", "-", "-", "-"]
+
+    def _cloak(self, src: Path, entry: dict) -> list[str]:
+        from fawkes_engine.pipeline import diff_image
+
+        args, options = self.args, self.options
+        photo = read_photo(src)
+        if photo.dropped:
+            self.console.print(f"note: {src}: {photo.dropped}", markup=False)
+        result = self.cloaker.cloak([photo], people=self.people, learn=False)[0]
+        root = next((r for r in self.roots if r in src.parents), None)
+        # the one-shot policy (fawkes_daemon.pipeline.decide.ONE_SHOT): too-small faces are written and reported, weak
+        # cloaks written; what it shares with the daemon: an untouched face is never written as cloaked
+        verdict = decide(facts_of(result, options.budget.mode), False, ONE_SHOT)
+        if verdict.verdict == "refuse":
+            raise PhotoError(f"{src}: {verdict.reason}; nothing written")
+        if result.has_faces:
+            dst = output_path(src, self.out_dir, output_format(photo), root)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            write_photo(result.photo, dst, args.metadata)
+            as_private_as(dst, src)
+            entry.update(status="cloaked", output=str(dst))
+            if args.diff_image:
+                diff = diff_image(photo, result, unique(dst.with_name(dst.stem + "_diff.png")))
+                as_private_as(diff, src)  # it shows the uncloaked original
+                entry["diff_image"] = str(diff)
+        elif self.out_dir is not None:
+            dst = output_path(src, self.out_dir, output_format(photo), root)
+            dst = unique(dst.with_name(dst.name.replace(CLOAKED_SUFFIX, "", 1)))  # never over an existing file
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if args.metadata == "keep":
+                shutil.copy2(src, dst)
+            else:
+                write_photo(photo, dst, args.metadata)
+            as_private_as(dst, src)
+            entry.update(status="no-face", output=str(dst))
+        else:
+            entry.update(status="no-face", output=None)
+        entry.update(result.summary())
+        shifts = [min(f.feature_shift.values()) for f in result.faces]
+        return [
+            src.name,
+            entry["status"],
+            str(len(result.faces)) + (f" (+{len(result.skipped)} too small)" if result.skipped else ""),
+            # a face cloaked again at a higher budget to cross its target says so
+            ", ".join(
+                f"{f.dssim:.4f} @{f.binding_width}px" + (f" (ρ {f.budget:g})" if f.budget > options.budget.rho else "")
+                for f in result.faces
+            )
+            or "-",
+            ", ".join(f"{f.ssimulacra2:.0f}" for f in result.faces) or "-",
+            ", ".join(f"{s:.2f}" for s in shifts) or "-",
+            f"{result.seconds:.1f}",
+        ]
 
 
 def _options_dict(o: CloakOptions) -> dict:

@@ -1,9 +1,9 @@
-"""Cloaking the queue's backlog on a Ray cluster; the daemon stays the single writer.
+"""The compute stage on a Ray cluster (`fawkes backfill --ray`, ``compute: {ray: ...}``); the daemon stays the single writer.
 
 Actors each load the models once (and pin a GPU where the cluster has one); photos travel as
-the bytes the daemon read, and come back as encoded safe copies plus their report
-(:class:`fawkes_daemon.outcome.Outcome`). Only this process touches the queue, staging and
-to-share, through the same :meth:`Worker.publish` the plain worker uses, so every crash-safety
+the bytes the intake stage read, and come back as encoded safe copies plus their report
+(:class:`fawkes_daemon.pipeline.compute.Outcome`). Only this process touches the queue, staging
+and to-share, through the same publish stage the plain worker uses, so every crash-safety
 guarantee holds unchanged. A bounded number of batches is in flight. A batch whose actor
 dies is sent again to a live actor (a fresh one replaces the dead): nothing is lost, and as a
 batch is published only once, by this process, nothing is written twice.
@@ -15,15 +15,16 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fawkes_daemon.config import Config
-from fawkes_daemon.decide import NoFacePolicy, WeakPolicy
 from fawkes_daemon.heartbeat import write_state
-from fawkes_daemon.outcome import BatchCloaker, Outcome
-from fawkes_daemon.queue import Queue
-from fawkes_daemon.worker import Loaded, Worker
+from fawkes_daemon.pipeline.compute import BatchCloaker, Computed, Outcome, Progress
+from fawkes_daemon.pipeline.decide import NoFacePolicy, WeakPolicy
+from fawkes_daemon.pipeline.intake import Fresh
+from fawkes_daemon.queue import Job, Queue
 from fawkes_engine.photo_io import MetadataPolicy
 
 log = logging.getLogger("fawkes.ray")
@@ -66,38 +67,23 @@ class CloakActor:
 
 @dataclass
 class InFlight:
-    items: list[Loaded]
+    items: list[Fresh]
     actor: Any
     sent: float
     resends: int = 0
 
 
-@dataclass
-class Progress:
-    total: int = 0
-    finished: int = 0
-    started: float = field(default_factory=time.time)
+class RayCompute:
+    """A pool of Ray actors with a bounded number of batches in flight (:class:`fawkes_daemon.pipeline.compute.Compute`)."""
 
+    decodes = False  # the bytes travel; each actor decodes
 
-class RayBackfill:
-    """Pump the queue's pending rows through a pool of Ray actors, ``pump()`` by ``pump()``."""
-
-    def __init__(
-        self,
-        config: Config,
-        queue: Queue,
-        worker: Worker,
-        address: str,
-        actors: int | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> None:
+    def __init__(self, config: Config, queue: Queue, src_path: Callable[[Job], Path], address: str, actors: int | None = None) -> None:
         import ray
 
         self.ray = ray
-        self.config, self.queue, self.worker = config, queue, worker
+        self.config, self.queue, self.src_path = config, queue, src_path
         self.address = address
-        self.progress = Progress()
-        self.on_progress = on_progress
         self._connect()
         cpus = config.compute.cpus_per_actor
         gpus = 1.0 if config.compute.gpus and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
@@ -141,64 +127,52 @@ class RayBackfill:
                 load[id(f.actor)] += 1
         return min(self.actors, key=lambda a: load[id(a)])
 
-    def _send(self, items: list[Loaded], resends: int = 0) -> None:
+    def room(self) -> int:
+        return max(0, self.limit - len(self.inflight))
+
+    def busy(self) -> bool:
+        return bool(self.inflight)
+
+    def submit(self, items: list[Fresh], mode: str | None, resends: int = 0) -> None:
         actor = self._idle_actor()
-        batch = [(str(self.worker.src_path(i.job)), i.data, i.job.release) for i in items]
-        ref = actor.run.remote(batch, items[0].job.mode)
+        batch = [(str(self.src_path(i.job)), i.data, i.job.release) for i in items]
+        ref = actor.run.remote(batch, mode)
         self.inflight[ref] = InFlight(items, actor, time.perf_counter(), resends)
 
-    def _fill(self) -> None:
-        while len(self.inflight) < self.limit:
-            jobs = self.queue.claim(self.config.batch_size)
-            if not jobs:
-                return
-            self.progress.total += len(jobs)
-            loaded = self.worker.publish_duplicates(self.worker.load_batch(jobs, decode=False))
-            self.progress.finished += len(jobs) - len(loaded)  # failed to read, or copied from identical content
-            for mode in dict.fromkeys(i.job.mode for i in loaded):
-                self._send([i for i in loaded if i.job.mode == mode])
-
-    def pump(self, timeout: float = 1.0) -> int:
-        """Keep the pool busy and publish what came back; returns the photos finished this call."""
-        self._fill()
+    def collect(self, timeout: float) -> list[Computed]:
+        """The batches back within ``timeout`` s (at least one if any is in flight and one comes back in time)."""
         if not self.inflight:
-            return 0
+            return []
         ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
-        finished = 0
+        out = []
         for ref in ready:
             f = self.inflight.pop(ref)
             try:
                 results: list[Outcome] = self.ray.get(ref)
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
-                self._actor_died(f, e)
+                if (lost := self._actor_died(f, e)) is not None:
+                    out.append(lost)
                 continue
             except Exception as e:  # the batch itself failed (out of memory, a model error): the queue's backoff
-                self.worker.batch_failed(f.items, e)
-                finished += len(f.items)
+                out.append(Computed(f.items, None, e))
                 continue
-            per = (time.perf_counter() - f.sent) / len(f.items)
-            for item, res in zip(f.items, results):
-                self.worker.publish(item, res, per)
-            finished += len(f.items)
-        self.progress.finished += finished
-        if finished and self.on_progress:
-            self.on_progress(self.progress)
-        self._write_progress()
-        return finished
+            out.append(Computed(f.items, results, None, (time.perf_counter() - f.sent) / len(f.items)))
+        return out
 
-    def _actor_died(self, f: InFlight, e: BaseException) -> None:
+    def _actor_died(self, f: InFlight, e: BaseException) -> Computed | None:
+        """Send the batch again to a live actor, or give it back (as failed) after ``MAX_RESENDS`` deaths."""
         names = ", ".join(i.job.relpath for i in f.items)
         if f.actor in self.actors:  # its other batches fail on their own and are sent again the same way
             self.actors[self.actors.index(f.actor)] = self._new_actor()
         if f.resends + 1 >= MAX_RESENDS:
             log.error("ray: a batch (%s) lost %d actors; back to the queue", names, MAX_RESENDS)
-            self.worker.batch_failed(f.items, e)
-            return
+            return Computed(f.items, None, e)
         log.warning("ray: an actor died with a batch (%s) in hand; sending it to another (%s)", names, type(e).__name__)
-        self._send(f.items, f.resends + 1)
+        self.submit(f.items, f.items[0].job.mode, f.resends + 1)
+        return None
 
-    def _write_progress(self) -> None:
-        p = self.progress
+    def report(self, p: Progress) -> None:
+        """The backfill's state file, which `fawkes status` and the page read."""
         state = {
             "pid": os.getpid(),
             "address": self.address,
@@ -210,13 +184,6 @@ class RayBackfill:
             "updated": time.time(),
         }
         write_state(self.config.backfill_state_path, state)
-
-    def drain(self) -> None:
-        """Until nothing is pending (now due) and nothing is in flight."""
-        while True:
-            self.pump()
-            if not self.inflight and not self.queue.due_pending():
-                return
 
     def close(self) -> None:
         self.config.backfill_state_path.unlink(missing_ok=True)

@@ -3,7 +3,7 @@
 Why pure: the rules (a face too small to cloak is never published unasked, a weak cloak is
 published, made again at the next mode or held, a release overrides every hold) were written
 inside the compute call, where they could only be tested with real models. Here they take
-numbers and return a verdict; the daemon (:mod:`fawkes_daemon.outcome`) and `fawkes cloak`
+numbers and return a verdict; the daemon (:mod:`fawkes_daemon.pipeline.compute`) and `fawkes cloak`
 call the same function, each with its own :class:`Policy`, so the two differ only where the
 policies say so.
 """

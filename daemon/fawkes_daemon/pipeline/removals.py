@@ -1,4 +1,5 @@
-"""Photos that left their source: everything kept about them goes too (Syncthing style: an event asks, the disk answers).
+"""Photos that left their source, the intake of removals: everything kept about them goes too
+(Syncthing style: an event asks, the disk answers).
 
 Why not act on the removal event itself: an event names one path (a folder moved out names
 only the folder), events are lost while the daemon is stopped, and the observer's thread is
@@ -7,7 +8,8 @@ no place for database work. So a removal event only marks a subtree as *suspect*
 on disk, and for each known file that is no longer there (any name, any folder move, any
 downtime) delete, in this order:
 
-1. its safe copies in to-share, where ``on_source_removed: delete`` says so;
+1. its safe copies in to-share, where ``on_source_removed: delete`` says so (the publish stage,
+   :meth:`fawkes_daemon.pipeline.publish.Publisher.withdraw`, the one writer of to-share);
 2. its rows, their face embeddings and the push records of their safe copies (one transaction);
 3. the web page's crops and thumbnails (``ui-cache/``: uncloaked faces) of every row that no
    longer exists, whatever removed the row.
@@ -26,6 +28,7 @@ import threading
 from pathlib import Path
 
 from fawkes_daemon.config import Config, SourceConfig
+from fawkes_daemon.pipeline.publish import Publisher
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.queue_reads import from_db, to_db
 
@@ -33,9 +36,10 @@ log = logging.getLogger("fawkes.removals")
 
 
 class Removals:
-    def __init__(self, config: Config, queue: Queue) -> None:
+    def __init__(self, config: Config, queue: Queue, publisher: Publisher) -> None:
         self.config = config
         self.queue = queue
+        self.publisher = publisher
         self._suspects: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -115,12 +119,7 @@ class Removals:
     def forget(self, label: str, relpaths: list[str]) -> None:
         """Safe copies (by policy), cached crops, then rows, embeddings and push records of these files."""
         rows = rows_of(self.queue, label, relpaths)
-        if self.config.on_source_removed == "delete":
-            for r in rows:
-                if r["output"]:
-                    p = Path(r["output"])
-                    if self.config.to_share in p.parents:
-                        p.unlink(missing_ok=True)
+        self.publisher.withdraw([r["output"] for r in rows if r["output"]])
         outputs = [self._share_relpath(r["output"]) for r in rows if r["output"]]
         embeddings = forget_files(self.queue, [r["id"] for r in rows], [o for o in outputs if o is not None])
         self.prune_cache()
