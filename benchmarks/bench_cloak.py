@@ -59,6 +59,7 @@ def peak_memory_child(megapixels: int, device: str) -> float:
     # this (large) benchmark process would report the parent's size.
     code = (
         "import re\n"
+        "import benchmarks\n"  # prepares the process as the product does
         "from fawkes_engine.photo_io import read_photo, encode_photo\n"
         "from fawkes_engine.pipeline import PhotoCloaker\n"
         "from fawkes_engine.cloak import CloakOptions\n"

@@ -71,12 +71,12 @@ def region_masks(h: int, w: int, lm: np.ndarray) -> dict[str, torch.Tensor]:
 
 def main() -> None:
     from fawkes_engine.align import similarity_transform, warp_faces, with_origin
-    from fawkes_engine.blemish import largest_patch_change
     from fawkes_engine.dataset import load_faces
     from fawkes_engine.models import get_extractor
-    from fawkes_engine.perceptual import rgb_to_ycc, ycc_to_rgb
-    from fawkes_engine.ssim import dssim
-    from fawkes_engine.visibility import ssimulacra2
+    from fawkes_engine.visibility.blemish import largest_patch_change
+    from fawkes_engine.visibility.masking import rgb_to_ycc, ycc_to_rgb
+    from fawkes_engine.visibility.scales import ssimulacra2
+    from fawkes_engine.visibility.ssim import dssim
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--faces", type=int, default=24)

@@ -12,15 +12,37 @@ from pathlib import Path
 
 import numpy as np
 
-from fawkes_engine.targets import BANK_FILE, build_bank
+from fawkes_engine.dataset import LabelledFace, crops_for, load_faces
+from fawkes_engine.models import get_extractor
+from fawkes_engine.targets import BANK_FILE, TargetBank, normalize
+
+
+def embed(faces: list[LabelledFace], name: str) -> tuple[np.ndarray, dict[str, str]]:
+    """Every face embedded by one extractor (L2-normalized), and where that extractor's weights came from."""
+    ext = get_extractor(name)
+    emb = normalize(ext.embed_onnx(crops_for(faces, ext.spec.template, ext.spec.input_size)))
+    return emb, {"source": ext.spec.source, "sha256": ext.source_sha256()}
+
+
+def build_bank(root: str | Path, extractors: list[str], min_images: int = 3) -> TargetBank:
+    """Embed every face of every identity under ``root`` (one folder per identity)."""
+    faces = load_faces(root, min_images=min_images)
+    names = sorted({f.identity for f in faces})
+    index = {n: i for i, n in enumerate(names)}
+    emb, sources = {}, {}
+    for name in extractors:
+        emb[name], sources[name] = embed(faces, name)
+    provenance = {
+        "dataset": str(Path(root).name),
+        "description": "LFW identities reserved as cloak targets; never evaluation classes",
+        "images": [str(Path(f.path).relative_to(root)) for f in faces],
+        "extractors": sources,
+    }
+    return TargetBank(names, np.array([index[f.identity] for f in faces]), emb, provenance)
 
 
 def add_to_bank(path: Path, root: Path, extractors: list[str]) -> None:
     """Embed the same images for more extractors; the arrays already stored are copied unchanged."""
-    from fawkes_engine.dataset import crops_for, load_faces
-    from fawkes_engine.models import get_extractor
-    from fawkes_engine.targets import _normalize
-
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     provenance = json.loads(str(arrays["provenance"]))
@@ -28,10 +50,8 @@ def add_to_bank(path: Path, root: Path, extractors: list[str]) -> None:
     if [str(Path(f.path).relative_to(root)) for f in faces] != provenance["images"]:
         raise SystemExit("the target images found differ from the bank's; rebuild it whole")
     for name in extractors:
-        ext = get_extractor(name)
-        emb = _normalize(ext.embed_onnx(crops_for(faces, ext.spec.template, ext.spec.input_size)))
+        emb, provenance["extractors"][name] = embed(faces, name)
         arrays[f"emb_{name}"] = emb.astype(np.float16)
-        provenance["extractors"][name] = {"source": ext.spec.source, "sha256": ext.source_sha256()}
     arrays["provenance"] = np.array(json.dumps(provenance))
     np.savez_compressed(path, **arrays)
 

@@ -19,7 +19,7 @@ from ssimulacra2.ssimulacra2 import compute_ssimulacra2
 from fawkes_engine.cloak.options import FACE_MARGIN
 from fawkes_engine.faces import FaceDetector
 from fawkes_engine.photo_io import read_photo
-from fawkes_engine.ssimulacra2_torch import ssimulacra2
+from fawkes_engine.visibility.ssimulacra2_torch import ssimulacra2
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "engine" / "fawkes_engine" / "data" / "model_digests.json"
 BUILD = """
+from fawkes_engine.runtime import prepare
+prepare()
 from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, OPT_IN_EXTRACTORS
 from fawkes_engine.models import get_extractor
 for name in BUILTIN_EXTRACTORS:

@@ -2,10 +2,12 @@
 
 Tiers (``pytest -m unit`` / ``integration`` / ``system``):
 
-- **unit**: no shared datasets and no face models; seconds. Every test that asks for none
-  of the data or model fixtures below is one.
+- **unit**: no shared datasets and no face models; seconds. It may ask for none of the data or
+  model fixtures below.
 - **integration**: real models and the shared datasets, in-process.
-- **system**: the daemon and the CLI as real subprocesses (marked where they are written).
+- **system**: the daemon and the CLI as real subprocesses.
+
+Every test says its tier where it is written; collection stops on one that does not.
 
 The shared datasets are found at ``../shared/datasets`` (or ``$FAWKES_SHARED``); a test that
 needs them and cannot find them fails with that path. The model cache is
@@ -18,6 +20,10 @@ import os
 from pathlib import Path
 
 import pytest
+
+from fawkes_engine.runtime import prepare
+
+prepare()  # before any test imports torch: seeded cloaks repeat bit for bit (fawkes_engine.runtime)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAWKES_SHARED", ROOT.parent / "shared")) / "datasets"

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from fawkes_engine.blemish import (
+from fawkes_engine.cloak.rounding import round_within_budget
+from fawkes_engine.evaluate.visibility_check import largest_window_change
+from fawkes_engine.visibility.blemish import (
     blemish_excess,
     jnd_map,
     largest_jnd_ratio,
@@ -14,8 +16,6 @@ from fawkes_engine.blemish import (
     window_allowance,
     worst_window_ratio,
 )
-from fawkes_engine.cloak.budget import round_within_budget
-from fawkes_engine.evaluate.visibility_check import largest_window_change
 
 pytestmark = pytest.mark.unit
 

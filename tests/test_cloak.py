@@ -15,9 +15,9 @@ from fawkes_engine.cloak import MODES, CloakOptions
 from fawkes_engine.evaluate.crossing import crossings
 from fawkes_engine.photo_io import read_photo, write_photo
 from fawkes_engine.pipeline import PhotoCloaker
-from fawkes_engine.ssim import dssim
 from fawkes_engine.targets import TargetBank, rank_targets, select_target
-from fawkes_engine.visibility import ssimulacra2
+from fawkes_engine.visibility.scales import ssimulacra2
+from fawkes_engine.visibility.ssim import dssim
 from tests.helpers.images import outside_regions_unchanged
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -67,7 +68,9 @@ def test_no_module_is_over_400_lines() -> None:
 # every import name is a real path: the package is its folder's namesake under the design's top-level folder
 PACKAGES = {"fawkes_engine": ROOT / "engine" / "fawkes_engine", "fawkes_daemon": ROOT / "daemon" / "fawkes_daemon"}
 # plain operations on arrays and tensors: the bottom layer, below the detector's faces and the cloak
-OPS = {"align", "ssim", "perceptual", "memory", "integrity", "visibility"}
+OPS = {"align", "memory", "integrity"} | {
+    f"visibility.{m}" for m in ("ssim", "scales", "masking", "blemish", "ssimulacra2", "ssimulacra2_torch")
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -244,3 +247,20 @@ def test_import_names_are_the_folders_they_live_in() -> None:
         assert Path(mod.__file__ or "").parent == PACKAGES[mod.__name__]
     hooks = [type(f).__module__ for f in sys.meta_path if "editable" in type(f).__module__]
     assert not hooks, f"an import hook maps the packages: {hooks}"
+
+
+@pytest.mark.unit
+def test_importing_the_engine_changes_nothing_in_the_process(tmp_path: Path) -> None:
+    """The library leaves the environment alone; the application (``fawkes_daemon``) prepares it for cloaking."""
+    code = (
+        "import os\n"
+        "before = dict(os.environ)\n"
+        "import fawkes_engine, fawkes_engine.pipeline, fawkes_engine.cloak\n"
+        # OpenCV's own import (cv2/__init__.py) sets LD_LIBRARY_PATH: not ours to change
+        "print(sorted(k for k in os.environ if os.environ[k] != before.get(k) and k != 'LD_LIBRARY_PATH') == [])\n"
+        "import fawkes_daemon\n"
+        "print(os.environ.get('MKL_CBWR'), os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))\n"
+    )
+    env_clean = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "PYTORCH_ENABLE_MPS_FALLBACK")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env_clean, timeout=120)
+    assert out.stdout.split() == ["True", "AUTO,STRICT", "1"], out.stdout + out.stderr

@@ -61,7 +61,7 @@ def test_a_bf16_loop_keeps_the_budget_and_the_change_of_the_fp32_loop(lfw_dev: P
     features move about as far (the independent SSIMULACRA2 of the written pixels, not the loop's)."""
     from fawkes_engine.photo_io import read_photo
     from fawkes_engine.pipeline import PhotoCloaker
-    from fawkes_engine.visibility import ssimulacra2, to_rgb8
+    from fawkes_engine.visibility.scales import ssimulacra2, to_rgb8
 
     photos = [read_photo(p) for p in sorted((lfw_dev / "faces").glob("*/*.jpg"))[::80][:4]]
     runs = {}

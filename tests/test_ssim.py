@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fawkes_engine.cloak.window import VisibleWindow as _VisibleWindow
-from fawkes_engine.ssim import SSIMReference, dssim
-from fawkes_engine.visibility import FacePyramid, measure_scales, pyramid_widths
+from fawkes_engine.visibility.scales import FacePyramid, measure_scales, pyramid_widths
+from fawkes_engine.visibility.ssim import SSIMReference, dssim
 
 pytestmark = pytest.mark.unit
 
@@ -129,7 +129,7 @@ def _window(image: np.ndarray, region: tuple[int, int, int, int], context: tuple
 
 def test_quantizer_lands_just_inside_the_budget_at_the_worst_scale() -> None:
     """The final rounding step shrinks a change over the budget until its worst scale is just inside it."""
-    from fawkes_engine.cloak.budget import Rounding, kept_within_budget, round_within_budget
+    from fawkes_engine.cloak.rounding import Rounding, kept_within_budget, round_within_budget
 
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:300, 0:280]

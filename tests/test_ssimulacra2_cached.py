@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fawkes_engine.ssimulacra2_cached import Ssimulacra2Reference
-from fawkes_engine.visibility import ssimulacra2
+from fawkes_engine.visibility.scales import ssimulacra2
+from fawkes_engine.visibility.ssimulacra2 import Ssimulacra2Reference
 
 
 def _face_like(h: int, w: int, seed: int) -> np.ndarray:
@@ -64,7 +64,7 @@ def test_the_blur_without_padding_equals_the_packages_padded_blur(shape: tuple[i
     """A zero edge on the rows stands for the package's five zero rows because its kernel's radius is five too."""
     from ssimulacra2 import ssimulacra2 as package
 
-    from fawkes_engine.ssimulacra2_cached import _blur
+    from fawkes_engine.visibility.ssimulacra2 import _blur
 
     image = np.random.default_rng(4).random(shape)
     assert np.array_equal(_blur(image, np.empty(shape)), package.blur_image(image))
@@ -77,7 +77,7 @@ def test_the_colour_conversion_equals_the_packages(shape: tuple[int, int, int]) 
     into row blocks between threads (301 rows)."""
     from ssimulacra2 import ssimulacra2 as package
 
-    from fawkes_engine.ssimulacra2_cached import _xyb
+    from fawkes_engine.visibility.ssimulacra2 import _xyb
 
     linear = np.random.default_rng(5).random(shape) ** 3
     assert np.array_equal(_xyb(linear), package.make_positive_xyb(package.linear_rgb_to_xyb(linear)))

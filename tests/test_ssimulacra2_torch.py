@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from ssimulacra2.ssimulacra2 import compute_ssimulacra2
 
-from fawkes_engine.ssimulacra2_torch import Ssimulacra2Torch, scale_count, ssimulacra2
+from fawkes_engine.visibility.ssimulacra2_torch import Ssimulacra2Torch, scale_count, ssimulacra2
 
 
 def _package(a: np.ndarray, b: np.ndarray, tmp: Path) -> float:

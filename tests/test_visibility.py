@@ -85,8 +85,8 @@ def test_smooth_blotches_are_caught_at_the_coarse_scale() -> None:
 @pytest.mark.unit
 def test_overlapping_faces_are_each_held_to_their_budget_once_composed() -> None:
     """In a crowd one face's box holds part of its neighbour's change: the composed photo is measured per box."""
-    from fawkes_engine.cloak.budget import compose_within_budget
-    from fawkes_engine.visibility import measure_scales
+    from fawkes_engine.cloak.rounding import compose_within_budget
+    from fawkes_engine.visibility.scales import measure_scales
 
     rng = np.random.default_rng(5)
     image = np.clip(120 + 4 * rng.standard_normal((60, 90, 3)), 0, 255).astype(np.uint8)

@@ -17,11 +17,12 @@ import numpy as np
 
 from fawkes_engine.align import is_aligned_crop
 from fawkes_engine.cloak import Cloaker, CloakOptions, FaceJob, FaceResult
-from fawkes_engine.cloak.budget import compose_within_budget, core_of
+from fawkes_engine.cloak.rounding import compose_within_budget, core_of
 from fawkes_engine.faces import Face, FaceDetector, SkippedFace, aligned_crop_face
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.people import PersonDirectory
 from fawkes_engine.photo_io import Photo
+from fawkes_engine.runtime import say_if_unprepared
 
 
 @dataclass
@@ -71,6 +72,7 @@ class PhotoCloaker:
     def __init__(self, options: CloakOptions | None = None, detector: FaceDetector | None = None, cloaker: Cloaker | None = None) -> None:
         self.cloaker = cloaker or Cloaker(options)
         self.detector = detector or FaceDetector()
+        say_if_unprepared()
 
     @property
     def options(self) -> CloakOptions:

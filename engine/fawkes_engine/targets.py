@@ -23,7 +23,7 @@ import numpy as np
 BANK_FILE = "target_bank.npz"
 
 
-def _normalize(x: np.ndarray) -> np.ndarray:
+def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
@@ -37,7 +37,7 @@ class TargetBank:
     def centroids(self, extractor: str) -> np.ndarray:
         emb = self.embeddings[extractor]
         c = np.stack([emb[self.image_identity == i].mean(0) for i in range(len(self.identities))])
-        return _normalize(c)
+        return normalize(c)
 
     def images_of(self, identity: int) -> np.ndarray:
         return np.flatnonzero(self.image_identity == identity)
@@ -58,7 +58,7 @@ class TargetBank:
         if not path.exists():
             raise FileNotFoundError(f"{path}: target bank not found (build it with scripts/build_target_bank.py)")
         with np.load(path, allow_pickle=False) as z:
-            emb = {k[4:]: _normalize(z[k].astype(np.float32)) for k in z.files if k.startswith("emb_")}
+            emb = {k[4:]: normalize(z[k].astype(np.float32)) for k in z.files if k.startswith("emb_")}
             return cls(
                 identities=[str(s) for s in z["identities"]],
                 image_identity=z["image_identity"].astype(np.int64),
@@ -74,7 +74,7 @@ def target_scores(bank: TargetBank, user_features: dict[str, np.ndarray]) -> np.
         if name not in bank.embeddings:
             raise KeyError(f"target bank has no embeddings for extractor {name!r}; rebuild it")
         c = bank.centroids(name)
-        d = np.linalg.norm(c[:, None, :] - _normalize(feats)[None], axis=-1)  # identities × faces
+        d = np.linalg.norm(c[:, None, :] - normalize(feats)[None], axis=-1)  # identities × faces
         score += d.min(axis=1)
     return score
 
@@ -125,27 +125,3 @@ def identity_index(bank: TargetBank, name: str) -> int:
         return bank.identities.index(name)
     except ValueError:
         raise KeyError(f"target identity {name!r} is not in the bank") from None
-
-
-def build_bank(root: str | Path, extractors: list[str], min_images: int = 3) -> TargetBank:
-    """Embed every face of every identity under ``root`` (one folder per identity)."""
-    from fawkes_engine.dataset import crops_for, load_faces
-    from fawkes_engine.models import get_extractor
-
-    faces = load_faces(root, min_images=min_images)
-    names = sorted({f.identity for f in faces})
-    index = {n: i for i, n in enumerate(names)}
-    emb = {}
-    sources = {}
-    for name in extractors:
-        ext = get_extractor(name)
-        crops = crops_for(faces, ext.spec.template, ext.spec.input_size)
-        emb[name] = _normalize(ext.embed_onnx(crops))
-        sources[name] = {"source": ext.spec.source, "sha256": ext.source_sha256()}
-    provenance = {
-        "dataset": str(Path(root).name),
-        "description": "LFW identities reserved as cloak targets; never evaluation classes",
-        "images": [str(Path(f.path).relative_to(root)) for f in faces],
-        "extractors": sources,
-    }
-    return TargetBank(names, np.array([index[f.identity] for f in faces]), emb, provenance)

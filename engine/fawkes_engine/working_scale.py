@@ -7,7 +7,7 @@ works on a copy of the part of the photo around the face, resampled so that the 
 at most ``width`` px wide (faces already smaller keep their pixels as they are). Its change
 is then carried back to the photo by bilinear interpolation at exact pixel-centre
 coordinates, confined to the face box, and measured there at every scale
-(:mod:`fawkes_engine.visibility`). A step's cost no longer grows with the face's pixel count.
+(:mod:`fawkes_engine.visibility.scales`). A step's cost no longer grows with the face's pixel count.
 
 A bilinear lift carries the change up as smooth blobs, which on a large face read as shading
 across the photo's own edges. ``Upsampling("guided")`` carries it up the way a fast guided

@@ -13,13 +13,13 @@ from fawkes_engine.cloak.diversity import NO_DIVERSITY, Diversity
 from fawkes_engine.cloak.options import DEFAULT_EXTRACTORS, FACE_MARGIN, MODES, CloakOptions, ModeSettings, TargetMode
 
 if TYPE_CHECKING:
-    from fawkes_engine.cloak.budget import apply_regions
     from fawkes_engine.cloak.cloaker import Cloaker, resolve_device
     from fawkes_engine.cloak.jobs import FaceJob, FaceResult
+    from fawkes_engine.cloak.rounding import apply_regions
 
 _LAZY = {
     "Cloaker": "fawkes_engine.cloak.cloaker",
-    "apply_regions": "fawkes_engine.cloak.budget",
+    "apply_regions": "fawkes_engine.cloak.rounding",
     "resolve_device": "fawkes_engine.cloak.cloaker",
     "FaceJob": "fawkes_engine.cloak.jobs",
     "FaceResult": "fawkes_engine.cloak.jobs",

@@ -3,17 +3,17 @@
 For every face we optimize, with Adam, a luminance/chroma field ``u`` on a working-scale
 copy of the face (the face box at most ``working_width`` px wide, :mod:`fawkes_engine.working_scale`):
 
-    x ⊕ δ = x + RGB(m_Y·u_Y, m_C·u_C)          (perceptual weights m: fawkes_engine.perceptual)
+    x ⊕ δ = x + RGB(m_Y·u_Y, m_C·u_C)          (perceptual weights m: fawkes_engine.visibility.masking)
     minimize  Σ_e ‖φ_e(align_e(x ⊕ δ)) − φ_e(x_T)‖ − α ‖φ_e(align_e(x ⊕ δ)) − φ_e(x)‖
               + λ · max(DSSIM*(x, x ⊕ δ) − ρ, 0)
 
 where ``e`` runs over the extractors of the set, features are L2-normalized, ``align_e`` is
 the differentiable similarity warp to that extractor's template, and DSSIM* is the worst DSSIM of the face box over its pyramid of
-scales (:mod:`fawkes_engine.visibility`). δ is zero outside the face box (the detector's box grown
+scales (:mod:`fawkes_engine.visibility.scales`). δ is zero outside the face box (the detector's box grown
 by ``region_margin``) and fades to zero at its edge. After the loop δ is carried back to the
 photo's resolution, rounded, and scaled down if needed until the exact DSSIM* at every scale
 from the photo's resolution down to a 112 px face is within ρ and SSIMULACRA2 clears the
-mode's floor (:mod:`fawkes_engine.cloak.budget`).
+mode's floor (:mod:`fawkes_engine.cloak.rounding`).
 The α term (push away from the face's own features) and a projection that shrinks δ back
 inside the budget after every Adam step were both measured to help: the penalty alone
 oscillates around ρ, and without α a face often moves toward the target without ever
@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 
 from fawkes_engine.align import crop_window, footprint, similarity_transform, transform_scale, warp_faces, with_origin
-from fawkes_engine.cloak.budget import shrink_into_budget, write_faces
 from fawkes_engine.cloak.constraints import FaceLimits
 from fawkes_engine.cloak.direction import choose_targets, person_anchors, person_groups
 from fawkes_engine.cloak.floor import REFINE_BELOW, floor_scale, refine_within
@@ -50,6 +49,7 @@ from fawkes_engine.cloak.measure import measure_results
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
 from fawkes_engine.cloak.precision import loop_module
+from fawkes_engine.cloak.rounding import shrink_into_budget, write_faces
 from fawkes_engine.cloak.state import FaceState, Phase, judge_from
 from fawkes_engine.cloak.window import VisibleWindow, extractor_view, to_unit
 from fawkes_engine.device import available, log_mps_fallbacks, pick_device

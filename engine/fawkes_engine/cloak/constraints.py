@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fawkes_engine.blemish import blemish_excess, window_allowance, worst_window_ratio
-from fawkes_engine.ssimulacra2_torch import Ssimulacra2Torch
+from fawkes_engine.visibility.blemish import blemish_excess, window_allowance, worst_window_ratio
+from fawkes_engine.visibility.ssimulacra2_torch import Ssimulacra2Torch
 
 ACTIVE_BAND = 1.0  # SSIMULACRA2 points above the floor at which the floor's term is formed with a graph
 MEASURE_EVERY = 4  # steps between measurements of a face well above its floor

@@ -4,7 +4,7 @@ Why: on a large face the optimizer works on a downscaled copy, and its change, c
 the photo's resolution, often reads as shading to SSIMULACRA2 although DSSIM is within ρ. The
 floor then shrinks the whole change uniformly after the loop, to a share c that clears it, and
 every part of the change loses the same share of its effect. Instead, at the end of the face's
-first phase the floor is measured exactly as it will be when written (:mod:`fawkes_engine.cloak.budget`),
+first phase the floor is measured exactly as it will be when written (:mod:`fawkes_engine.cloak.rounding`),
 and a face that would be shrunk goes on from the shrunk change, held to the DSSIM that shrink
 leaves (about c² ρ): the optimizer then looks for the change with the most effect that the floor
 lets through.
@@ -16,8 +16,8 @@ import math
 
 import torch
 
-from fawkes_engine.cloak.budget import Rounding, core_of, kept_within_budget
 from fawkes_engine.cloak.jobs import FaceJob
+from fawkes_engine.cloak.rounding import Rounding, core_of, kept_within_budget
 from fawkes_engine.cloak.state import FaceState, Phase
 from fawkes_engine.cloak.window import to_unit
 from fawkes_engine.photo_io import max_value

@@ -37,7 +37,7 @@ class FaceResult:
     binding_width: int = 0  # the face width at which DSSIM is worst (the scale that holds the budget)
     ssimulacra2: float = 100.0  # SSIMULACRA2 of the face box (100: unchanged, 90: visually lossless)
     kept: float = 1.0  # the share of the optimized change written (below 1: shrunk to meet the budget or the floor)
-    # the largest 3×3 mean |Δluma| of the written face box (0–255 levels), and the same windows in JNDs (fawkes_engine.blemish)
+    # the largest 3×3 mean |Δluma| of the written face box (0–255 levels), and the same windows in JNDs (fawkes_engine.visibility.blemish)
     blemish: float = 0.0
     blemish_jnd: float = 0.0
     person: str | None = None  # the person's key, when faces were grouped by person (fawkes_engine.people)

@@ -37,7 +37,7 @@ class ModeSettings:
     extend: int  # at most this many more steps for a face not yet nearer its target than itself
     # a face its budget cannot carry across starts again at this budget (its extension allowance pays)
     ceiling: float
-    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (fawkes_engine.cloak.budget)
+    # the face's SSIMULACRA2 must be at least this, else its change is scaled down until it is (fawkes_engine.cloak.rounding)
     floor: float
 
 
@@ -184,10 +184,10 @@ class Perception:
 
     region_margin: float = FACE_MARGIN  # the face box: the detection box grown by this much
     working_width: int = 224  # the optimizer works on a copy where the face box is at most this wide (fawkes_engine.working_scale)
-    masking: float = 1.0  # contrast masking strength (fawkes_engine.perceptual): 0 uniform, 1 in proportion to local contrast
+    masking: float = 1.0  # contrast masking strength (fawkes_engine.visibility.masking): 0 uniform, 1 in proportion to local contrast
     chroma: float = 0.15  # chroma's weight relative to luminance (none in the eyes)
     eye_luma: float = 0.5  # luminance weight left at the eye centres
-    # the blemish limit (fawkes_engine.blemish): no 3×3 window of the face may change its mean luma by more
+    # the blemish limit (fawkes_engine.visibility.blemish): no 3×3 window of the face may change its mean luma by more
     # than this many levels (0–255), held in the loop and on the written face; 0: no limit
     blemish_levels: float = 0.0
     # in the loop a window's allowance is also at most this many just-noticeable differences of the original there

@@ -1,7 +1,7 @@
 """One face's pixels as the optimizer holds them, and the crops each extractor cuts from them.
 
 The optimizer works on a working copy of the face (:mod:`fawkes_engine.working_scale`); the
-variable is a luminance/chroma field over the face box (:mod:`fawkes_engine.perceptual`), and every
+variable is a luminance/chroma field over the face box (:mod:`fawkes_engine.visibility.masking`), and every
 extractor's crop is cut from a canvas that shows the current step.
 """
 
@@ -14,10 +14,10 @@ import torch
 
 from fawkes_engine.align import warp_faces
 from fawkes_engine.cloak.options import Perception
-from fawkes_engine.perceptual import perceptual_weights, shape_change
 from fawkes_engine.photo_io import max_value
-from fawkes_engine.ssim import gaussian_blur
-from fawkes_engine.visibility import FacePyramid
+from fawkes_engine.visibility.masking import perceptual_weights, shape_change
+from fawkes_engine.visibility.scales import FacePyramid
+from fawkes_engine.visibility.ssim import gaussian_blur
 from fawkes_engine.working_scale import WorkingCopy
 
 
@@ -45,9 +45,9 @@ def to_unit(a: np.ndarray, max_value: int, device: torch.device) -> torch.Tensor
 class VisibleWindow:
     """One face's pixels as the optimizer holds them: its working copy, and the face box it may change.
 
-    The variable is a luminance/chroma field over the face box (``fawkes_engine.perceptual``); the
+    The variable is a luminance/chroma field over the face box (``fawkes_engine.visibility.masking``); the
     canvas is the copy as the current step shows it, from which each extractor's crop is cut.
-    The face box's DSSIM is the worst over its scales (``fawkes_engine.visibility``).
+    The face box's DSSIM is the worst over its scales (``fawkes_engine.visibility.scales``).
     """
 
     base: torch.Tensor  # the working copy's original pixels (1×C×H×W, in [0, 1])

@@ -1,6 +1,6 @@
 """An independent measurement of how visible a cloak is, sharing no code with the optimizer's.
 
-Why independent: the cloak is optimized and held to its budget by :mod:`fawkes_engine.visibility`
+Why independent: the cloak is optimized and held to its budget by :mod:`fawkes_engine.visibility.scales`
 (torch SSIM, YuNet boxes, torch's antialiased resize). A bug or a blind spot there would
 pass its own check. This module measures the written pixels with other code for every
 step: dlib's HOG detector for the face box (grown by 20 %), Pillow's Lanczos filter for
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fawkes_engine.visibility import ssimulacra2, to_rgb8
+from fawkes_engine.visibility.scales import ssimulacra2, to_rgb8
 
 CHECK_WIDTHS = (224, 112)  # face widths of the issue's measurement, besides the photo's own
 GROW = 0.2  # the measured box: HOG's box grown by this share of its size on each side

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fawkes_engine.ssim import gaussian_blur
+from fawkes_engine.visibility.ssim import gaussian_blur
 
 # BT.601 luma and scaled colour differences; rows: Y, Cb, Cr from R, G, B
 _RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.ssim import SSIMReference, dssim
+from fawkes_engine.visibility.ssim import SSIMReference, dssim
 
 SMALLEST_FACE_WIDTH = 112  # the extractors' crop size: the coarsest scale a recognizer sees a face at
 
@@ -99,7 +99,7 @@ def measure_scales(
     """Exact (stride 1) DSSIM of a face box at every pyramid scale; full-size tensors, no statistics kept.
 
     For the final measurement of what will be written: large faces are evaluated in row
-    bands (:func:`fawkes_engine.ssim.dssim`), so a 48 MP photo's face costs no full-size SSIM maps.
+    bands (:func:`fawkes_engine.visibility.ssim.dssim`), so a 48 MP photo's face costs no full-size SSIM maps.
 
     ``core`` (x0, y0, x1, y1 inside the box): the detector's own box, measured too, with its
     own pyramid. Why: the margin around it holds hair and background, where the change is

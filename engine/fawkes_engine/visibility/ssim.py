@@ -3,7 +3,7 @@
 DSSIM follows the Fawkes paper: ``(1 − SSIM) / 2`` with SSIM's usual 11-tap Gaussian
 window (σ = 1.5) on images in [0, 1], averaged over channels and positions, at whatever
 resolution it is given. The cloak's budget applies it to the face box at every scale of a
-pyramid (:mod:`fawkes_engine.visibility`).
+pyramid (:mod:`fawkes_engine.visibility.scales`).
 """
 
 from __future__ import annotations

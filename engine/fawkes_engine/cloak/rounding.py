@@ -5,7 +5,7 @@ after each Adam step (the penalty alone oscillates around ρ). At the end the fa
 to the photo's levels inside the budget and what is written is measured. Two limits hold
 for every face written:
 
-- **DSSIM ≤ ρ at the worst scale** of the face box's pyramid (:mod:`fawkes_engine.visibility`);
+- **DSSIM ≤ ρ at the worst scale** of the face box's pyramid (:mod:`fawkes_engine.visibility.scales`);
 - **SSIMULACRA2 ≥ the mode's floor** on the face box at the photo's resolution. DSSIM at
   the crop scale can be met by a change that still reads as shading or creases on a large,
   clean face; SSIMULACRA2 (fitted to human ratings, multi-scale down to a 1/32 of the face)
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fawkes_engine.blemish import largest_jnd_ratio, largest_patch_change
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.state import FaceState
 from fawkes_engine.cloak.window import to_unit
 from fawkes_engine.photo_io import max_value
-from fawkes_engine.ssimulacra2_cached import Ssimulacra2Reference
-from fawkes_engine.visibility import ScaleDSSIM, measure_scales, to_rgb8
+from fawkes_engine.visibility.blemish import largest_jnd_ratio, largest_patch_change
+from fawkes_engine.visibility.scales import ScaleDSSIM, measure_scales, to_rgb8
+from fawkes_engine.visibility.ssimulacra2 import Ssimulacra2Reference
 from fawkes_engine.working_scale import lift
 
 

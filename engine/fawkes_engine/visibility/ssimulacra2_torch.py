@@ -14,7 +14,7 @@ the final mapping), including two of its quirks that change the score:
   scales present, as the package reads them.
 
 A test checks the score against the package on real faces. The package (and its bit-exact
-copy, :mod:`fawkes_engine.ssimulacra2_cached`) stays what the written file is measured with.
+copy, :mod:`fawkes_engine.visibility.ssimulacra2`) stays what the written file is measured with.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SSIMULACRA2 of many candidates against one original, the original's side computed once.
 
-Why: the floor search (:mod:`fawkes_engine.cloak.budget`) scores up to nine scalings of one
+Why: the floor search (:mod:`fawkes_engine.cloak.rounding`) scores up to nine scalings of one
 face's change against the same original, and on a large face each score through the
 ``ssimulacra2`` package took seconds, most of it spent again on the original (its colour
 conversion, two of the five blurs per scale, and its parts of the SSIM and edge maps), on a
@@ -127,7 +127,7 @@ class Ssimulacra2Reference:
         self.shape = original.shape
         self.scales: list[_Scale] = []
         self.buffers: _Buffers | None = None
-        # under 8 px a side the metric is undefined; like fawkes_engine.visibility.ssimulacra2: 100 if unchanged
+        # under 8 px a side the metric is undefined; like fawkes_engine.visibility.scales.ssimulacra2: 100 if unchanged
         self.tiny = original.copy() if min(original.shape[:2]) < 8 else None
         if self.tiny is not None:
             return
