@@ -264,3 +264,48 @@ def test_importing_the_engine_changes_nothing_in_the_process(tmp_path: Path) -> 
     env_clean = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "PYTORCH_ENABLE_MPS_FALLBACK")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env_clean, timeout=120)
     assert out.stdout.split() == ["True", "AUTO,STRICT", "1"], out.stdout + out.stderr
+
+
+@pytest.mark.unit
+def test_the_cloak_keys_are_the_engines_options_written_once() -> None:
+    """Defaults, descriptions and ranges come from the engine; the config's types are the engine's; every key reaches the engine."""
+    import typing
+
+    from fawkes_daemon.config import CloakConfig
+    from fawkes_engine.cloak.options import PART_OF, PARTS
+    from fawkes_engine.cloak.user_options import USER_OPTIONS, default
+
+    assert set(CloakConfig.model_fields) == set(USER_OPTIONS)
+    for name, f in CloakConfig.model_fields.items():
+        assert f.description == USER_OPTIONS[name].help
+        theirs = typing.get_type_hints(PARTS[PART_OF[name]])[name]
+        if name == "extractors":  # a YAML list, a tuple in the engine
+            assert (f.annotation, theirs, f.get_default(call_default_factory=True)) == (list[str], tuple[str, ...], list(default(name)))
+        else:
+            assert f.annotation == theirs and f.default == default(name), (name, f.annotation, theirs)
+    changed = {
+        "mode": "high",
+        "dssim_budget": 0.01,
+        "steps": 3,
+        "extend_steps": 2,
+        "max_budget": 0.02,
+        "ssimulacra2_floor": 50.0,
+        "extractors": ["dlib"],
+        "target_mode": "reachable",
+        "target_identity": "x",
+        "stop_fraction": 0.5,
+        "thorough": True,
+        "seed": 7,
+        "deterministic": False,
+        "precision": "bf16",
+        "compile": True,
+        "blemish_levels": 9.0,
+        "people": False,
+    }
+    assert set(changed) == set(USER_OPTIONS)
+    flat = CloakConfig(**changed).to_options("cpu").flat()
+    for k, v in changed.items():
+        assert flat[k] == (tuple(v) if isinstance(v, list) else v), k
+    assert flat["device"] == "cpu"
+    with pytest.raises(ValueError, match="blemish_levels"):
+        CloakConfig(blemish_levels=300)  # the engine's range, enforced by the configuration

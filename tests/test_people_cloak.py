@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fawkes_daemon.config import CloakConfig
 from fawkes_daemon.pipeline.compute import BatchCloaker, weak_faces
 from fawkes_daemon.pipeline.decide import WeakPolicy
 from fawkes_engine.cloak import CloakOptions
@@ -62,7 +61,7 @@ def test_weak_cloak_policy(photos, detector) -> None:
     pc = PhotoCloaker(weak_opts, detector=detector)
 
     def batches(weak: WeakPolicy) -> BatchCloaker:
-        b = BatchCloaker(CloakConfig(), "cpu", "strip-location", "pass", weak)
+        b = BatchCloaker(CloakOptions(), "strip-location", "pass", weak)
         b.use("mid", pc)
         b.use("high", cloakers["high"])
         return b

@@ -16,9 +16,9 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from fawkes_daemon.cloak_config import CloakConfig
 from fawkes_daemon.pipeline.decide import NoFacePolicy, WeakPolicy
 from fawkes_daemon.yaml_keys import UniqueKeyLoader
-from fawkes_engine.cloak.options import BUILTIN_EXTRACTORS, MODES, CloakOptions, Precision
 from fawkes_engine.photo_io import MetadataPolicy
 
 APP = "fawkes-sync"
@@ -83,76 +83,6 @@ class SourceConfig(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.path.name
-
-
-class CloakConfig(_Strict):
-    """The cloak's user-facing keys: the one table. The `cloak:` section of the configuration, and `fawkes cloak`'s,
-    `fawkes eval`'s and `fawkes sybil`'s flags (``fawkes_daemon.cli.cloak_flags``) are derived from these fields:
-    one name per knob (``dssim_budget`` is ``--dssim-budget``), its description the flag's help."""
-
-    mode: str = Field(default="mid", description="DSSIM budget, SSIMULACRA2 floor and effort: low, mid or high")
-    dssim_budget: float | None = Field(default=None, description="custom DSSIM budget ρ, overriding the mode's (then no floor unless set)")
-    steps: int | None = Field(default=None, ge=1, description="optimization steps, overriding the mode's")
-    extend_steps: int | None = Field(
-        default=None,
-        ge=0,
-        description="at most this many more steps for a face not yet across its target (default: the mode's; 0 with steps)",
-    )
-    max_budget: float | None = Field(
-        default=None,
-        gt=0,
-        lt=0.5,
-        description="the budget a face its own budget cannot carry across is cloaked again at (default: the mode's)",
-    )
-    ssimulacra2_floor: float | None = Field(
-        default=None, ge=0, le=100, description="SSIMULACRA2 each face must keep (default: the mode's; none with dssim_budget; 0: none)"
-    )
-    extractors: list[str] = Field(default_factory=lambda: ["sface", "dlib"], description="the models cloaked against, comma list")
-    target_mode: Literal["farthest", "average", "reachable", "fixed", "untargeted"] = Field(
-        default="farthest", description="average: a target at typical distance (paper §8 mitigation against two-cluster detection)"
-    )
-    target_identity: str | None = Field(default=None, description="the target identity for target_mode fixed")
-    stop_fraction: float | None = Field(
-        default=None, gt=0, le=1, description="stop once a face has covered this share of the way to its target (paper §8 mitigation)"
-    )
-    thorough: bool = Field(default=False, description="three times the mode's steps: more protection, for a GPU or a patient CPU")
-    seed: int = Field(default=0, description="the seed of target choice and input diversity (same seed, same bytes)")
-    deterministic: bool = Field(default=True, description="on CUDA, crops made on the CPU so that seeded cloaks repeat exactly")
-    precision: Precision = Field(
-        default="fp32", description="the optimization's extractor passes in bf16/fp16 (faster on a GPU); goals and checks stay fp32"
-    )
-    compile: bool = Field(default=False, description="torch.compile the optimization's extractor passes (pays on a GPU, after a warm-up)")
-    blemish_levels: float = Field(
-        default=0.0,
-        ge=0,
-        le=255,
-        description="no 3x3 patch of a face may change its mean luma by more than this many levels (0: no limit; costs protection)",
-    )
-    # embeddings are kept only in the state directory
-    people: bool = Field(default=True, description="group faces by person (clean embeddings): one direction per person")
-
-    def to_options(self, device: str = "auto") -> CloakOptions:
-        """The engine's options for this configuration: the one place the daemon and `fawkes cloak` build them."""
-        fields = self.model_dump()  # every field here is a CloakOptions option of the same flat name
-        fields["extractors"] = tuple(fields["extractors"])
-        return CloakOptions.of(**fields, device=device)
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, v: str) -> str:
-        if v not in MODES:
-            raise ValueError(f"must be one of {', '.join(MODES)}")
-        return v
-
-    @field_validator("extractors")
-    @classmethod
-    def _extractors(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("at least one extractor is needed")
-        unknown = [e for e in v if e not in BUILTIN_EXTRACTORS]
-        if unknown:
-            raise ValueError(f"unknown extractor(s) {', '.join(map(repr, unknown))}; known: {', '.join(BUILTIN_EXTRACTORS)}")
-        return v
 
 
 def public_url(url: str) -> str:

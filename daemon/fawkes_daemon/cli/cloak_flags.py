@@ -13,7 +13,7 @@ import typing
 from collections.abc import Iterable
 
 from fawkes_daemon.config import CloakConfig
-from fawkes_engine.cloak.options import MODES
+from fawkes_engine.cloak.user_options import USER_OPTIONS
 
 
 def _flag(name: str) -> str:
@@ -38,7 +38,7 @@ def add_cloak_flags(parser: argparse.ArgumentParser, only: Iterable[str] | None 
             kw["type"] = lambda v: [x for x in v.split(",") if x]
             kw["metavar"] = "A,B"
         elif name == "mode":
-            kw["choices"] = list(MODES)
+            kw["choices"] = list(USER_OPTIONS[name].choices)
         else:
             kw["type"] = base
         parser.add_argument(_flag(name), dest=name, **kw)

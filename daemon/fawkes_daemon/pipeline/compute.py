@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from fawkes_daemon.pipeline.decide import Facts, NoFacePolicy, Policy, WeakPolicy, decide
-from fawkes_engine.cloak.options import next_mode
+from fawkes_engine.cloak.options import CloakOptions, next_mode
 from fawkes_engine.photo_io import MetadataPolicy, Photo, encode_photo, output_format
 
 if TYPE_CHECKING:  # the engine's real types on the seam, without importing torch at start
     import numpy as np
 
-    from fawkes_daemon.config import CloakConfig, Config
+    from fawkes_daemon.config import Config
     from fawkes_daemon.pipeline.intake import Fresh
     from fawkes_daemon.pipeline.library import Library
     from fawkes_engine.people import PersonDirectory
@@ -102,10 +102,8 @@ class BatchCloaker:
     mode's budget (at the top mode it is published, weak), or held until `fawkes release`.
     """
 
-    def __init__(
-        self, cloak: CloakConfig, device: str, metadata: MetadataPolicy, no_face: NoFacePolicy, weak: WeakPolicy = "publish"
-    ) -> None:
-        self.cloak, self.device, self.metadata = cloak, device, metadata
+    def __init__(self, options: CloakOptions, metadata: MetadataPolicy, no_face: NoFacePolicy, weak: WeakPolicy = "publish") -> None:
+        self.options, self.metadata = options, metadata
         self.policy = Policy(no_face=no_face, weak=weak)
         self._by_mode: dict[str, PhotoCloaker] = {}
 
@@ -120,19 +118,18 @@ class BatchCloaker:
 
     def photo_cloaker(self, mode: str | None = None) -> PhotoCloaker:
         """The photo cloaker for a mode (the configured one by default), made once."""
-        mode = mode or self.cloak.mode
+        mode = mode or self.options.budget.mode
         if mode not in self._by_mode:
             from fawkes_engine.pipeline import PhotoCloaker
 
-            cfg = self.cloak if mode == self.cloak.mode else self.cloak.model_copy(update={"mode": mode})
             first = next(iter(self._by_mode.values()), None)
-            self._by_mode[mode] = PhotoCloaker(cfg.to_options(self.device), detector=first.detector if first else None)
+            self._by_mode[mode] = PhotoCloaker(self.options.replace(mode=mode), detector=first.detector if first else None)
         return self._by_mode[mode]
 
     def run(self, photos: list[Photo], releases: list[bool], mode: str | None, people: PersonDirectory | None = None) -> list[Outcome]:
         """One optimization batch at ``mode`` (the configured one by default), each photo's outcome decided;
         raises only for a batch-level failure. ``people``: the library's person directory."""
-        mode = mode or self.cloak.mode
+        mode = mode or self.options.budget.mode
         results = self.photo_cloaker(mode).cloak(photos, people=people)
         modes = [mode] * len(photos)
         if self.policy.weak == "escalate":
@@ -216,7 +213,7 @@ class LocalCompute:
 
     def __init__(self, config: Config, library: Library | None = None) -> None:
         c = config
-        self.batches = BatchCloaker(c.cloak, c.device, c.metadata, c.no_face, c.weak_cloak)  # torch is imported on first use
+        self.batches = BatchCloaker(c.cloak.to_options(c.device), c.metadata, c.no_face, c.weak_cloak)  # torch is imported on first use
         self.library = library
         self._done: list[Computed] = []
 

@@ -44,7 +44,7 @@ class CloakActor:
         if threads > 0:
             torch.set_num_threads(threads)
         # the batch's people are grouped within the batch (no library store on an actor)
-        self.batches = BatchCloaker(CloakConfig.model_validate_json(cloak_json), device, metadata, no_face, weak)
+        self.batches = BatchCloaker(CloakConfig.model_validate_json(cloak_json).to_options(device), metadata, no_face, weak)
 
     def run(self, batch: list[tuple[str, bytes, bool]], mode: str | None) -> list[Outcome]:
         """Decode, cloak (one optimization batch, as the plain worker would), encode."""
