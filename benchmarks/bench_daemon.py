@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import SHARED, report
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 
 
 def cpu_seconds(pid: int) -> float:
@@ -49,7 +49,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fawkes-bench-"))
     src = tmp / "src"
     sample = next((SHARED / "dev" / "faces" / "Tom_Hanks").glob("*.jpg")).read_bytes()
-    q = Queue(tmp / "state" / "queue.sqlite3")
+    q = StateDB(tmp / "state" / "queue.sqlite3").queue
     for i in range(args.files):
         d = src / f"{i // 500:03d}"
         d.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,7 @@ def main() -> None:
             time.sleep(0.05)
         appeared = time.time()
         time.sleep(0.5)
-        qq = Queue(tmp / "state" / "queue.sqlite3")
+        qq = StateDB(tmp / "state" / "queue.sqlite3").queue
         row = qq.db.execute("SELECT seconds FROM files WHERE relpath=?", (dest.name,)).fetchone()
         qq.close()
         extra.append(appeared - landed - (row["seconds"] or 0))

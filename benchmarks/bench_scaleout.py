@@ -30,10 +30,10 @@ PHOTOS = ["lady.jpg", "couple.jpg", "nikon_d700_two_faces.jpg", "nokia_bothie_se
 RUN = """
 import json, sys, time
 from fawkes_daemon.config import load_config
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.walk import backlog, queue_backlog
 from fawkes_daemon.pipeline.driver import Pipeline
-cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
+cfg = load_config(sys.argv[1]); q = StateDB(cfg.db_path).queue
 queue_backlog(q, backlog(cfg))
 t0 = time.perf_counter(); w = Pipeline(cfg, q); stamps = []
 if sys.argv[2] == "plain":

@@ -26,6 +26,7 @@ from PIL import Image
 from benchmarks.common import report
 from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.ui.server import UIServer
 
 GOAL_MS = 200.0
@@ -82,7 +83,7 @@ def main() -> None:
             yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"})
         )
         cfg = load_config(tmp / "config.yaml")
-        q = Queue(cfg.db_path)
+        q = StateDB(cfg.db_path).queue
         big = fill(q, args.rows, tmp / "src")
         counts = q.counts()
         q.close()

@@ -25,10 +25,18 @@ from fawkes_daemon.config import load_config
 from fawkes_daemon.queue import Queue
 from fawkes_daemon.walk import backlog, queue_backlog
 
-try:  # the pipeline package (issue 40); an older checkout has the worker
+try:  # the pipeline package and the state database (issue 40); an older checkout has the worker and the queue
     from fawkes_daemon.pipeline.driver import Pipeline as Worker
+    from fawkes_daemon.state_db import StateDB
+
+    def open_queue(path: Path) -> Queue:
+        return StateDB(path).queue
 except ImportError:
     from fawkes_daemon.worker import Worker  # type: ignore[no-redef]
+
+    def open_queue(path: Path) -> Queue:
+        return Queue(path)  # type: ignore[call-arg]
+
 
 PHOTOS = ["lady.jpg", "couple.jpg", "group_2.jpg", "park_noface.jpg", "nokia_bothie_selfie.heic", "nikon_d700_two_faces.jpg"]
 
@@ -47,7 +55,7 @@ def main() -> None:
     base = {"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state", "batch_size": 4}
     cfg_path.write_text(yaml.safe_dump({**base, **({"cloak": cloak} if cloak else {})}))
     cfg = load_config(cfg_path)
-    q = Queue(cfg.db_path)
+    q = open_queue(cfg.db_path)
     queue_backlog(q, backlog(cfg))
     w = Worker(cfg, q)
     while w.run_batch():

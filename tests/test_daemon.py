@@ -16,7 +16,7 @@ from PIL import Image
 
 from fawkes_daemon.config import ConfigError, load_config
 from fawkes_daemon.ignore import is_ignored
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import DaemonProc, counts, share_files, status, wait_for, wait_for_progress, write_config
 
 
@@ -67,21 +67,22 @@ def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
     old.execute("INSERT INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES ('cam', 'x.jpg', 1, 1, 'done', 0, 0)")
     old.commit()
     old.close()
-    migrated = Queue(tmp_path / "old.sqlite3")
-    assert migrated.version == len(MIGRATIONS) == 6
+    state = StateDB(tmp_path / "old.sqlite3")
+    migrated = state.queue
+    assert state.version == len(MIGRATIONS) == 6
     assert {"people", "face_features"} <= {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
     assert migrated.counts()["done"] == 1 and migrated.pushes.counts()["pending"] == 0
     assert {"ssimulacra2", "output_hash", "skipped"} <= {r[1] for r in migrated.db.execute("PRAGMA table_info(files)")}
     migrated.close()
 
-    q = Queue(tmp_path / "q.sqlite3")
-    assert q.version == len(MIGRATIONS)
+    q = StateDB(tmp_path / "q.sqlite3").queue
+    assert q.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert q.add("cam", "a.jpg", 10, 1) and not q.add("cam", "a.jpg", 10, 1)
     assert q.add("cam", "a.jpg", 11, 2)  # a new version of the same file is a new row
     jobs = q.claim(5)
     assert len(jobs) == 2 and q.counts()["working"] == 2
     q.close()
-    q2 = Queue(tmp_path / "q.sqlite3")
+    q2 = StateDB(tmp_path / "q.sqlite3").queue
     assert q2.requeue_interrupted() == 2 and q2.counts()["pending"] == 2
     assert q2.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -148,9 +149,8 @@ def _face_regions(config: Path) -> dict[str, list[list[int]]]:
     import json
 
     from fawkes_daemon.config import load_config
-    from fawkes_daemon.queue import Queue
 
-    q = Queue(load_config(config).db_path)
+    q = StateDB(load_config(config).db_path).queue
     try:
         rows = q.rows("done", 10_000)
     finally:
@@ -234,7 +234,7 @@ def test_bad_inputs_get_a_state_and_the_daemon_stays_up(dev: Path, tmp_path: Pat
     finally:
         assert d.stop() == 0
     errors = {Path(e["file"]).name: e["error"] for e in st["last_errors"]}
-    q = Queue(tmp_path / "state" / "queue.sqlite3")
+    q = StateDB(tmp_path / "state" / "queue.sqlite3").queue
     rows = {r["relpath"]: r for r in q.rows(limit=100)}
     for name, words in expected.items():
         assert rows[name]["state"] == "failed" and words in rows[name]["error"] and name in rows[name]["error"], rows[name]

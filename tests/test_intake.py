@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from fawkes_daemon.cli.cloak_paths import collect
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import DaemonProc, wait_for
 from tests.helpers.worker import FACE, Harness, config_file, small_photo
 
@@ -42,7 +42,7 @@ def _corrupt_heic(good: bytes) -> bytes:
 
 @pytest.mark.unit
 def test_non_utf8_names_are_stored_losslessly(tmp_path: Path) -> None:
-    q = Queue(tmp_path / "q.sqlite3")
+    q = StateDB(tmp_path / "q.sqlite3").queue
     name = os.fsdecode(b"bad_\xff.jpg")
     assert q.add("cam", name, 3, 4) and q.known("cam", name, 3, 4) and not q.add("cam", name, 3, 4)
     assert not q.known("cam", os.fsdecode(b"bad_\xfe.jpg"), 3, 4)

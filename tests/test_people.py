@@ -10,7 +10,7 @@ import pytest
 
 from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.pipeline.removals import forget_files
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from fawkes_engine.cloak.direction import person_anchors, person_groups
 from fawkes_engine.cloak.jobs import FaceJob
 from fawkes_engine.evaluate.readouts import bootstrap_mean, r_self
@@ -76,7 +76,7 @@ def test_group_centroids_and_anchors() -> None:
 
 
 def test_store_keeps_embeddings_private_and_forgets_them_with_the_row(tmp_path) -> None:
-    q = Queue(tmp_path / "state" / "queue.sqlite3")
+    q = StateDB(tmp_path / "state" / "queue.sqlite3").queue
     store = PeopleStore(q.db, q.lock)
     assert q.add("cam", "a.jpg", 1, 1) and q.add("cam", "b.jpg", 2, 2)
     ids = [j.id for j in q.claim(2)]
@@ -109,7 +109,7 @@ def test_readouts() -> None:
 
 
 def test_d5_d10_a_damaged_or_nan_embedding_is_skipped_and_reported_once(tmp_path, caplog) -> None:
-    q = Queue(tmp_path / "state" / "queue.sqlite3")
+    q = StateDB(tmp_path / "state" / "queue.sqlite3").queue
     store = PeopleStore(q.db, q.lock)
     for i in range(4):
         assert q.add("cam", f"{i}.jpg", i + 1, i + 1)

@@ -16,7 +16,7 @@ import pytest
 
 from fawkes_daemon.config import PushConfig
 from fawkes_daemon.push import Pusher, RcloneRemote
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import DaemonProc, wait_for, write_config
 from tests.test_service import fawkes, file_keyring_env
 
@@ -166,7 +166,7 @@ def test_rclone_gets_its_password_from_the_environment_and_only_to_share_files(t
     (to_share / "cam").mkdir(parents=True)
     (to_share / "cam" / "x.jpg").write_bytes(b"safe copy")
     (tmp_path / "outside.jpg").write_bytes(b"original")
-    q = Queue(tmp_path / "q.sqlite3")
+    q = StateDB(tmp_path / "q.sqlite3").queue
     cfg = PushConfig(kind="rclone", remote="photos:", secret="rclone", rclone_binary=str(fake))
     pusher = Pusher(cfg, to_share, q, RcloneRemote(cfg, "rc-pass-991"))
     import hashlib

@@ -24,10 +24,10 @@ REFERENCE = """
 import sys, torch
 torch.set_num_threads(1)  # an actor's thread count (compute.cpus_per_actor): oneDNN's sums depend on it
 from fawkes_daemon.config import load_config
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.walk import backlog, queue_backlog
 from fawkes_daemon.pipeline.driver import Pipeline
-cfg = load_config(sys.argv[1]); q = Queue(cfg.db_path)
+cfg = load_config(sys.argv[1]); q = StateDB(cfg.db_path).queue
 queue_backlog(q, backlog(cfg))
 w = Pipeline(cfg, q)
 while w.run_batch():

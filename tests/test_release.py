@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fawkes_daemon.config import load_config
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.worker import small_photo
 
 
@@ -50,7 +50,7 @@ def test_release_of_a_link_is_about_the_link_not_its_target(tmp_path: Path) -> N
     (tmp_path / "src" / "link.jpg").symlink_to(tmp_path / "src" / "a.jpg")
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
-    q = Queue(load_config(cfg_path).db_path)
+    q = StateDB(load_config(cfg_path).db_path).queue
     q.add("cam", "a.jpg", 1, 1)
     (job,) = q.claim(1)
     q.finish(job.id, "held", error="held for the test")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from fawkes_daemon.config import ConfigError, ScheduleConfig, load_config
-from fawkes_daemon.queue import Queue
 from fawkes_daemon.schedule import WorkPolicy, in_window
 from fawkes_daemon.service import exec_args, render_launchd_plist, render_systemd_unit
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import DaemonProc, counts, status, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_schedule_and_push_config_errors_name_the_key(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_maintenance_checks_and_truncates(tmp_path: Path) -> None:
-    q = Queue(tmp_path / "q.sqlite3")
+    q = StateDB(tmp_path / "q.sqlite3").queue
     q.add("cam", "a.jpg", 1, 1)
     q.pushes.add("cam/a.jpg", "0" * 64)
     info = q.maintain()

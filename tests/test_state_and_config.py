@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from fawkes_daemon.config import ConfigError, load_config
-from fawkes_daemon.queue import Queue, StateError
 from fawkes_daemon.schema import MIGRATIONS
+from fawkes_daemon.state_db import StateDB
+from fawkes_daemon.transaction import StateError
 
 
 def _config(tmp_path: Path) -> Path:
@@ -48,13 +49,13 @@ def test_d12_a_key_given_twice_stops_the_config_naming_it_and_its_lines(tmp_path
 @pytest.mark.unit
 def test_d11_a_queue_from_a_newer_version_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "state" / "queue.sqlite3"
-    Queue(path).close()
+    StateDB(path).queue.close()
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
     db.commit()
     db.close()
     with pytest.raises(StateError) as e:
-        Queue(path)
+        StateDB(path)
     assert "newer Fawkes Sync" in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -101,7 +102,7 @@ def test_d8_a_file_changed_after_it_was_queued_is_superseded_not_failed(tmp_path
     photo = tmp_path / "src" / "a.jpg"
     photo.write_bytes(b"\xff\xd8 first version")
     st = photo.stat()
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     try:
         q.add("cam", "a.jpg", st.st_size, st.st_mtime_ns)
         jobs = q.claim(1)
@@ -122,7 +123,7 @@ def test_the_pages_crops_of_a_row_gone_by_any_route_are_pruned(tmp_path: Path) -
     from tests.helpers.daemon import write_config
 
     cfg = load_config(write_config(tmp_path))
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     try:
         q.add("cam", "a.jpg", 1, 1)
         q.add("cam", "b.jpg", 2, 2)

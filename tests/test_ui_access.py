@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from fawkes_daemon.config import load_config
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import write_config
 from tests.helpers.ui import UIProc, landscape
 
@@ -34,7 +34,7 @@ def served(tmp_path: Path):
     cfg = load_config(config)
     landscape(tmp_path / "src" / "hills.jpg")
     (tmp_path / "private.jpg").write_bytes((tmp_path / "src" / "hills.jpg").read_bytes())
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     st = os.stat(tmp_path / "src" / "hills.jpg")
     q.add("cam", "hills.jpg", st.st_size, st.st_mtime_ns)
     (job,) = q.claim(1)
@@ -80,7 +80,7 @@ def test_the_token_file_is_private_and_a_missing_or_wrong_token_is_refused(serve
     assert anon.get("/?token=" + "x" * 43).status_code == 403
     r = anon.post(f"/file/{file_id}/release", data={"csrf": "0" * 64})
     assert r.status_code == 401
-    assert Queue(cfg.db_path).counts()["held"] == 1
+    assert StateDB(cfg.db_path).queue.counts()["held"] == 1
 
 
 def test_an_action_needs_the_csrf_token_and_the_same_origin(served) -> None:
@@ -91,11 +91,11 @@ def test_an_action_needs_the_csrf_token_and_the_same_origin(served) -> None:
     token = csrf_of(c)
     evil = c.post(f"/file/{file_id}/release", data={"csrf": token}, headers={"origin": "http://evil.example"})
     assert evil.status_code == 403 and "cross-origin" in evil.text
-    assert Queue(cfg.db_path).counts()["held"] == 1, "a refused POST changed the queue"
+    assert StateDB(cfg.db_path).queue.counts()["held"] == 1, "a refused POST changed the queue"
     back = prefix_of(c) + "/attention"
     ok = c.post(f"/file/{file_id}/release", data={"csrf": token, "back": back}, headers={"origin": ui.base.rstrip("/")})
     assert ok.status_code == 303 and ok.headers["location"].startswith(back + "?done=")
-    assert Queue(cfg.db_path).counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
+    assert StateDB(cfg.db_path).queue.counts() == {"pending": 1, "working": 0, "done": 0, "failed": 0, "held": 0}
 
 
 def test_images_are_served_by_id_only_never_by_path(served) -> None:
@@ -124,7 +124,7 @@ def test_images_are_served_by_id_only_never_by_path(served) -> None:
 def test_a_row_pointing_outside_its_folder_is_not_served(served) -> None:
     """A queue row is data: one whose path leads out of its source (a tampered database) shows nothing."""
     ui, cfg, file_id, tmp = served
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     q.add("cam", "../private.jpg", 1, 1)
     row_id = q.db.execute("SELECT id FROM files WHERE relpath='../private.jpg'").fetchone()[0]
     q.db.execute("UPDATE files SET state='held' WHERE id=?", (row_id,))
@@ -185,7 +185,7 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_on_every_page(tmp_path: P
     raw = os.fsencode(tmp_path / "src") + b"/f\xe9te.jpg"  # Latin-1 "fête": not UTF-8
     landscape(Path(os.fsdecode(raw)))
     name = os.fsdecode(raw).rsplit("/", 1)[1]
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     st = os.stat(raw)
     q.add("cam", name, st.st_size, st.st_mtime_ns)
     (job,) = q.claim(1)
@@ -274,7 +274,7 @@ def test_r17_the_push_url_query_string_is_shown_nowhere(tmp_path: Path) -> None:
     assert public_url("https://alice:pw@cloud.example.org/dav/?k=1") == "https://alice@cloud.example.org/dav/?…"
     url = "https://cloud.example.org/dav/?access_key=abc123"
     config = write_config(tmp_path, push={"kind": "webdav", "url": url, "user": "alice", "secret": "nextcloud"})
-    Queue(load_config(config).db_path).close()  # the pushes table exists: the Overview shows the push
+    StateDB(load_config(config).db_path).queue.close()  # the pushes table exists: the Overview shows the push
     out = subprocess.run(
         [sys.executable, "-m", "fawkes_daemon.cli", "status", "--json", "--config", str(config)], capture_output=True, text=True
     )
@@ -301,7 +301,7 @@ def test_r18_every_held_or_failed_row_is_reachable_page_by_page(tmp_path: Path) 
     """R18: the page listed the newest 200 held or failed rows, with no way to the others."""
     config = write_config(tmp_path, no_face="hold")
     cfg = load_config(config)
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     for i in range(450):
         q.add("cam", f"p{i:04d}.jpg", 1, i + 1)
     for job in q.claim(450):
@@ -358,7 +358,7 @@ def test_r21_images_are_read_through_the_descriptor_that_was_checked(tmp_path: P
     cfg = load_config(config)
     (tmp_path / "src" / "dir").mkdir()
     landscape(tmp_path / "src" / "dir" / "x.jpg")
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     st = os.stat(tmp_path / "src" / "dir" / "x.jpg")
     q.add("cam", "dir/x.jpg", st.st_size, st.st_mtime_ns)
     (job,) = q.claim(1)
@@ -406,5 +406,5 @@ def test_d16_a_huge_post_is_refused_with_413_and_the_page_goes_on(served) -> Non
 
     streamed = c.post(f"/file/{file_id}/release", content=chunks(), headers={"origin": ui.base.rstrip("/")})
     assert streamed.status_code == 413
-    assert Queue(cfg.db_path).counts()["held"] == 1
+    assert StateDB(cfg.db_path).queue.counts()["held"] == 1
     assert c.get("/attention").status_code == 200

@@ -117,13 +117,13 @@ def test_cloak_again_at_a_higher_mode_reaches_the_worker(tmp_path: Path, dev: Pa
     """The page's third action: the row is queued with the next mode up, and the worker cloaks it at that mode."""
     from fawkes_daemon.config import load_config
     from fawkes_daemon.pipeline.driver import Pipeline
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.state_db import StateDB
     from fawkes_daemon.ui.app import higher_mode
     from fawkes_daemon.ui.store import Store
 
     cfg = load_config(write_config(tmp_path))
     shutil.copyfile(dev / FACE, tmp_path / "src" / "lady.jpg")
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     st = os.stat(tmp_path / "src" / "lady.jpg")
     q.add("cam", "lady.jpg", st.st_size, st.st_mtime_ns)
     pipeline = Pipeline(cfg, q)

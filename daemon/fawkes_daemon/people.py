@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from fawkes_daemon.queue import write_transaction
+from fawkes_daemon.transaction import write_transaction
 from fawkes_engine.people import PersonDirectory
 
 log = logging.getLogger("fawkes.people")

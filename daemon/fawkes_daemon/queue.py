@@ -15,35 +15,17 @@ the same ``str`` Python's ``os`` functions use (surrogateescape).
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fawkes_daemon import queue_reads as reads
 from fawkes_daemon.pushes import PushStore
 from fawkes_daemon.queue_reads import STATES, TEXT_COLUMNS, decode_row, from_db, to_db
-from fawkes_daemon.schema import MIGRATIONS, statements
-
-
-@contextlib.contextmanager
-def write_transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
-    """One write transaction under the lock: committed when the block ends, rolled back if it raises.
-
-    Every multi-statement write of the state database goes through this (the queue's, the
-    people store's and the removals'), so none can leave half a change.
-    """
-    with lock:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+from fawkes_daemon.transaction import write_transaction
 
 
 @dataclass
@@ -58,86 +40,20 @@ class Job:
     mode: str | None = None  # a mode the user asked for this file; None: the configured one
 
 
-class StateError(Exception):
-    """The state database cannot be used (corrupt, or not a database): one line naming it and what to do."""
-
-
-def state_error(path: Path, e: Exception) -> StateError:
-    return StateError(
-        f"{path}: the queue database cannot be used ({e}); stop the daemon, move the file aside "
-        "(a new one is built at the next start and every source is rescanned; held and failed files are queued again)"
-    )
-
-
-def check_database(path: Path) -> None:
-    """Raise :class:`StateError` if the database at ``path`` exists but cannot be read (for readers such as the web page)."""
-    if not path.exists():
-        return
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as e:
-        raise state_error(path, e) from None
-
-
 class Queue:
-    """Thread-safe access to the queue database (one connection, serialized by a lock)."""
+    """The files table: one row per version of a source file. A store of the state database
+    (:class:`fawkes_daemon.state_db.StateDB`, which opens it): its connection and lock, shared."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        # the state folder and the database are the owner's alone: rows name private photos, reports
-        # hold per-face figures, and with `cloak.people` the database keeps face embeddings
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
-        try:
-            # created 0600 before SQLite opens it, and only when new: closing a descriptor of a file that a
-            # connection of this process holds would drop that connection's POSIX locks (and let another
-            # connection delete the live WAL as if it were the last one)
-            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-        except FileExistsError:
-            pass
-        os.chmod(self.path, 0o600)  # SQLite gives its -wal and -shm files the database's own mode
-        self._lock = self.lock = threading.RLock()
-        self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            self.migrate()
-        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
-            self.db.close()
-            raise state_error(self.path, e) from None
-        self.pushes = PushStore(self.db, self._lock)
-
-    # -- schema ------------------------------------------------------------------------------
-    @property
-    def version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
-    def migrate(self) -> None:
-        with self._lock:
-            v = self.version
-            if v > len(MIGRATIONS):
-                # a newer version's schema: its rows may mean what this version cannot know, and writing to it
-                # would break the newer version; refuse rather than guess
-                raise StateError(
-                    f"{self.path}: the queue database was written by a newer Fawkes Sync (schema {v}; this version knows "
-                    f"up to {len(MIGRATIONS)}); run the newer version, or stop the daemon and move the file aside"
-                )
-            for i, sql in enumerate(MIGRATIONS[v:], start=v + 1):
-                with self.transaction():
-                    for stmt in statements(sql):
-                        self.db.execute(stmt)
-                    self.db.execute(f"PRAGMA user_version={i}")
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock, path: Path, pushes: PushStore) -> None:
+        self.db, self.lock, self.path = db, lock, path
+        self._lock = lock
+        self.pushes = pushes  # the push records written beside a safe copy's row
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self.db, self._lock)
 
     def close(self) -> None:
+        """Close the state database's connection (every store of it)."""
         with self._lock:
             self.db.close()
 

@@ -35,12 +35,11 @@ from fawkes_daemon import health
 from fawkes_daemon.config import Config
 from fawkes_daemon.heartbeat import write_state
 from fawkes_daemon.notify import notify
-from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.pipeline.driver import Pipeline
 from fawkes_daemon.pipeline.removals import Removals
 from fawkes_daemon.push import Pusher, make_remote
-from fawkes_daemon.queue import Queue
 from fawkes_daemon.schedule import WorkPolicy
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.watch import StabilityGate, Watcher
 
 if TYPE_CHECKING:
@@ -53,7 +52,8 @@ class Daemon:
     def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
-        self.queue = Queue(config.db_path)
+        self.state = StateDB(config.db_path)
+        self.queue = self.state.queue
         self.gate = StabilityGate(config, self.queue)
         self.policy = WorkPolicy(config.schedule)
         self.pause_reason: str | None = self.policy.reason_to_wait()
@@ -134,7 +134,7 @@ class Daemon:
     def start(self) -> None:
         for problem in health.problems(self.config):
             log.warning("health: %s", problem)
-        if not self.config.cloak.people and (gone := PeopleStore(self.queue.db, self.queue.lock).forget_all()):
+        if not self.config.cloak.people and (gone := self.state.people.forget_all()):
             log.info("people: false: deleted the %d stored face embedding(s) an earlier configuration kept", gone)
         n = self.queue.requeue_interrupted()
         swept = self.pipeline.publisher.sweep_staging()

@@ -61,9 +61,9 @@ class DaemonProc:
 def counts(config: Path) -> dict[str, int]:
     """The queue's rows per state, read in-process from the daemon's own database (WAL: readers never block it)."""
     from fawkes_daemon.config import load_config
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.state_db import StateDB
 
-    q = Queue(load_config(config).db_path)
+    q = StateDB(load_config(config).db_path).queue
     try:
         return q.counts()
     finally:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fawkes_daemon.config import load_config
 from fawkes_daemon.pipeline.driver import Pipeline
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from tests.helpers.daemon import FAST
 
 
@@ -49,7 +49,7 @@ class Harness:
     def __init__(self, tmp: Path, cloaker, **extra) -> None:
         self.tmp = tmp
         self.config = load_config(config_file(tmp, **extra))
-        self.queue = Queue(self.config.db_path)
+        self.queue = StateDB(self.config.db_path).queue
         self.pipeline = Pipeline(self.config, self.queue)
         self.pipeline.use(self.config.cloak.mode, cloaker)
         self.src = tmp / "src"

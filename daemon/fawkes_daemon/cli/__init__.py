@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from fawkes_daemon.queue import StateError
+    from fawkes_daemon.transaction import StateError
 
     try:
         return int(args.func(args) or 0)

@@ -65,9 +65,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from fawkes_daemon.health import state_dir_full
-    from fawkes_daemon.queue import check_database
     from fawkes_daemon.queue_reads import PUSH_STATES
     from fawkes_daemon.schedule import WorkPolicy
+    from fawkes_daemon.transaction import check_database
     from fawkes_daemon.ui.store import Store
 
     cfg = _config(args)
@@ -132,18 +132,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.state_db import StateDB
 
-    n = Queue(_config(args).db_path).retry_failed()
+    n = StateDB(_config(args).db_path).queue.retry_failed()
     print(f"{n} failed file(s) queued again")
     return 0
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.state_db import StateDB
 
     cfg = _config(args)
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     given = Path(args.path).expanduser().absolute()
     # the folder resolved, the name not: `release src/link.png` is about the link's own row, never its target's
     target = Path(os.path.realpath(given.parent)) / given.name
@@ -161,11 +161,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Queue everything already in the source folders (the running daemon, or the next start, cloaks it)."""
     from rich.progress import Progress
 
-    from fawkes_daemon.queue import Queue
+    from fawkes_daemon.state_db import StateDB
     from fawkes_daemon.walk import backlog, queue_backlog
 
     cfg = _config(args)
-    q = Queue(cfg.db_path)
+    q = StateDB(cfg.db_path).queue
     files = backlog(cfg)
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("queueing", total=len(files))

@@ -10,7 +10,7 @@ from fawkes_daemon.config import LOOPBACK, default_config_path
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from fawkes_daemon.queue import check_database
+    from fawkes_daemon.transaction import check_database
     from fawkes_daemon.ui.server import UIServer
 
     cfg = _config(args)

@@ -24,8 +24,8 @@ from starlette.staticfiles import StaticFiles
 
 from fawkes_daemon.config import Config, public_url
 from fawkes_daemon.health import state_dir_full
-from fawkes_daemon.queue import Queue
 from fawkes_daemon.schedule import WorkPolicy
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.ui.access import TokenGate, csrf_for
 from fawkes_daemon.ui.images import ImageCache, NotServed
 from fawkes_daemon.ui.store import Store, daemon_state
@@ -166,7 +166,7 @@ class Pages:
         row = self.store.file(file_id)
         if row is None:
             return Response("no such file", status_code=404, media_type="text/plain")
-        q = Queue(self.config.db_path)
+        q = StateDB(self.config.db_path).queue
         try:
             if action == "release":
                 n, what = q.release_id(file_id), "released"

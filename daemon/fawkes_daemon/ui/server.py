@@ -9,7 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from fawkes_daemon.config import Config
-from fawkes_daemon.queue import Queue
+from fawkes_daemon.state_db import StateDB
 from fawkes_daemon.ui.access import new_prefix, new_token, write_token
 from fawkes_daemon.ui.app import build_app
 
@@ -54,7 +54,7 @@ class UIServer:
         self.token_path = config.state_dir / f"ui-token-{self.port}"
         write_token(self.token_path, self.token)
         if config.db_path.exists():
-            Queue(config.db_path).close()  # bring an older database's schema up to date before reading it read-only
+            StateDB(config.db_path).queue.close()  # bring an older database's schema up to date before reading it read-only
         self.remote = self.host not in ("127.0.0.1", "localhost", "::1")  # cmd_ui refuses this unless it was asked for
         self.prefix = new_prefix()
         app = build_app(config, config_path, self.token, self.port, self.token_path, self.prefix, allow_remote=self.remote or None)
