@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from fawkes_daemon.cli.cloak_paths import out_inside_input
+from tests.helpers.daemon import fawkes_cli, minimal_config
 from tests.helpers.worker import FACE, config_file, small_photo
 
 
@@ -138,3 +139,37 @@ def test_opt_in_extractors_without_their_weights_are_refused_at_start(tmp_path: 
             assert r.returncode == 2, (cmd, r.stderr)
             assert len(lines) == 1 and "faceres" in lines[0] and ("human-models" in lines[0] or "pinned" in lines[0]), (cmd, r.stderr)
     assert not (tmp_path / "share").exists() or not any((tmp_path / "share").rglob("*.jpg"))
+
+
+@pytest.mark.system
+def test_status_on_a_fresh_config_creates_nothing(tmp_path: Path) -> None:
+    cfg = minimal_config(tmp_path)
+    r = fawkes_cli("status", "--json", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert '"pending": 0' in r.stdout
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.system
+def test_cloak_on_an_empty_folder_says_so_before_loading_models(tmp_path: Path) -> None:
+    empty, cache = tmp_path / "empty", tmp_path / "cache"
+    empty.mkdir()
+    cache.mkdir()
+    r = fawkes_cli("cloak", str(empty), env={"FAWKES_CACHE_DIR": str(cache)})
+    assert r.returncode == 1
+    assert f"no photos found in {empty}" in r.stderr
+    assert not any(cache.iterdir())  # no model was built or loaded
+
+
+@pytest.mark.system
+def test_an_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    """--out below a file (as a read-only or full disk, the folder cannot be made; this holds for root too)."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (64, 64), (120, 90, 80)).save(src / "a.png")
+    (tmp_path / "a-file").write_text("not a folder")
+    r = fawkes_cli("cloak", str(src), "--out", str(tmp_path / "a-file" / "out"))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and "cannot create --out" in lines[0], r.stderr

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from fawkes_daemon.config import ConfigError, load_config
+from tests.helpers.daemon import minimal_config
 from tests.helpers.worker import config_file
 
 pytestmark = pytest.mark.unit
@@ -91,3 +92,18 @@ def test_short_secrets_are_redacted() -> None:
     finally:
         secrets.forget("p4s")  # no global left behind: "p4s" would be redacted from every later test's logs
     assert secrets.redact("login p4s failed") == "login p4s failed"
+
+
+@pytest.mark.unit
+def test_a_key_given_twice_stops_the_config_naming_it_and_its_lines(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("sources:\n  - {path: src, name: cam}\nto_share: share\nstate_dir: state\nto_share: elsewhere\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert "'to_share' appears twice" in str(e.value) and "lines 3 and 5" in str(e.value) and str(cfg) in str(e.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("sources:\n  - {path: src, name: cam}\nto_share: share\ncloak:\n  mode: mid\n  mode: high\n")
+    with pytest.raises(ConfigError, match="'mode' appears twice"):
+        load_config(nested)
+    assert load_config(minimal_config(tmp_path)).to_share.name == "share"  # the same keys once each load

@@ -55,38 +55,6 @@ def test_sync_tool_temporaries_are_ignored() -> None:
     assert not is_ignored("2024/holiday/a.jpg")
 
 
-@pytest.mark.unit
-def test_queue_migrates_and_requeues_interrupted(tmp_path: Path) -> None:
-    import sqlite3
-
-    from fawkes_daemon.schema import MIGRATIONS
-
-    # a database written by the first schema version, with a row in it
-    old = sqlite3.connect(tmp_path / "old.sqlite3")
-    old.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
-    old.execute("INSERT INTO files (source, relpath, size, mtime_ns, state, created, updated) VALUES ('cam', 'x.jpg', 1, 1, 'done', 0, 0)")
-    old.commit()
-    old.close()
-    state = StateDB(tmp_path / "old.sqlite3")
-    migrated = state.queue
-    assert state.version == len(MIGRATIONS) == 6
-    assert {"people", "face_features"} <= {r[0] for r in migrated.db.execute("SELECT name FROM sqlite_master")}
-    assert migrated.counts()["done"] == 1 and migrated.pushes.counts()["pending"] == 0
-    assert {"ssimulacra2", "output_hash", "skipped"} <= {r[1] for r in migrated.db.execute("PRAGMA table_info(files)")}
-    migrated.close()
-
-    q = StateDB(tmp_path / "q.sqlite3").queue
-    assert q.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert q.add("cam", "a.jpg", 10, 1) and not q.add("cam", "a.jpg", 10, 1)
-    assert q.add("cam", "a.jpg", 11, 2)  # a new version of the same file is a new row
-    jobs = q.claim(5)
-    assert len(jobs) == 2 and q.counts()["working"] == 2
-    q.close()
-    q2 = StateDB(tmp_path / "q.sqlite3").queue
-    assert q2.requeue_interrupted() == 2 and q2.counts()["pending"] == 2
-    assert q2.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
 @pytest.mark.system
 def test_new_renamed_and_slow_photos_each_give_one_safe_copy(dev: Path, tmp_path: Path) -> None:
     cfg = write_config(tmp_path)

@@ -15,6 +15,21 @@ import yaml
 FAST = {"mode": "low", "steps": 2}
 
 
+def minimal_config(tmp: Path) -> Path:
+    """A configuration of one source and nothing else: every other key at its default."""
+    (tmp / "src").mkdir(exist_ok=True)
+    cfg = tmp / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"sources": [{"path": "src", "name": "cam"}], "to_share": "share", "state_dir": "state"}))
+    return cfg
+
+
+def fawkes_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``fawkes ARGS`` as a user runs it: a new process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "fawkes_daemon.cli", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
 def write_config(tmp: Path, **extra) -> Path:
     cfg = {
         "sources": [{"path": str(tmp / "src"), "name": "cam"}],
