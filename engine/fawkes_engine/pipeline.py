@@ -125,11 +125,18 @@ class PhotoCloaker:
                     [core_of(results[j].box, r) for j, r in zip(mine, regions)],
                 )
                 for j, m in zip(mine, crowded):
-                    if m is not None:  # a face in a crowd, measured again with its neighbours' changes written
+                    if m is not None:  # a face in a crowd, measured again with its neighbours' changes written (in its box too)
                         r = results[j]
-                        r.dssim, r.dssim_scales, r.binding_width = m.scales.worst, m.scales.per_scale, m.scales.binding
-                        r.ssimulacra2, r.kept = m.ssimulacra2, r.kept * m.kept
-                        r.blemish, r.blemish_jnd = m.blemish, m.blemish_jnd  # its neighbours' change is in its box too
+                        results[j] = replace(
+                            r,
+                            dssim=m.scales.worst,
+                            dssim_scales=m.scales.per_scale,
+                            binding_width=m.scales.binding,
+                            ssimulacra2=m.ssimulacra2,
+                            kept=r.kept * m.kept,
+                            blemish=m.blemish,
+                            blemish_jnd=m.blemish_jnd,
+                        )
                 new = photo.with_pixels(rgb)
             else:
                 new = photo
