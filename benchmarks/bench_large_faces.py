@@ -18,8 +18,10 @@ self at three stages:
    detected afresh;
 3. ``jpeg85``: that file re-encoded by the tracker at JPEG q85, detected afresh.
 
-Recognizers: SFace and dlib (ours: YuNet + our alignment, ONNX), and dlib's own pipeline
-(``dlib-native``: HOG, 5-point chip, ResNet from dlib-bin), each under its own threshold:
+Recognizers: SFace and dlib (ours: YuNet + our alignment, ONNX), SFace as OpenCV aligns it
+(``sface-cv``: ``warpAffine`` bilinear without antialiasing, as ``FaceRecognizerSF.alignCrop``),
+and dlib's own pipeline (``dlib-native``: HOG, 5-point chip from dlib's pyramid, ResNet from
+dlib-bin): the last two cut the crop with trackers' resamplers, not the cloak's. Each under its own threshold:
 SFace verifies at cosine ≥ 0.363, dlib at distance < 0.6. A face "no longer verifies" when the
 written safe copy's face fails that test against the clean face. Visibility per face is
 measured by the independent check (scikit-image SSIM on dlib's HOG box, the ssimulacra2
@@ -50,8 +52,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    import cv2
+
     import fawkes_engine
-    from fawkes_engine.align import align_numpy
+    from fawkes_engine.align import align_numpy, similarity_transform
     from fawkes_engine.cloak import CloakOptions
     from fawkes_engine.cloak.variant import parse_variant
     from fawkes_engine.evaluate.crossing import nearest_face
@@ -79,9 +83,14 @@ def main() -> None:
     exts = {n: get_extractor(n) for n in ("sface", "dlib")}
 
     def ours(rgb8: np.ndarray, face) -> dict[str, np.ndarray]:
-        return {
+        out = {
             n: _unit(e.embed_onnx(align_numpy(rgb8, face.landmarks, e.spec.template, e.spec.input_size)[None])[0]) for n, e in exts.items()
         }
+        # SFace as OpenCV's FaceRecognizerSF.alignCrop cuts it: warpAffine, bilinear, no antialiasing
+        sf = exts["sface"]
+        m = similarity_transform(face.landmarks, sf.spec.template)
+        out["sface-cv"] = _unit(sf.embed_onnx(cv2.warpAffine(rgb8, m, (sf.spec.input_size,) * 2, flags=cv2.INTER_LINEAR)[None])[0])
+        return out
 
     def dlib_native(rgb8: np.ndarray, box) -> np.ndarray:
         x, y, w, h = box
@@ -142,18 +151,19 @@ def main() -> None:
                     if not dets:
                         continue
                     e = ours(img, nearest_face(dets, fr.box))
-                    for n in exts:
+                    for n in c:
                         row[f"{n} {stage}"] = float(c[n] @ e[n])
                 n_clean = dlib_native(clean8, fr.box)
                 row["dlib-native written"] = float(np.linalg.norm(dlib_native(written8, fr.box) - n_clean))
                 row["dlib-native jpeg85"] = float(np.linalg.norm(dlib_native(q85, fr.box) - n_clean))
                 row["sface unverified"] = float(row.get("sface written", 1.0) < SFACE_MATCH)  # type: ignore[operator]
+                row["sface-cv unverified"] = float(row.get("sface-cv written", 1.0) < SFACE_MATCH)  # type: ignore[operator]
                 row["dlib-native unverified"] = float(row["dlib-native written"] >= DLIB_MATCH)  # type: ignore[operator]
                 faces_out.append(row)
                 print({k: (round(x, 3) if isinstance(x, float) else x) for k, x in row.items()}, flush=True)
         per_face[spec] = faces_out
         agg: dict[str, object] = {"variant": spec, "faces": len(faces_out)}
-        for key in ("sface unverified", "dlib-native unverified"):
+        for key in ("sface unverified", "sface-cv unverified", "dlib-native unverified"):
             mean, lo, hi = bootstrap_mean([float(r[key]) for r in faces_out])  # type: ignore[arg-type]
             agg[key] = mean
             agg[f"{key} ci"] = f"{lo:.2f}-{hi:.2f}"
@@ -162,6 +172,8 @@ def main() -> None:
             "sface crop",
             "sface written",
             "sface jpeg85",
+            "sface-cv written",
+            "sface-cv jpeg85",
             "dlib crop",
             "dlib written",
             "dlib-native written",
@@ -173,8 +185,35 @@ def main() -> None:
         agg["s2 worst"] = float(np.min([float(r["s2 (independent)"]) for r in faces_out]))  # type: ignore[arg-type]
         agg["s/photo"] = float(np.median(seconds))
         rows.append(agg)
-    extra = {"faces": per_face, "min_width": args.min_width, "photos": args.folder or str(PHOTOS), "upscale": args.upscale}
+    extra = {
+        "paired": _paired(per_face),
+        "faces": per_face,
+        "min_width": args.min_width,
+        "photos": args.folder or str(PHOTOS),
+        "upscale": args.upscale,
+    }
     report(args.name, rows, {**extra, "engine": str(Path(fawkes_engine.__file__).parent)})
+
+
+PAIRED = ("kept", "s2 (independent)", "sface written", "sface-cv written", "sface jpeg85", "dlib-native written", "dlib-native jpeg85")
+
+
+def _paired(per_face: dict[str, list[dict[str, object]]]) -> dict[str, dict[str, list[float]]]:
+    """Each later variant minus the first, face by face (the same photo and face): mean and 95 % interval."""
+    from fawkes_engine.evaluate.readouts import bootstrap_mean
+
+    first, *later = list(per_face)
+    out: dict[str, dict[str, list[float]]] = {}
+    base = {(r["photo"], r["width"]): r for r in per_face.get(first, [])}
+    for spec in later:
+        pairs = [(base[(r["photo"], r["width"])], r) for r in per_face[spec] if (r["photo"], r["width"]) in base]
+        out[spec] = {}
+        for key in PAIRED:
+            diffs = [float(b[key]) - float(a[key]) for a, b in pairs if key in a and key in b]  # type: ignore[arg-type]
+            if diffs:
+                out[spec][key] = list(bootstrap_mean(diffs))
+        print(f"{spec} − {first}, {len(pairs)} faces:", {k: [round(x, 3) for x in v] for k, v in out[spec].items()})
+    return out
 
 
 def _photo_files(folder: str, only: set[str], per_folder: int, max_photos: int, extensions: set[str]) -> list[Path]:

@@ -61,12 +61,15 @@ def transform_scale(m: np.ndarray) -> float:
     return float(math.sqrt(abs(np.linalg.det(m[:, :2]))))
 
 
-def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
+def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: int, prescale: float | None = None) -> torch.Tensor:
     """Differentiably warp ``images`` (N×C×H×W) into N×C×size×size crops.
 
     ``matrices`` (N×2×3) map source pixel coordinates to crop pixel coordinates, as for
     ``cv2.warpAffine``. Pixel centres follow OpenCV's convention (integer coordinates).
-    Areas outside the source are filled with the nearest border pixel.
+    Areas outside the source are filled with the nearest border pixel. ``prescale``: shrink the
+    source by this factor (antialiased) before sampling it bilinearly, as a tracker's resampler
+    does (1: none, as ``cv2.warpAffine``; dlib's pyramid: its level's scale); None: to about the
+    crop's scale whenever the crop is much smaller.
     """
     if isinstance(matrices, np.ndarray):
         matrices = torch.as_tensor(matrices, dtype=images.dtype, device=images.device)
@@ -76,7 +79,8 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
         m = matrices[i].detach().cpu().double().numpy()
         scale = transform_scale(m)
         img = images[i : i + 1]
-        if scale < DOWNSCALE_BELOW:
+        shrink = scale if prescale is None else prescale
+        if scale < DOWNSCALE_BELOW if prescale is None else prescale < 1.0:
             # only the part of the source the crop sees (plus the resize filter's reach) is resized:
             # a large photo's face window is several times the crop's footprint
             x0, y0, x1, y1 = footprint(m, size, h, w)
@@ -86,7 +90,7 @@ def warp_faces(images: torch.Tensor, matrices: torch.Tensor | np.ndarray, size: 
             # Antialiased resize to about the crop's scale first: its backward pass spreads each
             # crop pixel's gradient smoothly over the source pixels it summarizes.
             hh, ww = img.shape[-2:]
-            nh, nw = max(2, round(hh * scale)), max(2, round(ww * scale))
+            nh, nw = max(2, round(hh * shrink)), max(2, round(ww * shrink))
             img = downscale(img, (nh, nw))
             fy, fx = nh / hh, nw / ww
             # resized pixel j has its centre at source coordinate (j + 0.5) / f − 0.5

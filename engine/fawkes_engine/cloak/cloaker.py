@@ -40,18 +40,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fawkes_engine.align import crop_window, footprint, similarity_transform, transform_scale, warp_faces, with_origin
+from fawkes_engine.align import crop_window, similarity_transform, transform_scale, warp_faces, with_origin
 from fawkes_engine.cloak.constraints import FaceLimits
+from fawkes_engine.cloak.crops import face_crops
 from fawkes_engine.cloak.direction import choose_targets, person_anchors, person_groups
 from fawkes_engine.cloak.floor import REFINE_BELOW, floor_scale, refine_within
 from fawkes_engine.cloak.jobs import FaceJob, FaceResult
 from fawkes_engine.cloak.measure import measure_results
 from fawkes_engine.cloak.objective import Goal, Objective
 from fawkes_engine.cloak.options import CloakOptions
+from fawkes_engine.cloak.photo_views import PhotoViews
 from fawkes_engine.cloak.precision import loop_module
 from fawkes_engine.cloak.rounding import shrink_into_budget, write_faces
 from fawkes_engine.cloak.state import FaceState, Phase, judge_from
-from fawkes_engine.cloak.window import VisibleWindow, extractor_view, to_unit
+from fawkes_engine.cloak.window import VisibleWindow, to_unit
 from fawkes_engine.device import available, log_mps_fallbacks, pick_device
 from fawkes_engine.memory import release_free_memory
 from fawkes_engine.models import get_extractor
@@ -280,6 +282,7 @@ class Cloaker:
         # only targeted cloaks toward a bank identity can be extended
         extend = b.max_extend if (may_extend and not o.targeting.stop_fraction and target is not None) else 0
         limits = FaceLimits.build(win.original, b.floor_in_loop, look.blemish_levels, look.blemish_jnd)
+        resampled = o.optimizer.tracker_views.resampling and PhotoViews.needed(mats, wc.sx)
         return FaceState(
             region,
             wc,
@@ -293,6 +296,7 @@ class Cloaker:
             extend,
             len(self.extractors),
             limits=limits,
+            photo_views=PhotoViews(job.image, wc.area, wc.sx, wc.sy) if resampled else None,
         )
 
     def _loop_dssim(self, f: FaceState, x: torch.Tensor) -> torch.Tensor:
@@ -330,24 +334,9 @@ class Cloaker:
                 f.window.show(adv)
 
     def _crops(self, faces: list[FaceState], diverse: bool, rows: list[int], rng: np.random.Generator) -> list[torch.Tensor]:
-        """Each extractor's view of faces ``rows`` (their canvases must show their ``adv``)."""
-        o = self.options
-        cpu_warp = o.runtime.deterministic and self.device.type in ("cuda", "mps")
-        per_ext: list[list[torch.Tensor]] = [[] for _ in self.extractors]
-        for j in rows:
-            f = faces[j]
-            h, w = f.window.canvas.shape[-2:]
-            views = []
-            for e_i, ext in enumerate(self.extractors):
-                m, sigma = f.mats[e_i], 0.0
-                if diverse:
-                    m, sigma = o.optimizer.diversity.sample_view(m, ext.spec.input_size, rng)
-                views.append((m, sigma, footprint(m, ext.spec.input_size, h, w)))
-            patches = f.window.patches(f.adv, [box for _m, _s, box in views])  # type: ignore[arg-type]
-            for e_i, (ext, (m, sigma, (bx0, by0, _bx1, _by1)), patch) in enumerate(zip(self.extractors, views, patches)):
-                crop = extractor_view(patch, with_origin(m, bx0, by0)[None], ext.spec.input_size, sigma, cpu_warp)
-                per_ext[e_i].append(crop)
-        return [torch.cat(c) for c in per_ext]
+        """Each extractor's view of faces ``rows`` (their canvases must show their ``adv``): :func:`face_crops`."""
+        cpu_warp = self.options.runtime.deterministic and self.device.type in ("cuda", "mps")
+        return face_crops(faces, rows, self.extractors, self.options.optimizer, diverse, cpu_warp, rng)
 
     def _step_loss(
         self, faces: list[FaceState], rows: list[int], objective: Objective, diverse: bool, rng: np.random.Generator

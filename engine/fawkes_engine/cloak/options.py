@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fawkes_engine.cloak.diversity import Diversity
+from fawkes_engine.cloak.tracker_views import TrackerViews
 
 FACE_MARGIN = (
     0.1  # the face box (the only pixels changed, where DSSIM is measured): the detector's box grown by this share of its size on each side
@@ -216,9 +217,20 @@ class Optimizer:
     diversity: Diversity = Diversity()  # random views of the face at each step (fawkes_engine.cloak.diversity)
     # in a face's extension rounds, each extractor it is not yet across under weighs this much more
     lag_weight: float = 1.5
+    # what trackers would cut from the photo, shown on diversified steps (fawkes_engine.cloak.tracker_views):
+    # the resamplers drawn from, and the landmarks' random shift as a share of the eye distance
+    resamplers: tuple[str, ...] = ("antialiased",)
+    landmark_jitter: float = 0.0
+
+    @property
+    def tracker_views(self) -> TrackerViews:
+        return TrackerViews(self.resamplers, self.landmark_jitter)
 
     def validate(self) -> None:
         self.diversity.validate()
+        self.tracker_views.validate()
+        if self.tracker_views.active and not self.diversity.enabled:
+            raise ValueError("resamplers and landmark_jitter act on diversified steps: they need diversity on")
         if self.lag_weight <= 0:
             raise ValueError(f"lag_weight must be > 0, got {self.lag_weight}")
 

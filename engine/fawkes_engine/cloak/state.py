@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from fawkes_engine.cloak.constraints import FaceLimits
+from fawkes_engine.cloak.photo_views import PhotoViews
 from fawkes_engine.cloak.window import VisibleWindow
 from fawkes_engine.working_scale import WorkingCopy
 
@@ -74,6 +75,7 @@ class FaceState:
     adv: torch.Tensor | None = None  # this step's face-box pixels
     d: torch.Tensor | None = None  # and their DSSIM (no graph)
     limits: FaceLimits | None = None  # the perceptual limits held in the loop, if any (fawkes_engine.cloak.constraints)
+    photo_views: PhotoViews | None = None  # trackers' clean crops of a large face, when asked for (fawkes_engine.cloak.tracker_views)
 
     def __post_init__(self) -> None:
         if not self.best_margins:

@@ -27,6 +27,8 @@ def flat_options(o: CloakOptions) -> dict[str, object]:
 
 def _parse(raw: str, current: object, key: str) -> object:
     if isinstance(current, tuple):
+        if current and isinstance(current[0], str):
+            return tuple(v.strip() for v in raw.split("/"))
         return tuple(float(v) for v in raw.split("/"))
     if isinstance(current, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")

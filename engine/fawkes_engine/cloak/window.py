@@ -21,7 +21,9 @@ from fawkes_engine.visibility.ssim import gaussian_blur
 from fawkes_engine.working_scale import WorkingCopy
 
 
-def extractor_view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: bool) -> torch.Tensor:
+def extractor_view(
+    patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, on_cpu: bool, prescale: float | None = None
+) -> torch.Tensor:
     """The crop an extractor sees (:func:`warp_faces`, then the diversity blur), computed on the
     CPU and moved back when ``on_cpu`` (a seeded CUDA cloak).
 
@@ -31,7 +33,7 @@ def extractor_view(patch: torch.Tensor, m: np.ndarray, size: int, sigma: float, 
     They are deterministic on the CPU, and only the crop's footprint travels.
     """
     x = patch.cpu() if on_cpu and patch.device.type != "cpu" else patch
-    crop = warp_faces(x, m, size)
+    crop = warp_faces(x, m, size, prescale)
     if sigma > 0:
         crop = gaussian_blur(crop, sigma)
     return crop.to(patch.device)
