@@ -8,7 +8,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.pipeline.removals import forget_files
 from fawkes_daemon.state_db import StateDB
 from fawkes_engine.cloak.direction import person_anchors, person_groups
@@ -77,7 +76,7 @@ def test_group_centroids_and_anchors() -> None:
 
 def test_store_keeps_embeddings_private_and_forgets_them_with_the_row(tmp_path) -> None:
     q = StateDB(tmp_path / "state" / "queue.sqlite3").queue
-    store = PeopleStore(q.db, q.lock)
+    store = q.people
     assert q.add("cam", "a.jpg", 1, 1) and q.add("cam", "b.jpg", 2, 2)
     ids = [j.id for j in q.claim(2)]
     x, _ = _people(1, 2)
@@ -110,7 +109,7 @@ def test_readouts() -> None:
 
 def test_d5_d10_a_damaged_or_nan_embedding_is_skipped_and_reported_once(tmp_path, caplog) -> None:
     q = StateDB(tmp_path / "state" / "queue.sqlite3").queue
-    store = PeopleStore(q.db, q.lock)
+    store = q.people
     for i in range(4):
         assert q.add("cam", f"{i}.jpg", i + 1, i + 1)
     ids = [j.id for j in q.claim(4)]

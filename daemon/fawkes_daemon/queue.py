@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fawkes_daemon import queue_reads as reads
+from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.pushes import PushStore
 from fawkes_daemon.queue_reads import STATES, TEXT_COLUMNS, decode_row, from_db, to_db
 from fawkes_daemon.transaction import write_transaction
@@ -44,10 +45,11 @@ class Queue:
     """The files table: one row per version of a source file. A store of the state database
     (:class:`fawkes_daemon.state_db.StateDB`, which opens it): its connection and lock, shared."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock, path: Path, pushes: PushStore) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock, path: Path, pushes: PushStore, people: PeopleStore) -> None:
         self.db, self.lock, self.path = db, lock, path
         self._lock = lock
         self.pushes = pushes  # the push records written beside a safe copy's row
+        self.people = people  # the person directory of the same database (one store, whoever reads it)
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self.db, self._lock)

@@ -57,7 +57,7 @@ class StateDB:
             raise state_error(self.path, e) from None
         self.pushes = PushStore(self.db, self._lock)
         self.people = PeopleStore(self.db, self._lock)
-        self.queue = Queue(self.db, self._lock, self.path, self.pushes)
+        self.queue = Queue(self.db, self._lock, self.path, self.pushes, self.people)
 
     # -- schema ------------------------------------------------------------------------------
     @property

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fawkes_daemon.config import Config
-from fawkes_daemon.people import PeopleStore
 from fawkes_daemon.pipeline.compute import Compute, Computed, LocalCompute, Progress
 from fawkes_daemon.pipeline.intake import Intake
 from fawkes_daemon.pipeline.library import Library
@@ -36,7 +35,7 @@ class Pipeline:
         self.queue = queue
         self.intake = Intake(config, queue)
         # the library's people (one direction per person): embeddings in the state directory only
-        self.library = Library(PeopleStore(queue.db, queue.lock)) if config.cloak.people else None
+        self.library = Library(queue.people) if config.cloak.people else None
         self.publisher = Publisher(config, queue, self.intake.src_path, self.library, on_published)
         local = LocalCompute(config, self.library)  # torch is imported on first use
         self.local: LocalCompute | None = local
