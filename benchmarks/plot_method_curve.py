@@ -5,8 +5,9 @@
         --out results/protection/curve-24.png
 
 Rows whose variant has ``leave=own`` are the old method (each photo toward one photo of its
-target, away from its own features); every other cloaked row is the new default (one person,
-one direction). Rows without a cloak (``none``) are left out. ``--old-default FILE`` names a
+target, away from its own features); rows with ``floor_in_loop=`` are the new objective with
+SSIMULACRA2 held inside the loop as a constraint (#38's loop); every other cloaked row is the
+new default (one person, one direction, the floor reached by shrinking). Rows without a cloak (``none``) are left out. ``--old-default FILE`` names a
 JSON measured while the old method was the default: its rows without ``leave=`` are old.
 One panel per tracker; each point is one budget (or mode), with its 95 % interval over users.
 """
@@ -41,15 +42,17 @@ def main() -> None:
         for r in json.loads(Path(p).read_text())["rows"]:
             if "s2 med" in r and r["variant"] != "none":
                 legacy = p in args.old_default and "leave=" not in r["variant"]
-                rows.append({**r, "new": "leave=own" not in r["variant"] and not legacy})
+                method = "old" if "leave=own" in r["variant"] or legacy else "loop" if "floor_in_loop=" in r["variant"] else "new"
+                rows.append({**r, "method": method})
     panels = [k for k in PANELS if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), sharey=True)
     for ax, key in zip(axes, panels):
-        for label, new, colour in (
-            ("old: own features, one target photo", False, "tab:grey"),
-            ("new: person's centroid, target centroid", True, "tab:blue"),
+        for label, method, colour in (
+            ("old: own features, one target photo", "old", "tab:grey"),
+            ("new: person's centroid, target centroid", "new", "tab:blue"),
+            ("new, SSIMULACRA2 held in the loop", "loop", "tab:orange"),
         ):
-            mine = sorted((r for r in rows if key in r and r["new"] == new), key=lambda r: -r["s2 med"])
+            mine = sorted((r for r in rows if key in r and r["method"] == method), key=lambda r: -r["s2 med"])
             if not mine:
                 continue
             xs = [r["s2 med"] for r in mine]
@@ -65,7 +68,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("protection (%), 95 % interval over users")
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("Protection against visibility, lfw-dev, 24 users: old and new objective")
+    fig.suptitle("Protection against visibility, lfw-dev, 24 users: old and new objective, old and new loop")
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
     print(f"written {args.out}")
