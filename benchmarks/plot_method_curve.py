@@ -6,8 +6,9 @@
 
 Rows whose variant has ``leave=own`` are the old method (each photo toward one photo of its
 target, away from its own features); rows with ``floor_in_loop=`` are the new objective with
-SSIMULACRA2 held inside the loop as a constraint (#38's loop); every other cloaked row is the
-new default (one person, one direction, the floor reached by shrinking). Rows without a cloak (``none``) are left out. ``--old-default FILE`` names a
+SSIMULACRA2 held inside the loop as a constraint (#38's loop); rows with ``ssimulacra2_floor=0``
+the new objective without a floor; every other cloaked row is the new objective with the floor
+reached by shrinking the change after the loop (the default's loop). Rows without a cloak (``none``) are left out. ``--old-default FILE`` names a
 JSON measured while the old method was the default: its rows without ``leave=`` are old.
 One panel per tracker; each point is one budget (or mode), with its 95 % interval over users.
 """
@@ -42,15 +43,25 @@ def main() -> None:
         for r in json.loads(Path(p).read_text())["rows"]:
             if "s2 med" in r and r["variant"] != "none":
                 legacy = p in args.old_default and "leave=" not in r["variant"]
-                method = "old" if "leave=own" in r["variant"] or legacy else "loop" if "floor_in_loop=" in r["variant"] else "new"
+                v = r["variant"]
+                method = (
+                    "old"
+                    if "leave=own" in v or legacy
+                    else "loop"
+                    if "floor_in_loop=" in v
+                    else "nofloor"
+                    if "ssimulacra2_floor=0" in v
+                    else "new"
+                )
                 rows.append({**r, "method": method})
     panels = [k for k in PANELS if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), sharey=True)
     for ax, key in zip(axes, panels):
         for label, method, colour in (
             ("old: own features, one target photo", "old", "tab:grey"),
-            ("new: person's centroid, target centroid", "new", "tab:blue"),
-            ("new, SSIMULACRA2 held in the loop", "loop", "tab:orange"),
+            ("new objective, no floor", "nofloor", "lightsteelblue"),
+            ("new objective, floor by shrinking (old loop)", "new", "tab:blue"),
+            ("new objective, floor held in the loop (new loop)", "loop", "tab:orange"),
         ):
             mine = sorted((r for r in rows if key in r and r["method"] == method), key=lambda r: -r["s2 med"])
             if not mine:
