@@ -290,7 +290,6 @@ def test_the_cloak_keys_are_the_engines_options_written_once() -> None:
         "extend_steps": 2,
         "max_budget": 0.02,
         "ssimulacra2_floor": 50.0,
-        "floor_in_loop": 70.0,
         "extractors": ["dlib"],
         "target_mode": "reachable",
         "target_identity": "x",

@@ -39,7 +39,6 @@ class CloakConfig(BaseModel):
     extend_steps: int | None = option("extend_steps")
     max_budget: float | None = option("max_budget")
     ssimulacra2_floor: float | None = option("ssimulacra2_floor")
-    floor_in_loop: float = option("floor_in_loop")
     extractors: list[str] = option("extractors")
     target_mode: TargetMode = option("target_mode")
     target_identity: str | None = option("target_identity")
@@ -63,7 +62,6 @@ class CloakConfig(BaseModel):
                 extend_steps=self.extend_steps,
                 max_budget=self.max_budget,
                 ssimulacra2_floor=self.ssimulacra2_floor,
-                floor_in_loop=self.floor_in_loop,
             ),
             targeting=Targeting(
                 extractors=tuple(self.extractors),

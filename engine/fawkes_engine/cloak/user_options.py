@@ -39,12 +39,6 @@ USER_OPTIONS: dict[str, UserOption] = {
         "the budget a face its own budget cannot carry across is cloaked again at (default: the mode's)", gt=0, lt=0.5
     ),
     "ssimulacra2_floor": UserOption("SSIMULACRA2 each face must keep (default: the mode's; none with dssim_budget; 0: none)", ge=0, le=100),
-    "floor_in_loop": UserOption(
-        "hold each face's SSIMULACRA2 at this inside the optimization instead of shrinking the change after it "
-        "(0: off; set ssimulacra2_floor to the same value): more protection at the same SSIMULACRA2",
-        ge=0,
-        lt=100,
-    ),
     "extractors": UserOption("the models cloaked against, comma list", choices=BUILTIN_EXTRACTORS),
     "target_mode": UserOption(
         "average: a target at typical distance (paper §8 mitigation against two-cluster detection); "
