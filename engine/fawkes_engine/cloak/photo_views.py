@@ -10,14 +10,20 @@ import cv2
 import numpy as np
 
 from fawkes_engine.align import DOWNSCALE_BELOW, transform_scale
+from fawkes_engine.photo_io import max_value
 
 
 def _full(m: np.ndarray) -> np.ndarray:
     return np.vstack([m, [0.0, 0.0, 1.0]])
 
 
+def _resampled(sx: float, sy: float) -> np.ndarray:
+    """The 3×3 map from an image's pixels to those of its resize by (sx, sy), pixel centres kept."""
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
 def _level(image: np.ndarray, kind: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The source a resampler warps from, and the 3×3 map from ``image``'s pixels to it.
+    """The source a resampler warps from (contiguous, made once), and the 3×3 map from ``image``'s pixels to it.
 
     ``bilinear`` warps the image itself; ``area`` first resizes it to the crop's scale by area
     averaging; ``pyramid`` halves it (Gaussian 5-tap, as dlib's ``pyramid_down<2>``) until the
@@ -28,14 +34,13 @@ def _level(image: np.ndarray, kind: str, scale: float) -> tuple[np.ndarray, np.n
     h, w = image.shape[:2]
     if kind == "area":
         pw, ph = max(2, round(w * scale)), max(2, round(h * scale))
-        sx, sy = pw / w, ph / h
         src = cv2.resize(np.ascontiguousarray(image), (pw, ph), interpolation=cv2.INTER_AREA)
-        return src, np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+        return src, _resampled(pw / w, ph / h)
     to_src = np.eye(3)
-    src = image
+    src = np.ascontiguousarray(image)
     if kind == "pyramid":
         while scale < 0.5 and min(src.shape[:2]) > 4:
-            src = cv2.pyrDown(np.ascontiguousarray(src))
+            src = cv2.pyrDown(src)
             to_src = np.diag([0.5, 0.5, 1.0]) @ to_src  # pyrDown's pixel i is centred on its source's 2i
             scale *= 2
     return src, to_src
@@ -51,14 +56,14 @@ class PhotoViews:
     def __init__(self, image: np.ndarray, area: tuple[int, int, int, int], sx: float, sy: float) -> None:
         ax0, ay0, ax1, ay1 = area
         self.image = image[ay0:ay1, ax0:ax1]
-        self.max_value = 65535.0 if image.dtype == np.uint16 else 255.0
+        self.max_value = float(max_value(image))
         # copy pixel centres: photo x ↦ (x − ax0 + 0.5)·sx − 0.5, so the area's pixel x ↦ (x + 0.5)·sx − 0.5
-        self._area_to_copy = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+        self._area_to_copy = _resampled(sx, sy)
         self._sx = sx
         self._sources: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    @classmethod
-    def needed(cls, mats: list[np.ndarray], sx: float) -> bool:
+    @staticmethod
+    def needed(mats: list[np.ndarray], sx: float) -> bool:
         """Whether a tracker sees this face downscaled (the copy's alignments ``mats``, copy px per photo px ``sx``)."""
         return min(transform_scale(m) for m in mats) * sx < DOWNSCALE_BELOW
 
@@ -77,7 +82,7 @@ class PhotoViews:
             self._sources[(kind, key)] = _level(self.image, kind, transform_scale(m_area[:2]))
         src, to_src = self._sources[(kind, key)]
         m_src = (m_area @ np.linalg.inv(to_src))[:2]
-        out = cv2.warpAffine(np.ascontiguousarray(src), m_src, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.warpAffine(src, m_src, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         out = out.astype(np.float32) / self.max_value
         prescale = None if kind == "area" else min(1.0, float(to_src[0, 0]) / self._sx)
         return (out[..., None] if out.ndim == 2 else out), prescale
